@@ -1,0 +1,17 @@
+//! Kiln's vocabulary: shapes, the closed set of operators with their shape rules, host tensors,
+//! the small `Backend` seam that the CPU and GPU paths implement, and the error type.
+
+mod backend;
+mod error;
+mod op;
+mod shape;
+mod tensor;
+
+pub use backend::{Backend, Bound};
+pub use error::{Error, Result};
+pub use op::{Adam, MatMul, Op, Reduce, Sgd};
+pub use shape::{DType, Shape, broadcast_shapes, contiguous_strides};
+pub use tensor::{HostTensor, TensorData};
+
+/// Highest tensor rank the kernels index; checked when a graph is built.
+pub const MAX_RANK: usize = 8;

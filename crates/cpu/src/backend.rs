@@ -1,0 +1,69 @@
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use kiln_core::{Backend, Bound, DType, HostTensor, Op, Result, Shape};
+
+/// The CPU backend: buffers are host byte vectors, kernels are the reference functions.
+#[derive(Default)]
+pub struct Cpu;
+
+pub type CpuBuffer = Rc<RefCell<Vec<u8>>>;
+
+type Slot = (CpuBuffer, Shape, DType);
+
+pub struct CpuKernel {
+    op: RefCell<Op>,
+    inputs: Vec<Slot>,
+    outputs: Vec<CpuBuffer>,
+}
+
+fn slot(bound: &Bound<'_, CpuBuffer>) -> Slot {
+    (bound.buffer.clone(), bound.shape.clone(), bound.dtype)
+}
+
+impl Backend for Cpu {
+    type Buffer = CpuBuffer;
+    type Kernel = CpuKernel;
+
+    fn name(&self) -> String {
+        "cpu (reference)".into()
+    }
+
+    fn alloc(&self, bytes: u64, _label: &str) -> Result<CpuBuffer> {
+        Ok(Rc::new(RefCell::new(vec![0; bytes as usize])))
+    }
+
+    fn write(&self, buffer: &CpuBuffer, bytes: &[u8]) -> Result<()> {
+        buffer.borrow_mut()[..bytes.len()].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn prepare(&self, op: &Op, inputs: &[Bound<'_, CpuBuffer>], outputs: &[Bound<'_, CpuBuffer>]) -> Result<CpuKernel> {
+        let inputs = inputs.iter().map(slot).collect();
+        let outputs = outputs.iter().map(|b| b.buffer.clone()).collect();
+        Ok(CpuKernel { op: RefCell::new(op.clone()), inputs, outputs })
+    }
+
+    fn refresh(&self, kernel: &CpuKernel, op: &Op) -> Result<()> {
+        *kernel.op.borrow_mut() = op.clone();
+        Ok(())
+    }
+
+    fn run(&self, kernels: &[CpuKernel], reads: &[(&CpuBuffer, u64)]) -> Result<Vec<Vec<u8>>> {
+        for kernel in kernels {
+            let inputs = kernel
+                .inputs
+                .iter()
+                .map(|(buffer, shape, dtype)| {
+                    let bytes = &buffer.borrow()[..shape.bytes() as usize];
+                    HostTensor::from_bytes(shape.clone(), *dtype, bytes)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let results = crate::eval(&kernel.op.borrow(), &inputs.iter().collect::<Vec<_>>())?;
+            for (buffer, result) in kernel.outputs.iter().zip(results) {
+                self.write(buffer, &result.to_bytes())?;
+            }
+        }
+        Ok(reads.iter().map(|(buffer, bytes)| buffer.borrow()[..*bytes as usize].to_vec()).collect())
+    }
+}

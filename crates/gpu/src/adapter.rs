@@ -1,0 +1,75 @@
+//! Adapter choice: a real GPU first, else whatever the platform offers (lavapipe, llvmpipe);
+//! `KILN_BACKEND` and `KILN_ADAPTER` override it.
+
+use kiln_core::{Error, Result};
+use wgpu::{Adapter, AdapterInfo, Backends, DeviceType, Instance};
+
+/// What the environment asks for: a backend set and a substring of the adapter's name.
+#[derive(Clone, Debug, Default)]
+pub struct AdapterChoice {
+    pub backend: Option<String>,
+    pub name: Option<String>,
+}
+
+impl AdapterChoice {
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        AdapterChoice { backend: var("KILN_BACKEND"), name: var("KILN_ADAPTER") }
+    }
+
+    fn backends(&self) -> Result<Backends> {
+        let Some(name) = &self.backend else { return Ok(Backends::all()) };
+        match name.to_ascii_lowercase().as_str() {
+            "vulkan" => Ok(Backends::VULKAN),
+            "metal" => Ok(Backends::METAL),
+            "dx12" => Ok(Backends::DX12),
+            "gl" | "gles" | "opengl" => Ok(Backends::GL),
+            other => Err(Error::Unsupported(format!("KILN_BACKEND={other}: expected vulkan, metal, dx12 or gl"))),
+        }
+    }
+
+    /// Enumerates adapters and picks the best match.
+    pub async fn pick(&self) -> Result<(Instance, Adapter)> {
+        let backends = self.backends()?;
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        descriptor.backends = backends;
+        let instance = Instance::new(descriptor);
+        let adapters = instance.enumerate_adapters(backends).await;
+        let seen: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
+        let wanted = |a: &Adapter| {
+            self.name.as_ref().is_none_or(|n| a.get_info().name.to_lowercase().contains(&n.to_lowercase()))
+        };
+        let best = adapters.into_iter().filter(wanted).min_by_key(|a| rank(a.get_info().device_type));
+        let adapter = best.ok_or_else(|| Error::NoAdapter { detail: detail(self, &seen) })?;
+        log::info!("kiln: using adapter {}", describe(&adapter.get_info()));
+        Ok((instance, adapter))
+    }
+}
+
+/// Real GPUs before software ones.
+fn rank(kind: DeviceType) -> u8 {
+    match kind {
+        DeviceType::DiscreteGpu => 0,
+        DeviceType::IntegratedGpu => 1,
+        DeviceType::VirtualGpu => 2,
+        DeviceType::Other => 3,
+        DeviceType::Cpu => 4,
+    }
+}
+
+fn detail(choice: &AdapterChoice, seen: &[String]) -> String {
+    let mut filters = Vec::new();
+    if let Some(b) = &choice.backend {
+        filters.push(format!("KILN_BACKEND={b}"));
+    }
+    if let Some(n) = &choice.name {
+        filters.push(format!("KILN_ADAPTER={n}"));
+    }
+    let filters = if filters.is_empty() { String::new() } else { format!(" matching {}", filters.join(", ")) };
+    format!("{filters} (adapters present: {})", if seen.is_empty() { "none".into() } else { seen.join("; ") })
+}
+
+/// `name (backend, type, driver)` for logs and reports.
+pub fn describe(info: &AdapterInfo) -> String {
+    format!("{} ({:?}, {:?}, {} {})", info.name, info.backend, info.device_type, info.driver, info.driver_info)
+}

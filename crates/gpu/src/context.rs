@@ -1,0 +1,289 @@
+//! The GPU context: device, queue, limits, buffer pool, pipeline cache and error capture.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::channel::oneshot;
+use kiln_core::{Error, Result};
+use wgpu::util::DeviceExt;
+
+use crate::errors::{ErrorSink, scoped};
+use crate::pool::{GpuBuffer, Pool, size_class};
+use crate::{AdapterChoice, Dispatch, Readback, describe};
+
+/// A pipeline is cached by shader, entry point and specialisation constants (as f64 bits).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    pub shader: &'static str,
+    pub entry: &'static str,
+    pub constants: Vec<(&'static str, u64)>,
+}
+
+/// A handle to one device; cheap to clone.
+#[derive(Clone)]
+pub struct Gpu {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    errors: Arc<ErrorSink>,
+    pool: Arc<Mutex<Pool>>,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    timeout: Duration,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Gpu {
+    /// Opens the adapter the environment asks for (see `AdapterChoice`), with its own limits.
+    pub async fn new() -> Result<Self> {
+        let (_instance, adapter) = AdapterChoice::from_env().pick().await?;
+        let descriptor = wgpu::DeviceDescriptor {
+            label: Some("kiln"),
+            required_limits: adapter.limits(),
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            ..Default::default()
+        };
+        let (device, queue) = adapter
+            .request_device(&descriptor)
+            .await
+            .map_err(|e| Error::NoAdapter { detail: format!(": {} refused a device: {e}", adapter.get_info().name) })?;
+        Ok(Self::from_device(device, queue))
+    }
+
+    /// Blocking form of [`Gpu::new`].
+    pub fn new_blocking() -> Result<Self> {
+        pollster::block_on(Self::new())
+    }
+
+    /// Adopts a device and queue a host application already has.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        let errors = ErrorSink::attach(&device);
+        let timeout = std::env::var("KILN_TIMEOUT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(300.0);
+        let inner = Inner {
+            info: device.adapter_info(),
+            limits: device.limits(),
+            device,
+            queue,
+            errors,
+            pool: Arc::default(),
+            modules: Mutex::default(),
+            pipelines: Mutex::default(),
+            timeout: Duration::from_secs_f64(timeout),
+        };
+        Gpu { inner: Arc::new(inner) }
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    pub fn description(&self) -> String {
+        describe(&self.inner.info)
+    }
+
+    /// A storage buffer of at least `bytes`, from the pool when one of its class is free.
+    pub fn alloc(&self, bytes: u64, label: &str) -> Result<GpuBuffer> {
+        let class = size_class(bytes);
+        self.check_size(label, class)?;
+        if let Some(buffer) = lock(&self.inner.pool).take(class) {
+            return Ok(GpuBuffer::new(buffer, class, &self.inner.pool));
+        }
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let descriptor = wgpu::BufferDescriptor { label: Some(label), size: class, usage, mapped_at_creation: false };
+        let buffer =
+            scoped(self.device(), &format!("allocating `{label}`"), || self.device().create_buffer(&descriptor))?;
+        Ok(GpuBuffer::new(buffer, class, &self.inner.pool))
+    }
+
+    /// Checks a buffer against the adapter's limits before wgpu sees it.
+    fn check_size(&self, tensor: &str, bytes: u64) -> Result<()> {
+        let limits = &self.inner.limits;
+        let checks = [
+            (limits.max_buffer_size, "max_buffer_size"),
+            (limits.max_storage_buffer_binding_size, "max_storage_buffer_binding_size"),
+        ];
+        for (limit, limit_name) in checks {
+            if bytes > limit {
+                return Err(Error::Limit { tensor: tensor.into(), bytes, limit, limit_name });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn write(&self, buffer: &GpuBuffer, bytes: &[u8]) -> Result<()> {
+        if bytes.len() as u64 > buffer.size() {
+            return Err(Error::data(
+                "write",
+                format!("{} bytes do not fit a {}-byte buffer", bytes.len(), buffer.size()),
+            ));
+        }
+        self.queue().write_buffer(buffer.raw(), 0, bytes);
+        self.check("writing a buffer")
+    }
+
+    /// A uniform buffer holding `bytes` (a kernel's `Params`).
+    pub fn uniform(&self, bytes: &[u8], label: &str) -> wgpu::Buffer {
+        let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
+        self.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytes,
+            usage,
+        })
+    }
+
+    /// The compute pipeline for `key`, compiled once from `source`.
+    pub fn pipeline(&self, key: &PipelineKey, source: &str) -> Result<Arc<wgpu::ComputePipeline>> {
+        if let Some(p) = lock(&self.inner.pipelines).get(key) {
+            return Ok(Arc::clone(p));
+        }
+        let context = format!("shaders/{}.wgsl, entry point `{}`", key.shader, key.entry);
+        let pipeline = scoped(self.device(), &context, || {
+            let mut modules = lock(&self.inner.modules);
+            let module = modules.entry(key.shader).or_insert_with(|| {
+                let source = wgpu::ShaderSource::Wgsl(source.into());
+                self.device().create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(key.shader), source })
+            });
+            let constants: Vec<(&str, f64)> =
+                key.constants.iter().map(|&(k, bits)| (k, f64::from_bits(bits))).collect();
+            self.device().create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(key.entry),
+                layout: None,
+                module,
+                entry_point: Some(key.entry),
+                compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
+                cache: None,
+            })
+        })?;
+        let pipeline = Arc::new(pipeline);
+        lock(&self.inner.pipelines).insert(key.clone(), Arc::clone(&pipeline));
+        Ok(pipeline)
+    }
+
+    /// A bind group for group 0 of `pipeline`, binding each `(slot, buffer)` whole.
+    pub fn bind_group(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        entries: &[(u32, &wgpu::Buffer)],
+        label: &str,
+    ) -> Result<wgpu::BindGroup> {
+        let entries: Vec<_> = entries
+            .iter()
+            .map(|&(binding, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
+            .collect();
+        scoped(self.device(), &format!("binding `{label}`"), || {
+            let layout = pipeline.get_bind_group_layout(0);
+            self.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: &layout,
+                entries: &entries,
+            })
+        })
+    }
+
+    /// Any error wgpu reported outside a scope, or device loss.
+    pub fn check(&self, context: &str) -> Result<()> {
+        self.inner.errors.take(context).map_or(Ok(()), Err)
+    }
+
+    /// Records `dispatches` in one compute pass, copies `reads` (buffer, bytes) to a staging
+    /// buffer, submits once and waits, at most the timeout, for the bytes.
+    pub fn run(&self, dispatches: &[&Dispatch], reads: &[(&GpuBuffer, u64)]) -> Result<Vec<Vec<u8>>> {
+        self.check("before a run")?;
+        let readback = scoped(self.device(), "recording a run", || self.record(dispatches, reads))??;
+        let Some((readback, index)) = readback else { return Ok(vec![]) };
+        self.wait(index)?;
+        let bytes = pollster::block_on(readback)?;
+        let mut offset = 0;
+        Ok(reads
+            .iter()
+            .map(|&(_, n)| {
+                offset += n as usize;
+                bytes[offset - n as usize..offset].to_vec()
+            })
+            .collect())
+    }
+
+    fn record(
+        &self,
+        dispatches: &[&Dispatch],
+        reads: &[(&GpuBuffer, u64)],
+    ) -> Result<Option<(Readback, wgpu::SubmissionIndex)>> {
+        let mut encoder =
+            self.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln step") });
+        if !dispatches.is_empty() {
+            let mut pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("kiln step"), timestamp_writes: None });
+            for d in dispatches {
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+            }
+        }
+        let total: u64 = reads.iter().map(|&(_, n)| n).sum();
+        let staging = (total > 0).then(|| {
+            let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+            let staging = self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kiln readback"),
+                size: total,
+                usage,
+                mapped_at_creation: false,
+            });
+            let mut offset = 0;
+            for &(buffer, n) in reads {
+                encoder.copy_buffer_to_buffer(buffer.raw(), 0, &staging, offset, n);
+                offset += n;
+            }
+            staging
+        });
+        let index = self.queue().submit([encoder.finish()]);
+        Ok(staging.map(|staging| (self.map(staging), index)))
+    }
+
+    fn map(&self, staging: wgpu::Buffer) -> Readback {
+        let (sender, receiver) = oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            let _ = sender.send(result);
+        });
+        let seconds = self.inner.timeout.as_secs_f64();
+        Readback {
+            staging,
+            device: self.device().clone(),
+            receiver,
+            deadline: Instant::now() + self.inner.timeout,
+            seconds,
+        }
+    }
+
+    /// Blocks until submission `index` completes, or fails at the timeout.
+    fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        let poll = wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(self.inner.timeout) };
+        match self.device().poll(poll) {
+            Ok(_) => self.check("running a step"),
+            Err(wgpu::PollError::Timeout) => {
+                Err(Error::Timeout { what: "a submitted step".into(), seconds: self.inner.timeout.as_secs_f64() })
+            }
+            Err(e) => Err(Error::DeviceLost(e.to_string())),
+        }
+    }
+}

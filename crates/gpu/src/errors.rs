@@ -1,0 +1,65 @@
+//! Turns wgpu's error channels (error scopes, the uncaptured-error handler, the device-lost
+//! callback) into `kiln_core::Error` values, so nothing panics inside wgpu.
+
+use std::sync::{Arc, Mutex};
+
+use kiln_core::Error;
+
+/// Errors wgpu reported outside any scope, and the device-lost message if the device died.
+#[derive(Default)]
+pub struct ErrorSink {
+    uncaptured: Mutex<Vec<wgpu::Error>>,
+    lost: Mutex<Option<String>>,
+}
+
+impl ErrorSink {
+    /// Installs the handlers on `device`.
+    pub fn attach(device: &wgpu::Device) -> Arc<Self> {
+        let sink = Arc::new(ErrorSink::default());
+        let uncaptured = Arc::clone(&sink);
+        device.on_uncaptured_error(Arc::new(move |e| lock(&uncaptured.uncaptured).push(e)));
+        let lost = Arc::clone(&sink);
+        device.set_device_lost_callback(move |reason, message| {
+            *lock(&lost.lost) = Some(format!("{reason:?}: {message}"));
+        });
+        sink
+    }
+
+    /// The first pending error, if any, with `context` naming what was being done.
+    pub fn take(&self, context: &str) -> Option<Error> {
+        if let Some(message) = lock(&self.lost).clone() {
+            return Some(Error::DeviceLost(message));
+        }
+        let mut pending = lock(&self.uncaptured);
+        let first = (!pending.is_empty()).then(|| pending.remove(0));
+        first.map(|e| convert(e, context))
+    }
+}
+
+/// A poisoned lock only means another thread panicked while pushing an error; the data is fine.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Converts a wgpu error, naming the operation in progress.
+pub fn convert(e: wgpu::Error, context: &str) -> Error {
+    let context = if context.is_empty() { String::new() } else { format!(" in {context}") };
+    match e {
+        wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory { context },
+        wgpu::Error::Validation { description, .. } | wgpu::Error::Internal { description, .. } => {
+            Error::Validation { context, message: description }
+        }
+    }
+}
+
+/// Runs `f` inside validation and out-of-memory error scopes, returning what they caught.
+pub fn scoped<T>(device: &wgpu::Device, context: &str, f: impl FnOnce() -> T) -> Result<T, Error> {
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let value = f();
+    let caught = pollster::block_on(validation.pop()).or(pollster::block_on(oom.pop()));
+    match caught {
+        Some(e) => Err(convert(e, context)),
+        None => Ok(value),
+    }
+}

@@ -1,0 +1,170 @@
+//! Reverse-mode autodiff as a graph rewrite: one arm per op appends the nodes of its
+//! vector-Jacobian product. Gradients of a value used twice are summed by explicit `add` nodes.
+
+use std::collections::HashMap;
+
+use kiln_core::{Error, HostTensor, MatMul, Op, Reduce, Result, Shape};
+
+use crate::{Graph, Value};
+
+/// Gradients of the scalar `loss` with respect to `wrt`, seeded with 1.
+pub fn grad(g: &mut Graph, loss: Value, wrt: &[Value]) -> Result<Vec<Value>> {
+    if g.shape(loss).numel() != 1 {
+        return Err(Error::shape("grad", "the loss must have one element", "[]", g.shape(loss)));
+    }
+    let seed = HostTensor::f32(g.shape(loss).clone(), vec![1.0])?;
+    let seed = g.variable_init("grad_seed", seed);
+    grad_with(g, &[(loss, seed)], wrt)
+}
+
+/// Vector-Jacobian products: gradients with respect to `wrt` of `Σ_k sum(out_k · cot_k)`.
+/// A value of `wrt` that no output depends on gets an error naming it.
+pub fn grad_with(g: &mut Graph, cotangents: &[(Value, Value)], wrt: &[Value]) -> Result<Vec<Value>> {
+    let needed = depends_on(g, wrt);
+    let mut grads: HashMap<Value, Value> = HashMap::new();
+    for &(out, cot) in cotangents {
+        accumulate(g, &mut grads, out, cot)?;
+    }
+    let last = cotangents.iter().map(|(o, _)| o.0).max().unwrap_or(0);
+    for index in (0..=last).rev() {
+        let y = Value(index);
+        let Some(&dy) = grads.get(&y) else { continue };
+        if !needed[index] || g.node(y).inputs.is_empty() {
+            continue;
+        }
+        for (input, dx) in backward(g, y, dy)? {
+            if needed[input.0] {
+                accumulate(g, &mut grads, input, dx)?;
+            }
+        }
+    }
+    wrt.iter()
+        .map(|v| {
+            grads.get(v).copied().ok_or_else(|| Error::attribute("grad", format!("no output depends on node {}", v.0)))
+        })
+        .collect()
+}
+
+/// `needed[i]`: node i is one of `wrt` or depends on one.
+fn depends_on(g: &Graph, wrt: &[Value]) -> Vec<bool> {
+    let mut needed = vec![false; g.nodes().len()];
+    for (i, node) in g.nodes().iter().enumerate() {
+        needed[i] = wrt.contains(&Value(i)) || node.inputs.iter().any(|v| needed[v.0]);
+    }
+    needed
+}
+
+fn accumulate(g: &mut Graph, grads: &mut HashMap<Value, Value>, v: Value, dv: Value) -> Result<()> {
+    let total = match grads.get(&v) {
+        Some(&previous) => g.add(previous, dv)?,
+        None => dv,
+    };
+    grads.insert(v, total);
+    Ok(())
+}
+
+/// The gradient contributions of node `y` to its inputs, given `dy`.
+fn backward(g: &mut Graph, y: Value, dy: Value) -> Result<Vec<(Value, Value)>> {
+    let node = g.node(y).clone();
+    let x = |i: usize| node.inputs[i];
+    Ok(match &node.op {
+        // y = op(a)·op(b) ⇒ da, db by the transposed products, summed over a broadcast batch
+        Op::MatMul(m) => matmul_backward(g, *m, x(0), x(1), dy)?,
+        // y = a ± b ⇒ da = Σ dy, db = ±Σ dy over broadcast axes
+        Op::Add => vec![(x(0), sum_to(g, dy, x(0), 1.0)?), (x(1), sum_to(g, dy, x(1), 1.0)?)],
+        Op::Sub => vec![(x(0), sum_to(g, dy, x(0), 1.0)?), (x(1), sum_to(g, dy, x(1), -1.0)?)],
+        // y = a·b ⇒ da = Σ dy·b, db = Σ dy·a
+        Op::Mul => {
+            let (da, db) = (g.mul(dy, x(1))?, g.mul(dy, x(0))?);
+            vec![(x(0), sum_to(g, da, x(0), 1.0)?), (x(1), sum_to(g, db, x(1), 1.0)?)]
+        }
+        // y = a/b ⇒ da = Σ dy/b, db = -Σ dy·y/b
+        Op::Div => {
+            let da = g.div(dy, x(1))?;
+            let dy_y = g.mul(dy, y)?;
+            let db = g.div(dy_y, x(1))?;
+            vec![(x(0), sum_to(g, da, x(0), 1.0)?), (x(1), sum_to(g, db, x(1), -1.0)?)]
+        }
+        // y = relu(x) ⇒ dx = dy·[x > 0]
+        Op::Relu => vec![(x(0), g.push(Op::ReluBackward, &[x(0), dy])?)],
+        // y = σ(x) ⇒ dx = dy·y(1-y)
+        Op::Sigmoid => vec![(x(0), g.push(Op::SigmoidBackward, &[y, dy])?)],
+        // y = tanh(x) ⇒ dx = dy(1-y²)
+        Op::Tanh => vec![(x(0), g.push(Op::TanhBackward, &[y, dy])?)],
+        // y = s·Σ_axes x ⇒ dx = s·broadcast(dy)
+        Op::Sum(r) => vec![(x(0), sum_backward(g, r, x(0), dy)?)],
+        // y = s·broadcast(x) ⇒ dx = s·Σ dy over the broadcast axes
+        Op::BroadcastTo { scale, .. } => vec![(x(0), sum_to(g, dy, x(0), *scale)?)],
+        // y = reshape(x) ⇒ dx = reshape(dy)
+        Op::Reshape(_) => vec![(x(0), g.reshape(dy, node_shape(g, x(0)))?)],
+        // y = transpose(x, p) ⇒ dx = transpose(dy, p⁻¹)
+        Op::Transpose(perm) => vec![(x(0), g.transpose(dy, &inverse(perm))?)],
+        // y = softmax(x) ⇒ dx = y(dy - Σ dy·y)
+        Op::Softmax { axis } => vec![(x(0), g.push(Op::SoftmaxBackward { axis: *axis }, &[y, dy])?)],
+        // y = log_softmax(x) ⇒ dx = dy - e^y Σ dy
+        Op::LogSoftmax { axis } => vec![(x(0), g.push(Op::LogSoftmaxBackward { axis: *axis }, &[y, dy])?)],
+        // y_n = lse(x_n) - x_n[l_n] ⇒ dx_n = dy_n(softmax(x_n) - onehot(l_n)); labels have none
+        Op::CrossEntropyPerSample => {
+            vec![(x(0), g.push(Op::CrossEntropyPerSampleBackward, &[x(0), x(1), dy])?)]
+        }
+        Op::Input
+        | Op::Variable
+        | Op::ReluBackward
+        | Op::SigmoidBackward
+        | Op::TanhBackward
+        | Op::SoftmaxBackward { .. }
+        | Op::LogSoftmaxBackward { .. }
+        | Op::CrossEntropyPerSampleBackward
+        | Op::SgdStep(_)
+        | Op::AdamStep(_) => return Err(Error::Unsupported(format!("{}: no gradient rule", node.op.name()))),
+    })
+}
+
+fn node_shape(g: &Graph, v: Value) -> Shape {
+    g.shape(v).clone()
+}
+
+fn inverse(perm: &[usize]) -> Vec<usize> {
+    let mut inv = vec![0; perm.len()];
+    for (i, &p) in perm.iter().enumerate() {
+        inv[p] = i;
+    }
+    inv
+}
+
+/// `y = A'·B'` with `A' = op(a)`, `B' = op(b)`: `dA' = dy·B'ᵀ`, `dB' = A'ᵀ·dy`, transposed back
+/// where the operand was transposed, and summed over the batch where the operand was 2-D.
+fn matmul_backward(g: &mut Graph, m: MatMul, a: Value, b: Value, dy: Value) -> Result<Vec<(Value, Value)>> {
+    let da = if m.trans_a {
+        g.matmul_with(b, dy, MatMul { trans_a: m.trans_b, trans_b: true })?
+    } else {
+        g.matmul_with(dy, b, MatMul { trans_a: false, trans_b: !m.trans_b })?
+    };
+    let db = if m.trans_b {
+        g.matmul_with(dy, a, MatMul { trans_a: true, trans_b: m.trans_a })?
+    } else {
+        g.matmul_with(a, dy, MatMul { trans_a: !m.trans_a, trans_b: false })?
+    };
+    Ok(vec![(a, sum_to(g, da, a, 1.0)?), (b, sum_to(g, db, b, 1.0)?)])
+}
+
+/// `dx = s·broadcast(dy)` back to the shape of `x`, through the keepdims shape.
+fn sum_backward(g: &mut Graph, r: &Reduce, x: Value, dy: Value) -> Result<Value> {
+    let shape = node_shape(g, x);
+    let kept: Vec<usize> =
+        shape.dims().iter().enumerate().map(|(i, &d)| if r.axes.contains(&i) { 1 } else { d }).collect();
+    let dy = if r.keepdims { dy } else { g.reshape(dy, kept)? };
+    g.push(Op::BroadcastTo { shape, scale: r.scale }, &[dy])
+}
+
+/// `scale · dy` summed down to the shape of `x` (NumPy broadcasting in reverse).
+fn sum_to(g: &mut Graph, dy: Value, x: Value, scale: f32) -> Result<Value> {
+    let (from, to) = (node_shape(g, dy), node_shape(g, x));
+    if from == to && scale == 1.0 {
+        return Ok(dy);
+    }
+    let pad = from.rank() - to.rank();
+    let axes = (0..from.rank()).filter(|&i| i < pad || (to.dims()[i - pad] == 1 && from.dims()[i] != 1)).collect();
+    let summed = g.push(Op::Sum(Reduce { axes, keepdims: true, scale }), &[dy])?;
+    if node_shape(g, summed) == to { Ok(summed) } else { g.reshape(summed, to) }
+}

@@ -1,0 +1,190 @@
+use kiln_core::{Adam, DType, Error, HostTensor, MatMul, Op, Reduce, Result, Sgd, Shape};
+
+/// A value in a graph: the output of the node with this index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Value(pub usize);
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<Value>,
+    pub shape: Shape,
+    pub dtype: DType,
+    /// Name of a source node (for feeding and checkpoints); empty otherwise.
+    pub name: String,
+    /// Initial contents of a variable (zeros when absent).
+    pub init: Option<HostTensor>,
+}
+
+/// Append-only list of nodes: insertion order is a topological order.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    nodes: Vec<Node>,
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn node(&self, v: Value) -> &Node {
+        &self.nodes[v.0]
+    }
+
+    pub fn shape(&self, v: Value) -> &Shape {
+        &self.nodes[v.0].shape
+    }
+
+    fn source(&mut self, op: Op, name: &str, shape: Shape, dtype: DType, init: Option<HostTensor>) -> Value {
+        let node = Node { op, inputs: vec![], shape, dtype, name: name.into(), init };
+        self.nodes.push(node);
+        Value(self.nodes.len() - 1)
+    }
+
+    /// A tensor the caller feeds before each run.
+    pub fn input(&mut self, name: &str, shape: impl Into<Shape>, dtype: DType) -> Value {
+        self.source(Op::Input, name, shape.into(), dtype, None)
+    }
+
+    /// Persistent f32 state (a parameter or optimizer buffer), zero until set.
+    pub fn variable(&mut self, name: &str, shape: impl Into<Shape>) -> Value {
+        self.source(Op::Variable, name, shape.into(), DType::F32, None)
+    }
+
+    /// Persistent state with initial contents.
+    pub fn variable_init(&mut self, name: &str, init: HostTensor) -> Value {
+        self.source(Op::Variable, name, init.shape.clone(), init.dtype(), Some(init))
+    }
+
+    /// Appends `op` on `inputs`, inferring its shape or naming the op and shapes in an error.
+    pub fn push(&mut self, op: Op, inputs: &[Value]) -> Result<Value> {
+        let described: Vec<_> = inputs.iter().map(|v| (&self.nodes[v.0].shape, self.nodes[v.0].dtype)).collect();
+        let (shape, dtype) = op.output(&described)?;
+        for &i in op.updated_inputs() {
+            if self.nodes[inputs[i].0].op != Op::Variable {
+                return Err(Error::attribute(
+                    op.name(),
+                    format!("input {i} is updated in place and must be a variable"),
+                ));
+            }
+        }
+        self.nodes.push(Node { op, inputs: inputs.to_vec(), shape, dtype, name: String::new(), init: None });
+        Ok(Value(self.nodes.len() - 1))
+    }
+
+    pub fn matmul(&mut self, a: Value, b: Value) -> Result<Value> {
+        self.push(Op::MatMul(MatMul::default()), &[a, b])
+    }
+
+    pub fn matmul_with(&mut self, a: Value, b: Value, m: MatMul) -> Result<Value> {
+        self.push(Op::MatMul(m), &[a, b])
+    }
+
+    /// `y = x wᵀ + b` with `x [N,I]`, `w [O,I]`, `b [O]`.
+    pub fn linear(&mut self, x: Value, w: Value, b: Value) -> Result<Value> {
+        let xw = self.matmul_with(x, w, MatMul { trans_a: false, trans_b: true })?;
+        self.add(xw, b)
+    }
+
+    pub fn add(&mut self, a: Value, b: Value) -> Result<Value> {
+        self.push(Op::Add, &[a, b])
+    }
+
+    pub fn sub(&mut self, a: Value, b: Value) -> Result<Value> {
+        self.push(Op::Sub, &[a, b])
+    }
+
+    pub fn mul(&mut self, a: Value, b: Value) -> Result<Value> {
+        self.push(Op::Mul, &[a, b])
+    }
+
+    pub fn div(&mut self, a: Value, b: Value) -> Result<Value> {
+        self.push(Op::Div, &[a, b])
+    }
+
+    pub fn relu(&mut self, x: Value) -> Result<Value> {
+        self.push(Op::Relu, &[x])
+    }
+
+    pub fn sigmoid(&mut self, x: Value) -> Result<Value> {
+        self.push(Op::Sigmoid, &[x])
+    }
+
+    pub fn tanh(&mut self, x: Value) -> Result<Value> {
+        self.push(Op::Tanh, &[x])
+    }
+
+    /// Sum over `axes` (negative axes count from the end).
+    pub fn sum(&mut self, x: Value, axes: &[i64], keepdims: bool) -> Result<Value> {
+        let axes = self.resolve_axes("sum", x, axes)?;
+        self.push(Op::Sum(Reduce { axes, keepdims, scale: 1.0 }), &[x])
+    }
+
+    pub fn mean(&mut self, x: Value, axes: &[i64], keepdims: bool) -> Result<Value> {
+        let axes = self.resolve_axes("mean", x, axes)?;
+        let count: usize = axes.iter().map(|&a| self.shape(x).dims()[a]).product();
+        let scale = 1.0 / count.max(1) as f32;
+        self.push(Op::Sum(Reduce { axes, keepdims, scale }), &[x])
+    }
+
+    /// Mean over every axis, to a scalar.
+    pub fn mean_all(&mut self, x: Value) -> Result<Value> {
+        let axes: Vec<i64> = (0..self.shape(x).rank() as i64).collect();
+        self.mean(x, &axes, false)
+    }
+
+    fn resolve_axes(&self, op: &str, x: Value, axes: &[i64]) -> Result<Vec<usize>> {
+        let mut resolved = axes.iter().map(|&a| self.shape(x).axis(op, a)).collect::<Result<Vec<_>>>()?;
+        resolved.sort_unstable();
+        if resolved.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::attribute(op, format!("axes {axes:?} repeat an axis of {}", self.shape(x))));
+        }
+        Ok(resolved)
+    }
+
+    pub fn reshape(&mut self, x: Value, shape: impl Into<Shape>) -> Result<Value> {
+        self.push(Op::Reshape(shape.into()), &[x])
+    }
+
+    pub fn transpose(&mut self, x: Value, perm: &[usize]) -> Result<Value> {
+        self.push(Op::Transpose(perm.to_vec()), &[x])
+    }
+
+    pub fn softmax(&mut self, x: Value, axis: i64) -> Result<Value> {
+        let axis = self.shape(x).axis("softmax", axis)?;
+        self.push(Op::Softmax { axis }, &[x])
+    }
+
+    pub fn log_softmax(&mut self, x: Value, axis: i64) -> Result<Value> {
+        let axis = self.shape(x).axis("log_softmax", axis)?;
+        self.push(Op::LogSoftmax { axis }, &[x])
+    }
+
+    /// Mean over rows of `logsumexp(logits) - logits[label]`.
+    pub fn cross_entropy(&mut self, logits: Value, labels: Value) -> Result<Value> {
+        let per_sample = self.push(Op::CrossEntropyPerSample, &[logits, labels])?;
+        self.mean_all(per_sample)
+    }
+
+    /// `mean((pred - target)²)`.
+    pub fn mse_loss(&mut self, pred: Value, target: Value) -> Result<Value> {
+        if self.shape(pred) != self.shape(target) {
+            return Err(Error::shape("mse_loss", "pred and target differ", self.shape(pred), self.shape(target)));
+        }
+        let diff = self.sub(pred, target)?;
+        let squared = self.mul(diff, diff)?;
+        self.mean_all(squared)
+    }
+
+    pub fn sgd_step(&mut self, param: Value, grad: Value, momentum_buf: Value, s: Sgd) -> Result<Value> {
+        self.push(Op::SgdStep(s), &[param, grad, momentum_buf])
+    }
+
+    pub fn adam_step(&mut self, param: Value, grad: Value, m: Value, v: Value, a: Adam) -> Result<Value> {
+        self.push(Op::AdamStep(a), &[param, grad, m, v])
+    }
+}

@@ -1,0 +1,97 @@
+//! The host side of `shaders/`: for each op family a `Params` struct mirroring the WGSL one,
+//! one short function per entry point, and `GpuBackend`, which maps every `Op` to its kernel.
+
+mod activation;
+mod backend;
+mod binary;
+mod layout;
+mod loss;
+mod matmul;
+mod optimizer;
+mod reduce;
+mod softmax;
+
+pub use backend::GpuBackend;
+pub use matmul::{MatmulKernel, matmul_dispatch};
+
+use kiln_core::{Bound, Result};
+use kiln_gpu::{Dispatch, Gpu, GpuBuffer, PipelineKey, fold_workgroups};
+
+/// A WGSL file of `shaders/`, embedded at build time.
+#[derive(Clone, Copy, Debug)]
+pub struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+macro_rules! shader {
+    ($name:literal) => {
+        Shader { name: $name, source: include_str!(concat!("../../../shaders/", $name, ".wgsl")) }
+    };
+}
+
+pub const ACTIVATION: Shader = shader!("activation");
+pub const BINARY: Shader = shader!("binary");
+pub const LAYOUT: Shader = shader!("layout");
+pub const LOSS: Shader = shader!("loss");
+pub const MATMUL: Shader = shader!("matmul");
+pub const OPTIMIZER: Shader = shader!("optimizer");
+pub const REDUCE: Shader = shader!("reduce");
+pub const SOFTMAX: Shader = shader!("softmax");
+
+/// Every shader, with its entry points and the host size of each uniform struct it declares.
+pub const SHADERS: &[(Shader, &[&str], &[(&str, usize)])] = &[
+    (ACTIVATION, activation::ENTRY_POINTS, activation::PARAMS),
+    (BINARY, binary::ENTRY_POINTS, binary::PARAMS),
+    (LAYOUT, layout::ENTRY_POINTS, layout::PARAMS),
+    (LOSS, loss::ENTRY_POINTS, loss::PARAMS),
+    (MATMUL, matmul::ENTRY_POINTS, matmul::PARAMS),
+    (OPTIMIZER, optimizer::ENTRY_POINTS, optimizer::PARAMS),
+    (REDUCE, reduce::ENTRY_POINTS, reduce::PARAMS),
+    (SOFTMAX, softmax::ENTRY_POINTS, softmax::PARAMS),
+];
+
+/// Everything one dispatch needs, gathered by the per-op functions.
+pub(crate) struct Launch<'a> {
+    pub shader: Shader,
+    pub entry: &'static str,
+    pub constants: Vec<(&'static str, bool)>,
+    pub params: &'a [u8],
+    pub bindings: Vec<(u32, &'a GpuBuffer)>,
+    pub workgroups: [u32; 3],
+}
+
+impl Launch<'_> {
+    pub(crate) fn build(self, gpu: &Gpu) -> Result<Dispatch> {
+        let constants = self.constants.iter().map(|&(k, v)| (k, if v { 1.0f64 } else { 0.0 }.to_bits())).collect();
+        let key = PipelineKey { shader: self.shader.name, entry: self.entry, constants };
+        let pipeline = gpu.pipeline(&key, self.shader.source)?;
+        let params = gpu.uniform(self.params, self.entry);
+        let mut entries = vec![(0, &params)];
+        entries.extend(self.bindings.iter().map(|&(slot, b)| (slot, b.raw())));
+        let bind_group = gpu.bind_group(&pipeline, &entries, self.entry)?;
+        Ok(Dispatch {
+            label: self.entry.into(),
+            pipeline,
+            bind_group,
+            workgroups: self.workgroups,
+            params: Some(params),
+        })
+    }
+}
+
+/// Grid for `n` invocations of a 64-wide 1-D kernel, folded over y past the per-axis limit.
+pub(crate) fn grid_1d(gpu: &Gpu, n: usize) -> [u32; 3] {
+    fold_workgroups((n as u32).div_ceil(64), gpu.limits().max_compute_workgroups_per_dimension)
+}
+
+/// Packs up to 8 dims into the WGSL `array<vec4u, 2>` layout.
+pub(crate) fn pack8(values: &[usize]) -> [u32; 8] {
+    let mut packed = [0u32; 8];
+    for (slot, &v) in packed.iter_mut().zip(values) {
+        *slot = v as u32;
+    }
+    packed
+}
+
+pub(crate) type B<'a> = Bound<'a, GpuBuffer>;

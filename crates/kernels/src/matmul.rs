@@ -1,0 +1,99 @@
+use bytemuck::{Pod, Zeroable};
+use kiln_core::{Error, MatMul, Result};
+use kiln_gpu::{Dispatch, Gpu};
+
+use crate::{B, Launch, MATMUL};
+
+pub const ENTRY_POINTS: &[&str] = &["matmul_naive", "matmul", "matmul_vec4"];
+pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    _pad0: u32,
+    stride_a: u32,
+    stride_b: u32,
+    stride_y: u32,
+    _pad1: u32,
+}
+
+/// Which matmul kernel to run; `None` lets the shapes choose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// One output per invocation, the benchmarks' baseline.
+    Naive,
+    /// 4×4 blocks, scalar loads, any shape.
+    Blocked,
+    /// 4×4 blocks, 4-wide loads; M, K and N multiples of 4.
+    Vec4,
+}
+
+impl MatmulKernel {
+    fn entry(self) -> &'static str {
+        match self {
+            MatmulKernel::Naive => "matmul_naive",
+            MatmulKernel::Blocked => "matmul",
+            MatmulKernel::Vec4 => "matmul_vec4",
+        }
+    }
+
+    /// Outputs per invocation along each axis.
+    fn block(self) -> u32 {
+        if self == MatmulKernel::Naive { 1 } else { 4 }
+    }
+}
+
+/// `y = op(a)·op(b)` with `kernel`, or the fastest kernel the shapes allow.
+pub fn matmul_dispatch(
+    gpu: &Gpu,
+    m: MatMul,
+    kernel: Option<MatmulKernel>,
+    a: &B<'_>,
+    b: &B<'_>,
+    y: &B<'_>,
+) -> Result<Dispatch> {
+    let dims = y.shape.dims();
+    let (rows, cols) = (dims[dims.len() - 2] as u32, dims[dims.len() - 1] as u32);
+    let a_dims = a.shape.dims();
+    let inner = (if m.trans_a { a_dims[a_dims.len() - 2] } else { a_dims[a_dims.len() - 1] }) as u32;
+    let batch = if dims.len() == 3 { dims[0] as u32 } else { 1 };
+    let aligned = rows % 4 == 0 && cols % 4 == 0 && inner % 4 == 0;
+    let kernel = kernel.unwrap_or(if aligned { MatmulKernel::Vec4 } else { MatmulKernel::Blocked });
+    if kernel == MatmulKernel::Vec4 && !aligned {
+        return Err(Error::attribute(
+            "matmul",
+            format!("matmul_vec4 needs M, K, N multiples of 4, got {rows}, {inner}, {cols}"),
+        ));
+    }
+    let params = Params {
+        m: rows,
+        n: cols,
+        k: inner,
+        _pad0: 0,
+        stride_a: if a.shape.rank() == 3 { rows * inner } else { 0 },
+        stride_b: if b.shape.rank() == 3 { inner * cols } else { 0 },
+        stride_y: rows * cols,
+        _pad1: 0,
+    };
+    let per_group = 8 * kernel.block();
+    let workgroups = [cols.div_ceil(per_group), rows.div_ceil(per_group), batch];
+    let max = gpu.limits().max_compute_workgroups_per_dimension;
+    if workgroups.iter().any(|&w| w > max) {
+        return Err(Error::attribute(
+            "matmul",
+            format!("grid {workgroups:?} for y {} exceeds {max} workgroups per axis", y.shape),
+        ));
+    }
+    let launch = Launch {
+        shader: MATMUL,
+        entry: kernel.entry(),
+        constants: vec![("TRANS_A", m.trans_a), ("TRANS_B", m.trans_b)],
+        params: bytemuck::bytes_of(&params),
+        bindings: vec![(1, a.buffer), (2, b.buffer), (3, y.buffer)],
+        workgroups,
+    };
+    launch.build(gpu)
+}

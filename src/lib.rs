@@ -1,0 +1,13 @@
+//! Kiln: a deep-learning compute engine on WebGPU. This facade re-exports the crates and holds
+//! what the `kiln` command line shares with tests: golden-case checking and model training.
+
+pub mod check;
+pub mod golden;
+pub mod ops;
+
+pub use kiln_core as core;
+pub use kiln_cpu as cpu;
+pub use kiln_gpu as gpu;
+pub use kiln_graph as graph;
+pub use kiln_kernels as kernels;
+pub use kiln_nn as nn;
