@@ -3,7 +3,9 @@
 
 pub mod check;
 pub mod golden;
+pub mod models;
 pub mod ops;
+pub mod train;
 
 pub use kiln_core as core;
 pub use kiln_cpu as cpu;

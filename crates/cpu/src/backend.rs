@@ -4,7 +4,7 @@ use std::rc::Rc;
 use kiln_core::{Backend, Bound, DType, HostTensor, Op, Result, Shape};
 
 /// The CPU backend: buffers are host byte vectors, kernels are the reference functions.
-#[derive(Default)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Cpu;
 
 pub type CpuBuffer = Rc<RefCell<Vec<u8>>>;

@@ -1,0 +1,71 @@
+//! Every shader parses and validates with naga (the frontend wgpu itself uses), declares the
+//! entry points the host calls, binds its uniform first in group 0, and declares each uniform
+//! struct with the size of its host mirror. Needs no adapter.
+
+use kiln_kernels::SHADERS;
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+use naga::{AddressSpace, TypeInner};
+
+fn parse(name: &str, source: &str) -> naga::Module {
+    let module =
+        naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name}.wgsl: {}", e.emit_to_string(source)));
+    Validator::new(ValidationFlags::all(), Capabilities::default())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}.wgsl does not validate: {}", e.emit_to_string(source)));
+    module
+}
+
+#[test]
+fn every_shader_validates_and_declares_its_entry_points() {
+    for (shader, entries, _) in SHADERS {
+        let module = parse(shader.name, shader.source);
+        let declared: Vec<&str> = module.entry_points.iter().map(|e| e.name.as_str()).collect();
+        for entry in *entries {
+            assert!(declared.contains(entry), "{}.wgsl lacks entry point `{entry}` (has {declared:?})", shader.name);
+        }
+        assert_eq!(
+            declared.len(),
+            entries.len(),
+            "{}.wgsl has entry points the host never calls: {declared:?}",
+            shader.name
+        );
+    }
+}
+
+#[test]
+fn uniform_structs_match_their_host_mirrors() {
+    for (shader, _, params) in SHADERS {
+        let module = parse(shader.name, shader.source);
+        for (name, host_size) in *params {
+            let ty = module.types.iter().find(|(_, t)| t.name.as_deref() == Some(name));
+            let (_, ty) = ty.unwrap_or_else(|| panic!("{}.wgsl declares no struct `{name}`", shader.name));
+            let TypeInner::Struct { span, .. } = ty.inner else {
+                panic!("{}.wgsl: `{name}` is not a struct", shader.name)
+            };
+            assert_eq!(
+                span as usize, *host_size,
+                "{}.wgsl: `{name}` is {span} bytes, the host struct {host_size}",
+                shader.name
+            );
+        }
+    }
+}
+
+#[test]
+fn bindings_are_group_zero_with_the_uniform_first() {
+    for (shader, _, _) in SHADERS {
+        let module = parse(shader.name, shader.source);
+        for (_, var) in module.global_variables.iter() {
+            let Some(binding) = &var.binding else { continue };
+            assert_eq!(binding.group, 0, "{}.wgsl: {:?} is not in group 0", shader.name, var.name);
+            let uniform = var.space == AddressSpace::Uniform;
+            assert_eq!(
+                uniform,
+                binding.binding == 0,
+                "{}.wgsl: {:?} breaks 'uniform at 0, storage after'",
+                shader.name,
+                var.name
+            );
+        }
+    }
+}
