@@ -1,0 +1,39 @@
+# Two commands on a fresh Debian/Ubuntu machine:
+#   make demo   installs what is missing, then trains the MLP on Fashion-MNIST on the GPU
+#   make test   installs what is missing, then runs the whole test suite
+# Mesa's software Vulkan driver (lavapipe) is installed only where no Vulkan driver is present,
+# the Fashion-MNIST package only where the data is absent; sudo only when not root.
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DATA ?= /usr/share/datasets/fashion-mnist
+export XDG_RUNTIME_DIR ?= /tmp
+
+.PHONY: demo test deps vulkan data toolchain
+
+demo: deps
+	cargo run --release -- train --model mlp --optimizer sgd --lr 0.1 --batch 100 --steps 3000 --seed 1 \
+		--data $(DATA) --metrics-json target/demo-metrics.json
+
+test: deps
+	cargo test --workspace
+
+deps: toolchain vulkan data
+
+toolchain:
+	@command -v cargo >/dev/null || { echo "Rust is missing: install it with rustup (https://rustup.rs), then run make again"; exit 1; }
+
+vulkan:
+	@if ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 && ldconfig -p | grep -q libvulkan.so.1; then \
+		echo "Vulkan driver present"; \
+	else \
+		echo "No Vulkan driver: installing Mesa's (lavapipe runs on the CPU)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mesa-vulkan-drivers libvulkan1; \
+	fi
+
+data:
+	@if ls $(DATA)/train-images-idx3-ubyte* >/dev/null 2>&1; then \
+		echo "Fashion-MNIST present in $(DATA)"; \
+	else \
+		echo "Fashion-MNIST missing: installing the dataset-fashion-mnist package"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
+	fi

@@ -1,0 +1,77 @@
+//! Graph level: the same training step on the GPU and the CPU gives the same parameters, and
+//! training lowers the loss.
+
+mod common;
+
+use kiln::core::{Adam, Backend, DType, HostTensor, Sgd};
+use kiln::graph::Executor;
+use kiln::models::{Optimizer, add_training, mlp};
+
+const BATCH: usize = 8;
+
+fn batch(inputs: usize, classes: usize, seed: u64) -> (HostTensor, HostTensor) {
+    let images = HostTensor::f32(vec![BATCH, inputs], common::random_vec(BATCH * inputs, seed)).expect("images");
+    let labels = (0..BATCH).map(|i| ((i * 7 + seed as usize) % classes) as i32).collect();
+    (images, HostTensor::i32(vec![BATCH], labels).expect("labels"))
+}
+
+/// Parameters after `steps` steps of an MLP with `sizes` under `optimizer`, and the losses.
+fn train<B: Backend>(backend: B, sizes: &[usize], optimizer: Optimizer, steps: u64) -> (Vec<HostTensor>, Vec<f32>) {
+    let mut model = mlp(BATCH, sizes, 3).expect("model");
+    add_training(&mut model, optimizer).expect("backward graph");
+    let mut exec = Executor::compile(backend, &model.graph, &[model.loss]).expect("compile");
+    let mut losses = Vec::new();
+    for step in 0..steps {
+        let (images, labels) = batch(sizes[0], sizes[sizes.len() - 1], step % 3);
+        exec.set(model.images, &images).expect("images");
+        exec.set(model.labels, &labels).expect("labels");
+        losses.push(exec.run(&[model.loss]).expect("step")[0].as_f32().expect("f32")[0]);
+    }
+    (exec.read(&model.params).expect("params"), losses)
+}
+
+fn assert_same_training(sizes: &[usize], optimizer: Optimizer, steps: u64) {
+    let (gpu_params, gpu_losses) = train(common::gpu(), sizes, optimizer, steps);
+    let (cpu_params, cpu_losses) = train(kiln::cpu::Cpu, sizes, optimizer, steps);
+    for (i, (g, c)) in gpu_params.iter().zip(&cpu_params).enumerate() {
+        let error = common::relative_error(g.as_f32().expect("f32"), c.as_f32().expect("f32"));
+        assert!(error < 1e-4, "parameter {i} of {sizes:?} differs by {error:.2e} after {steps} steps");
+    }
+    let loss_error = common::relative_error(&gpu_losses, &cpu_losses);
+    assert!(loss_error < 1e-4, "losses differ: gpu {gpu_losses:?} cpu {cpu_losses:?}");
+}
+
+const SGD: Optimizer = Optimizer::Sgd(Sgd { lr: 0.1, momentum: 0.9, weight_decay: 1e-3 });
+const ADAM: Optimizer =
+    Optimizer::Adam(Adam { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1 });
+
+#[test]
+fn one_sgd_step_matches_on_gpu_and_cpu() {
+    assert_same_training(&[20, 12, 5], SGD, 1);
+}
+
+#[test]
+fn one_step_matches_with_4_aligned_shapes() {
+    assert_same_training(&[16, 32, 8], SGD, 1);
+}
+
+#[test]
+fn adam_steps_match_including_the_step_count() {
+    assert_same_training(&[13, 9, 3], ADAM, 4);
+}
+
+#[test]
+fn training_lowers_the_loss() {
+    let (_, losses) = train(common::gpu(), &[16, 32, 4], ADAM, 60);
+    let (first, last) = (losses[..3].iter().sum::<f32>(), losses[losses.len() - 3..].iter().sum::<f32>());
+    assert!(last < 0.5 * first, "loss did not fall: {losses:?}");
+}
+
+#[test]
+fn feeding_a_wrong_shape_is_an_error() {
+    let model = mlp(BATCH, &[4, 3], 1).expect("model");
+    let exec = Executor::compile(kiln::cpu::Cpu, &model.graph, &[model.loss]).expect("compile");
+    let wrong = HostTensor::zeros(vec![BATCH, 5].into(), DType::F32);
+    let message = exec.set(model.images, &wrong).expect_err("wrong shape").to_string();
+    assert!(message.contains("[8, 4]") && message.contains("[8, 5]"), "{message}");
+}
