@@ -1,0 +1,150 @@
+//! GPU against the CPU reference on random and awkward shapes: sizes 1, primes, multiples of 4
+//! and not, and grids past 65535 workgroups. Each case runs the op forward and backward (with
+//! a random cotangent) on both backends and compares every output and gradient.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use kiln::core::{Backend, DType, HostTensor, MatMul, Result};
+use kiln::graph::{Executor, Graph, Value, grad_with};
+use kiln::kernels::GpuBackend;
+use proptest::prelude::*;
+
+fn gpu() -> GpuBackend {
+    static GPU: OnceLock<GpuBackend> = OnceLock::new();
+    GPU.get_or_init(common::gpu).clone()
+}
+
+/// Output and input gradients of `build` on `backend`.
+fn evaluate<B: Backend>(
+    backend: B,
+    inputs: &[HostTensor],
+    build: &dyn Fn(&mut Graph, &[Value]) -> Result<Value>,
+) -> Vec<HostTensor> {
+    let mut g = Graph::new();
+    let values: Vec<Value> =
+        inputs.iter().enumerate().map(|(i, t)| g.input(&format!("x{i}"), t.shape.clone(), t.dtype())).collect();
+    let out = build(&mut g, &values).expect("builds");
+    let cotangent = g.input("dy", g.shape(out).clone(), DType::F32);
+    let wrt: Vec<Value> = values.iter().zip(inputs).filter(|(_, t)| t.dtype() == DType::F32).map(|(v, _)| *v).collect();
+    let grads = grad_with(&mut g, &[(out, cotangent)], &wrt).expect("grad");
+    let reads = [[out].as_slice(), &grads].concat();
+    let mut exec = Executor::compile(backend, &g, &reads).expect("compile");
+    for (v, t) in values.iter().zip(inputs) {
+        exec.set(*v, t).expect("input");
+    }
+    let dy = common::random_vec(g.shape(out).numel(), 7);
+    exec.set(cotangent, &HostTensor::f32(g.shape(out).clone(), dy).expect("dy")).expect("dy");
+    exec.run(&reads).expect("run")
+}
+
+fn assert_parity(name: &str, inputs: &[HostTensor], build: impl Fn(&mut Graph, &[Value]) -> Result<Value>) {
+    let on_gpu = evaluate(gpu(), inputs, &build);
+    let on_cpu = evaluate(kiln::cpu::Cpu, inputs, &build);
+    for (i, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+        assert_eq!(g.shape, c.shape, "{name}: tensor {i} shapes differ");
+        let (g, c) = (g.as_f32().expect("f32"), c.as_f32().expect("f32"));
+        let error = common::relative_error(g, c);
+        let first = g.iter().zip(c).position(|(a, b)| (a - b).abs() > 1e-4 * (1.0 + b.abs()));
+        assert!(error < 1e-4, "{name}: tensor {i} (0 = output) off by {error:.2e}; first mismatch at {first:?}");
+    }
+}
+
+fn t(shape: &[usize], seed: u64) -> HostTensor {
+    HostTensor::f32(shape.to_vec(), common::random_vec(shape.iter().product(), seed)).expect("tensor")
+}
+
+fn dim() -> impl Strategy<Value = usize> {
+    prop::sample::select(vec![1usize, 2, 3, 4, 5, 7, 8, 13, 16, 31, 33, 64, 65])
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig { cases: 16, ..ProptestConfig::default() }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn matmul(m in dim(), k in dim(), n in dim(), batch in 0usize..3, ta: bool, tb: bool, seed: u64) {
+        let lead = |rows, cols, batched: bool| if batched { vec![2, rows, cols] } else { vec![rows, cols] };
+        let a = if ta { lead(k, m, batch == 1) } else { lead(m, k, batch == 1) };
+        let b = if tb { lead(n, k, batch == 2) } else { lead(k, n, batch == 2) };
+        let mm = MatMul { trans_a: ta, trans_b: tb };
+        assert_parity("matmul", &[t(&a, seed), t(&b, seed + 1)], |g, x| g.matmul_with(x[0], x[1], mm));
+    }
+
+    #[test]
+    fn broadcast_binary(d0 in dim(), d1 in dim(), mask in 0usize..4, seed: u64) {
+        let a = vec![d0, d1];
+        let b = match mask { 0 => vec![d0, d1], 1 => vec![d1], 2 => vec![d0, 1], _ => vec![1, 1, d1] };
+        let inputs = [t(&a, seed), t(&b, seed + 1)];
+        assert_parity("add", &inputs, |g, x| g.add(x[0], x[1]));
+        assert_parity("sub", &inputs, |g, x| g.sub(x[0], x[1]));
+        assert_parity("mul", &inputs, |g, x| g.mul(x[0], x[1]));
+    }
+
+    #[test]
+    fn division(d0 in dim(), d1 in dim(), seed: u64) {
+        let b = HostTensor::f32(vec![d1], common::random_vec(d1, seed).iter().map(|v| 1.5 + v).collect()).expect("b");
+        assert_parity("div", &[t(&[d0, d1], seed), b], |g, x| g.div(x[0], x[1]));
+    }
+
+    #[test]
+    fn activations(d0 in dim(), d1 in dim(), seed: u64) {
+        let x = [t(&[d0, d1], seed)];
+        assert_parity("relu", &x, |g, x| g.relu(x[0]));
+        assert_parity("sigmoid", &x, |g, x| g.sigmoid(x[0]));
+        assert_parity("tanh", &x, |g, x| g.tanh(x[0]));
+    }
+
+    #[test]
+    fn reductions(d0 in dim(), d1 in dim(), d2 in dim(), axes in prop::sample::subsequence(vec![0i64, 1, 2], 1..=3), keep: bool, seed: u64) {
+        let x = [t(&[d0, d1, d2], seed)];
+        assert_parity("sum", &x, |g, x| g.sum(x[0], &axes, keep));
+        assert_parity("mean", &x, |g, x| g.mean(x[0], &axes, keep));
+    }
+
+    #[test]
+    fn layout(d0 in dim(), d1 in dim(), d2 in dim(), perm in Just(vec![0usize, 1, 2]).prop_shuffle(), seed: u64) {
+        let x = [t(&[d0, d1, d2], seed)];
+        assert_parity("transpose", &x, |g, x| g.transpose(x[0], &perm));
+        assert_parity("reshape", &x, |g, x| g.reshape(x[0], vec![d0 * d1, d2]));
+    }
+
+    #[test]
+    fn softmax(d0 in dim(), d1 in dim(), d2 in dim(), axis in -3i64..3, seed: u64) {
+        let x = [t(&[d0, d1, d2], seed)];
+        assert_parity("softmax", &x, |g, x| g.softmax(x[0], axis));
+        assert_parity("log_softmax", &x, |g, x| g.log_softmax(x[0], axis));
+    }
+
+    #[test]
+    fn cross_entropy(n in dim(), c in 1usize..40, seed: u64) {
+        let labels = (0..n).map(|i| ((i as u64 * 31 + seed % 97) % c as u64) as i32).collect();
+        let inputs = [t(&[n, c], seed), HostTensor::i32(vec![n], labels).expect("labels")];
+        assert_parity("cross_entropy", &inputs, |g, x| g.cross_entropy(x[0], x[1]));
+    }
+}
+
+#[test]
+fn grids_past_65535_workgroups_are_folded() {
+    // 65,600 workgroups of 64 for the elementwise kernels, 70,001 for the reduction.
+    let n = 65_600 * 64;
+    let inputs = [t(&[n], 1), t(&[n], 2)];
+    assert_parity("large add", &inputs, |g, x| g.add(x[0], x[1]));
+    assert_parity("large relu", &inputs[..1], |g, x| g.relu(x[0]));
+    assert_parity("many sums", &[t(&[70_001, 3], 3)], |g, x| g.sum(x[0], &[1], false));
+}
+
+#[test]
+fn huge_logits_stay_finite() {
+    let logits = HostTensor::f32(vec![2, 3], vec![1e4, -1e4, 0.0, -1e4, 1e4, 5e3]).expect("logits");
+    let labels = HostTensor::i32(vec![2], vec![1, 0]).expect("labels");
+    let out = evaluate(gpu(), &[logits, labels], &|g, x| g.cross_entropy(x[0], x[1]));
+    for t in &out {
+        assert!(t.as_f32().expect("f32").iter().all(|v| v.is_finite()), "{out:?}");
+    }
+    assert!((out[0].as_f32().expect("f32")[0] - 2e4).abs() < 1.0, "loss {:?}", out[0]);
+}
