@@ -4,6 +4,7 @@
 # Mesa's software Vulkan driver (lavapipe) is installed only where no Vulkan driver is present,
 # the Fashion-MNIST package only where the data is absent; sudo only when not root.
 
+SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DATA ?= /usr/share/datasets/fashion-mnist
 export XDG_RUNTIME_DIR ?= /tmp
@@ -14,8 +15,11 @@ demo: deps
 	cargo run --release -- train --model mlp --optimizer sgd --lr 0.1 --batch 100 --steps 3000 --seed 1 \
 		--data $(DATA) --metrics-json target/demo-metrics.json
 
+# Ends with one 'N passed, M failed' line summed over every test binary.
 test: deps
-	cargo test --workspace
+	@mkdir -p target
+	set -o pipefail; cargo test --workspace 2>&1 | tee target/test.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {print p " passed, " f " failed"}' target/test.log
 
 deps: toolchain vulkan data
 

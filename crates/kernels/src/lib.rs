@@ -17,39 +17,38 @@ pub use matmul::{MatmulKernel, matmul_dispatch};
 use kiln_core::{Bound, Result};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer, PipelineKey, fold_workgroups};
 
-/// A WGSL file of `shaders/`, embedded at build time.
+/// A WGSL file of `shaders/`, embedded at build time, with the entry points the host calls and
+/// the host size of each uniform struct it declares.
 #[derive(Clone, Copy, Debug)]
 pub struct Shader {
     pub name: &'static str,
     pub source: &'static str,
+    pub entry_points: &'static [&'static str],
+    pub params: &'static [(&'static str, usize)],
 }
 
 macro_rules! shader {
-    ($name:literal) => {
-        Shader { name: $name, source: include_str!(concat!("../../../shaders/", $name, ".wgsl")) }
+    ($module:ident) => {
+        Shader {
+            name: stringify!($module),
+            source: include_str!(concat!("../../../shaders/", stringify!($module), ".wgsl")),
+            entry_points: $module::ENTRY_POINTS,
+            params: $module::PARAMS,
+        }
     };
 }
 
-pub const ACTIVATION: Shader = shader!("activation");
-pub const BINARY: Shader = shader!("binary");
-pub const LAYOUT: Shader = shader!("layout");
-pub const LOSS: Shader = shader!("loss");
-pub const MATMUL: Shader = shader!("matmul");
-pub const OPTIMIZER: Shader = shader!("optimizer");
-pub const REDUCE: Shader = shader!("reduce");
-pub const SOFTMAX: Shader = shader!("softmax");
+pub const ACTIVATION: Shader = shader!(activation);
+pub const BINARY: Shader = shader!(binary);
+pub const LAYOUT: Shader = shader!(layout);
+pub const LOSS: Shader = shader!(loss);
+pub const MATMUL: Shader = shader!(matmul);
+pub const OPTIMIZER: Shader = shader!(optimizer);
+pub const REDUCE: Shader = shader!(reduce);
+pub const SOFTMAX: Shader = shader!(softmax);
 
-/// Every shader, with its entry points and the host size of each uniform struct it declares.
-pub const SHADERS: &[(Shader, &[&str], &[(&str, usize)])] = &[
-    (ACTIVATION, activation::ENTRY_POINTS, activation::PARAMS),
-    (BINARY, binary::ENTRY_POINTS, binary::PARAMS),
-    (LAYOUT, layout::ENTRY_POINTS, layout::PARAMS),
-    (LOSS, loss::ENTRY_POINTS, loss::PARAMS),
-    (MATMUL, matmul::ENTRY_POINTS, matmul::PARAMS),
-    (OPTIMIZER, optimizer::ENTRY_POINTS, optimizer::PARAMS),
-    (REDUCE, reduce::ENTRY_POINTS, reduce::PARAMS),
-    (SOFTMAX, softmax::ENTRY_POINTS, softmax::PARAMS),
-];
+/// Every shader.
+pub const SHADERS: &[Shader] = &[ACTIVATION, BINARY, LAYOUT, LOSS, MATMUL, OPTIMIZER, REDUCE, SOFTMAX];
 
 /// Everything one dispatch needs, gathered by the per-op functions.
 pub(crate) struct Launch<'a> {

@@ -60,7 +60,7 @@ pub fn matmul_dispatch(
     let a_dims = a.shape.dims();
     let inner = (if m.trans_a { a_dims[a_dims.len() - 2] } else { a_dims[a_dims.len() - 1] }) as u32;
     let batch = if dims.len() == 3 { dims[0] as u32 } else { 1 };
-    let aligned = rows % 4 == 0 && cols % 4 == 0 && inner % 4 == 0;
+    let aligned = [rows, cols, inner].iter().all(|d| d.is_multiple_of(4));
     let kernel = kernel.unwrap_or(if aligned { MatmulKernel::Vec4 } else { MatmulKernel::Blocked });
     if kernel == MatmulKernel::Vec4 && !aligned {
         return Err(Error::attribute(

@@ -17,15 +17,15 @@ fn parse(name: &str, source: &str) -> naga::Module {
 
 #[test]
 fn every_shader_validates_and_declares_its_entry_points() {
-    for (shader, entries, _) in SHADERS {
+    for shader in SHADERS {
         let module = parse(shader.name, shader.source);
         let declared: Vec<&str> = module.entry_points.iter().map(|e| e.name.as_str()).collect();
-        for entry in *entries {
+        for entry in shader.entry_points {
             assert!(declared.contains(entry), "{}.wgsl lacks entry point `{entry}` (has {declared:?})", shader.name);
         }
         assert_eq!(
             declared.len(),
-            entries.len(),
+            shader.entry_points.len(),
             "{}.wgsl has entry points the host never calls: {declared:?}",
             shader.name
         );
@@ -34,9 +34,9 @@ fn every_shader_validates_and_declares_its_entry_points() {
 
 #[test]
 fn uniform_structs_match_their_host_mirrors() {
-    for (shader, _, params) in SHADERS {
+    for shader in SHADERS {
         let module = parse(shader.name, shader.source);
-        for (name, host_size) in *params {
+        for (name, host_size) in shader.params {
             let ty = module.types.iter().find(|(_, t)| t.name.as_deref() == Some(name));
             let (_, ty) = ty.unwrap_or_else(|| panic!("{}.wgsl declares no struct `{name}`", shader.name));
             let TypeInner::Struct { span, .. } = ty.inner else {
@@ -53,7 +53,7 @@ fn uniform_structs_match_their_host_mirrors() {
 
 #[test]
 fn bindings_are_group_zero_with_the_uniform_first() {
-    for (shader, _, _) in SHADERS {
+    for shader in SHADERS {
         let module = parse(shader.name, shader.source);
         for (_, var) in module.global_variables.iter() {
             let Some(binding) = &var.binding else { continue };
