@@ -87,7 +87,14 @@ fn run<B: Backend + Clone>(backend: B, opts: &TrainOptions, data: &FashionMnist)
     add_training(&mut model, optimizer(opts))?;
     let mut exec = Executor::compile(backend.clone(), &model.graph, &[model.loss])?;
     let adapter = backend.name();
-    log::info!("training {} on {adapter}: {} graph nodes per step", opts.model, model.graph.nodes().len());
+    let plan = exec.plan();
+    log::info!(
+        "training {} on {adapter}: {} graph nodes per step, {} KiB of parameters and state, {} KiB peak per step",
+        opts.model,
+        model.graph.nodes().len(),
+        plan.persistent_bytes / 1024,
+        plan.peak_step_bytes / 1024
+    );
     let bar = progress_bar(opts);
     let mut batches = Batches::new(&data.train, opts.batch, opts.seed);
     let mut recent = Vec::with_capacity(opts.steps);

@@ -209,19 +209,35 @@ impl Gpu {
     /// Records `dispatches` in one compute pass, copies `reads` (buffer, bytes) to a staging
     /// buffer, submits once and waits, at most the timeout, for the bytes.
     pub fn run(&self, dispatches: &[&Dispatch], reads: &[(&GpuBuffer, u64)]) -> Result<Vec<Vec<u8>>> {
-        self.check("before a run")?;
-        let readback = scoped(self.device(), "recording a run", || self.record(dispatches, reads))??;
-        let Some((readback, index)) = readback else { return Ok(vec![]) };
+        let Some((readback, index)) = self.submit(dispatches, reads)? else { return Ok(vec![]) };
         self.wait(index)?;
-        let bytes = pollster::block_on(readback)?;
-        let mut offset = 0;
-        Ok(reads
-            .iter()
-            .map(|&(_, n)| {
-                offset += n as usize;
-                bytes[offset - n as usize..offset].to_vec()
-            })
-            .collect())
+        let sizes: Vec<u64> = reads.iter().map(|&(_, n)| n).collect();
+        Ok(split(&pollster::block_on(readback)?, &sizes))
+    }
+
+    /// Asynchronous form of [`Gpu::run`]: submits now and returns a future of the bytes of each
+    /// read. The future polls the device itself, so it completes under any executor, and it
+    /// fails at the timeout rather than waiting forever.
+    pub fn run_async(
+        &self,
+        dispatches: &[&Dispatch],
+        reads: &[(&GpuBuffer, u64)],
+    ) -> Result<impl Future<Output = Result<Vec<Vec<u8>>>> + use<>> {
+        let pending = self.submit(dispatches, reads)?;
+        let sizes: Vec<u64> = reads.iter().map(|&(_, n)| n).collect();
+        Ok(async move {
+            let Some((readback, _)) = pending else { return Ok(vec![]) };
+            Ok(split(&readback.await?, &sizes))
+        })
+    }
+
+    fn submit(
+        &self,
+        dispatches: &[&Dispatch],
+        reads: &[(&GpuBuffer, u64)],
+    ) -> Result<Option<(Readback, wgpu::SubmissionIndex)>> {
+        self.check("before a run")?;
+        scoped(self.device(), "recording a run", || self.record(dispatches, reads))?
     }
 
     fn record(
@@ -286,4 +302,16 @@ impl Gpu {
             Err(e) => Err(Error::DeviceLost(e.to_string())),
         }
     }
+}
+
+/// Cuts the staging bytes into one vector per read of `sizes` bytes.
+fn split(bytes: &[u8], sizes: &[u64]) -> Vec<Vec<u8>> {
+    let mut offset = 0;
+    sizes
+        .iter()
+        .map(|&n| {
+            offset += n as usize;
+            bytes[offset - n as usize..offset].to_vec()
+        })
+        .collect()
 }
