@@ -11,6 +11,8 @@
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
+// Invocations per workgroup side; the host lowers it for small outputs so every core gets work.
+override WORKGROUP: u32 = 8u;
 
 struct Params {
     m: u32,
@@ -41,7 +43,7 @@ fn b_at(base: u32, k: u32, col: u32) -> f32 {
     return b[base + k * p.n + col];
 }
 
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(WORKGROUP, WORKGROUP)
 fn matmul_naive(@builtin(global_invocation_id) gid: vec3u) {
     let col = gid.x;
     let row = gid.y;
@@ -56,7 +58,7 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 // Edge indices are clamped so the inner loop has no branches; only valid outputs are stored.
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(WORKGROUP, WORKGROUP)
 fn matmul(@builtin(global_invocation_id) gid: vec3u) {
     let row0 = gid.y * 4u;
     let col0 = gid.x * 4u;
@@ -114,29 +116,63 @@ fn a_block(base: u32, row4: u32, kq: u32) -> mat4x4f {
                    a4[base + (r + 2u) * kn + kq], a4[base + (r + 3u) * kn + kq]);
 }
 
-@compute @workgroup_size(8, 8)
-fn matmul_vec4(@builtin(global_invocation_id) gid: vec3u) {
-    let row4 = gid.y;
-    let col4 = gid.x;
+// Stores a 4×4 block whose column r is row r of the block (as the accumulators hold it),
+// unless the block lies past the edge of y.
+fn store_block(base: u32, row4: u32, col4: u32, block: mat4x4f) {
     let nq = p.n / 4u;
-    if (row4 * 4u >= p.m || col4 >= nq) { return; }
+    if (row4 >= p.m / 4u || col4 >= nq) { return; }
+    let at = base + row4 * 4u * nq + col4;
+    y4[at] = block[0];
+    y4[at + nq] = block[1];
+    y4[at + 2u * nq] = block[2];
+    y4[at + 3u * nq] = block[3];
+}
+
+// A 16×16 tile of y per invocation: 4×4 blocks, each accumulated as one mat4x4 product
+// (`b_j · a_i`: column r is row r of the block). Edge blocks are clamped on load and skipped
+// on store.
+@compute @workgroup_size(WORKGROUP, WORKGROUP)
+fn matmul_vec4(@builtin(global_invocation_id) gid: vec3u) {
+    let row4 = gid.y * 4u;
+    let col4 = gid.x * 4u;
+    let mq = p.m / 4u;
+    let nq = p.n / 4u;
+    if (row4 >= mq || col4 >= nq) { return; }
     let base_a = gid.z * p.stride_a / 4u;
     let base_b = gid.z * p.stride_b / 4u;
-    var c0 = vec4f(0.0);
-    var c1 = vec4f(0.0);
-    var c2 = vec4f(0.0);
-    var c3 = vec4f(0.0);
+    var c00 = mat4x4f(); var c01 = mat4x4f(); var c02 = mat4x4f(); var c03 = mat4x4f();
+    var c10 = mat4x4f(); var c11 = mat4x4f(); var c12 = mat4x4f(); var c13 = mat4x4f();
+    var c20 = mat4x4f(); var c21 = mat4x4f(); var c22 = mat4x4f(); var c23 = mat4x4f();
+    var c30 = mat4x4f(); var c31 = mat4x4f(); var c32 = mat4x4f(); var c33 = mat4x4f();
     for (var kq = 0u; kq < p.k / 4u; kq++) {
-        let bm = b_block(base_b, kq, col4);
-        let am = a_block(base_a, row4, kq);
-        c0 += bm * am[0];
-        c1 += bm * am[1];
-        c2 += bm * am[2];
-        c3 += bm * am[3];
+        let a0 = a_block(base_a, min(row4 + 0u, mq - 1u), kq);
+        let a1 = a_block(base_a, min(row4 + 1u, mq - 1u), kq);
+        let a2 = a_block(base_a, min(row4 + 2u, mq - 1u), kq);
+        let a3 = a_block(base_a, min(row4 + 3u, mq - 1u), kq);
+        let b0 = b_block(base_b, kq, min(col4 + 0u, nq - 1u));
+        let b1 = b_block(base_b, kq, min(col4 + 1u, nq - 1u));
+        let b2 = b_block(base_b, kq, min(col4 + 2u, nq - 1u));
+        let b3 = b_block(base_b, kq, min(col4 + 3u, nq - 1u));
+        c00 += b0 * a0; c01 += b1 * a0; c02 += b2 * a0; c03 += b3 * a0;
+        c10 += b0 * a1; c11 += b1 * a1; c12 += b2 * a1; c13 += b3 * a1;
+        c20 += b0 * a2; c21 += b1 * a2; c22 += b2 * a2; c23 += b3 * a2;
+        c30 += b0 * a3; c31 += b1 * a3; c32 += b2 * a3; c33 += b3 * a3;
     }
-    let base_y = gid.z * p.stride_y / 4u + row4 * 4u * nq + col4;
-    y4[base_y] = c0;
-    y4[base_y + nq] = c1;
-    y4[base_y + 2u * nq] = c2;
-    y4[base_y + 3u * nq] = c3;
+    let base_y = gid.z * p.stride_y / 4u;
+    store_block(base_y, row4 + 0u, col4 + 0u, c00);
+    store_block(base_y, row4 + 0u, col4 + 1u, c01);
+    store_block(base_y, row4 + 0u, col4 + 2u, c02);
+    store_block(base_y, row4 + 0u, col4 + 3u, c03);
+    store_block(base_y, row4 + 1u, col4 + 0u, c10);
+    store_block(base_y, row4 + 1u, col4 + 1u, c11);
+    store_block(base_y, row4 + 1u, col4 + 2u, c12);
+    store_block(base_y, row4 + 1u, col4 + 3u, c13);
+    store_block(base_y, row4 + 2u, col4 + 0u, c20);
+    store_block(base_y, row4 + 2u, col4 + 1u, c21);
+    store_block(base_y, row4 + 2u, col4 + 2u, c22);
+    store_block(base_y, row4 + 2u, col4 + 3u, c23);
+    store_block(base_y, row4 + 3u, col4 + 0u, c30);
+    store_block(base_y, row4 + 3u, col4 + 1u, c31);
+    store_block(base_y, row4 + 3u, col4 + 2u, c32);
+    store_block(base_y, row4 + 3u, col4 + 3u, c33);
 }

@@ -54,7 +54,7 @@ pub const SHADERS: &[Shader] = &[ACTIVATION, BINARY, LAYOUT, LOSS, MATMUL, OPTIM
 pub(crate) struct Launch<'a> {
     pub shader: Shader,
     pub entry: &'static str,
-    pub constants: Vec<(&'static str, bool)>,
+    pub constants: Vec<(&'static str, f64)>,
     pub params: &'a [u8],
     pub bindings: Vec<(u32, &'a GpuBuffer)>,
     pub workgroups: [u32; 3],
@@ -62,7 +62,7 @@ pub(crate) struct Launch<'a> {
 
 impl Launch<'_> {
     pub(crate) fn build(self, gpu: &Gpu) -> Result<Dispatch> {
-        let constants = self.constants.iter().map(|&(k, v)| (k, if v { 1.0f64 } else { 0.0 }.to_bits())).collect();
+        let constants = self.constants.iter().map(|&(k, v)| (k, v.to_bits())).collect();
         let key = PipelineKey { shader: self.shader.name, entry: self.entry, constants };
         let pipeline = gpu.pipeline(&key, self.shader.source)?;
         let params = gpu.uniform(self.params, self.entry);

@@ -40,9 +40,13 @@ impl MatmulKernel {
         }
     }
 
-    /// Outputs per invocation along each axis.
-    fn block(self) -> u32 {
-        if self == MatmulKernel::Naive { 1 } else { 4 }
+    /// Outputs per invocation along x (columns) and y (rows).
+    fn block(self) -> (u32, u32) {
+        match self {
+            MatmulKernel::Naive => (1, 1),
+            MatmulKernel::Blocked => (4, 4),
+            MatmulKernel::Vec4 => (16, 16),
+        }
     }
 }
 
@@ -78,8 +82,10 @@ pub fn matmul_dispatch(
         stride_y: rows * cols,
         _pad1: 0,
     };
-    let per_group = 8 * kernel.block();
-    let workgroups = [cols.div_ceil(per_group), rows.div_ceil(per_group), batch];
+    let (block_x, block_y) = kernel.block();
+    let invocations = [cols.div_ceil(block_x), rows.div_ceil(block_y)];
+    let side = workgroup_side(invocations, batch);
+    let workgroups = [invocations[0].div_ceil(side), invocations[1].div_ceil(side), batch];
     let max = gpu.limits().max_compute_workgroups_per_dimension;
     if workgroups.iter().any(|&w| w > max) {
         return Err(Error::attribute(
@@ -90,10 +96,20 @@ pub fn matmul_dispatch(
     let launch = Launch {
         shader: MATMUL,
         entry: kernel.entry(),
-        constants: vec![("TRANS_A", m.trans_a), ("TRANS_B", m.trans_b)],
+        constants: vec![
+            ("TRANS_A", f64::from(u8::from(m.trans_a))),
+            ("TRANS_B", f64::from(u8::from(m.trans_b))),
+            ("WORKGROUP", f64::from(side)),
+        ],
         params: bytemuck::bytes_of(&params),
         bindings: vec![(1, a.buffer), (2, b.buffer), (3, y.buffer)],
         workgroups,
     };
     launch.build(gpu)
+}
+
+/// The side of a square workgroup: 8 (64 invocations, eight SIMD rows on lavapipe) unless that
+/// leaves fewer than 16 workgroups, when smaller ones keep every core of a CPU adapter busy.
+fn workgroup_side([x, y]: [u32; 2], batch: u32) -> u32 {
+    [8, 4, 2].into_iter().find(|&side| x.div_ceil(side) * y.div_ceil(side) * batch >= 16).unwrap_or(1)
 }
