@@ -1,5 +1,6 @@
 //! Matmul kernels at 1024³ on the same adapter: the naive one-output-per-invocation baseline,
-//! the register-blocked scalar kernel and the register-blocked vec4 kernel. Throughput is in
+//! the register-blocked scalar kernel, and the vec4 kernels with a 4×4 block and a 16×16 tile
+//! per invocation. Throughput is in
 //! FLOPs (2n³ per product), so criterion's "elem/s" reads as FLOP/s.
 //!     cargo bench --bench matmul
 
@@ -24,7 +25,7 @@ fn matmul(c: &mut Criterion) {
     let bound = |buffer| Bound { buffer, shape: &shape, dtype: DType::F32 };
     let mut group = c.benchmark_group(format!("matmul_{N} on {}", gpu.info().name));
     group.sample_size(10).throughput(Throughput::Elements(2 * (N as u64).pow(3)));
-    for kernel in [MatmulKernel::Naive, MatmulKernel::Blocked, MatmulKernel::Vec4] {
+    for kernel in [MatmulKernel::Naive, MatmulKernel::Blocked, MatmulKernel::Vec4, MatmulKernel::Vec4Tile16] {
         let dispatch =
             matmul_dispatch(&gpu, MatMul::default(), Some(kernel), &bound(&a), &bound(&b), &bound(&y)).expect("kernel");
         // Reading 4 bytes back ends each run only when the product is complete on the device.

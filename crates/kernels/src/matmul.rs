@@ -4,7 +4,7 @@ use kiln_gpu::{Dispatch, Gpu};
 
 use crate::{B, Launch, MATMUL};
 
-pub const ENTRY_POINTS: &[&str] = &["matmul_naive", "matmul", "matmul_vec4"];
+pub const ENTRY_POINTS: &[&str] = &["matmul_naive", "matmul", "matmul_vec4", "matmul_vec4_16x16"];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
 #[repr(C)]
@@ -29,6 +29,8 @@ pub enum MatmulKernel {
     Blocked,
     /// 4×4 blocks, 4-wide loads; M, K and N multiples of 4.
     Vec4,
+    /// 16×16 tiles of 4×4 blocks, 4-wide loads; M, K and N multiples of 4.
+    Vec4Tile16,
 }
 
 impl MatmulKernel {
@@ -37,6 +39,7 @@ impl MatmulKernel {
             MatmulKernel::Naive => "matmul_naive",
             MatmulKernel::Blocked => "matmul",
             MatmulKernel::Vec4 => "matmul_vec4",
+            MatmulKernel::Vec4Tile16 => "matmul_vec4_16x16",
         }
     }
 
@@ -45,7 +48,8 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Naive => (1, 1),
             MatmulKernel::Blocked => (4, 4),
-            MatmulKernel::Vec4 => (16, 16),
+            MatmulKernel::Vec4 => (4, 4),
+            MatmulKernel::Vec4Tile16 => (16, 16),
         }
     }
 }
@@ -65,11 +69,16 @@ pub fn matmul_dispatch(
     let inner = (if m.trans_a { a_dims[a_dims.len() - 2] } else { a_dims[a_dims.len() - 1] }) as u32;
     let batch = if dims.len() == 3 { dims[0] as u32 } else { 1 };
     let aligned = [rows, cols, inner].iter().all(|d| d.is_multiple_of(4));
-    let kernel = kernel.unwrap_or(if aligned { MatmulKernel::Vec4 } else { MatmulKernel::Blocked });
-    if kernel == MatmulKernel::Vec4 && !aligned {
+    let kernel = kernel.unwrap_or(match aligned {
+        // A CPU adapter runs an invocation as one SIMD lane: heavy tiles pay there.
+        true if gpu.info().device_type == wgpu::DeviceType::Cpu => MatmulKernel::Vec4Tile16,
+        true => MatmulKernel::Vec4,
+        false => MatmulKernel::Blocked,
+    });
+    if matches!(kernel, MatmulKernel::Vec4 | MatmulKernel::Vec4Tile16) && !aligned {
         return Err(Error::attribute(
             "matmul",
-            format!("matmul_vec4 needs M, K, N multiples of 4, got {rows}, {inner}, {cols}"),
+            format!("{} needs M, K, N multiples of 4, got {rows}, {inner}, {cols}", kernel.entry()),
         ));
     }
     let params = Params {

@@ -1,0 +1,70 @@
+//! Every matmul kernel, whichever the adapter would pick, against the CPU reference: all four
+//! transpose layouts, batches with a shared operand, and tiles that overhang the edges.
+
+mod common;
+
+use kiln::core::{Backend, Bound, DType, HostTensor, MatMul, Shape};
+use kiln::kernels::{MatmulKernel, matmul_dispatch};
+
+fn check(kernel: MatmulKernel, m: MatMul, a: &HostTensor, b: &HostTensor) {
+    let want = kiln::cpu::eval(&kiln::core::Op::MatMul(m), &[a, b]).expect("cpu")[0].clone();
+    let backend = common::gpu();
+    let gpu = backend.gpu();
+    let upload = |t: &HostTensor| {
+        let buffer = gpu.alloc(t.shape.bytes(), "operand").expect("alloc");
+        gpu.write(&buffer, &t.to_bytes()).expect("write");
+        buffer
+    };
+    let (ba, bb, by) = (upload(a), upload(b), gpu.alloc(want.shape.bytes(), "y").expect("alloc"));
+    let sy = want.shape.clone();
+    let dispatch =
+        matmul_dispatch(gpu, m, Some(kernel), &bound(&ba, &a.shape), &bound(&bb, &b.shape), &bound(&by, &sy))
+            .expect("kernel");
+    let bytes = backend.run(&[dispatch], &[(&by, sy.bytes())]).expect("run");
+    let got = HostTensor::from_bytes(sy, DType::F32, &bytes[0]).expect("decode");
+    let error = common::relative_error(got.as_f32().expect("f32"), want.as_f32().expect("f32"));
+    assert!(error < 1e-5, "{kernel:?} {m:?} {} · {}: off by {error:.2e}", a.shape, b.shape);
+}
+
+fn bound<'a>(buffer: &'a kiln::gpu::GpuBuffer, shape: &'a Shape) -> Bound<'a, kiln::gpu::GpuBuffer> {
+    Bound { buffer, shape, dtype: DType::F32 }
+}
+
+fn t(shape: &[usize], seed: u64) -> HostTensor {
+    HostTensor::f32(shape.to_vec(), common::random_vec(shape.iter().product(), seed)).expect("tensor")
+}
+
+#[test]
+fn every_kernel_in_every_layout() {
+    let kernels = [MatmulKernel::Naive, MatmulKernel::Blocked, MatmulKernel::Vec4, MatmulKernel::Vec4Tile16];
+    // M, K, N multiples of 4 (so every kernel applies) but not of the 16×16 tile.
+    let (m, k, n) = (20, 12, 36);
+    for kernel in kernels {
+        for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mm = MatMul { trans_a, trans_b };
+            let a = if trans_a { vec![k, m] } else { vec![m, k] };
+            let b = if trans_b { vec![n, k] } else { vec![k, n] };
+            check(kernel, mm, &t(&a, 1), &t(&b, 2));
+            check(kernel, mm, &t(&[[3].as_slice(), &a].concat(), 3), &t(&b, 4));
+            check(kernel, mm, &t(&a, 5), &t(&[[2].as_slice(), &b].concat(), 6));
+        }
+    }
+}
+
+#[test]
+fn vec4_kernels_refuse_unaligned_shapes() {
+    let backend = common::gpu();
+    let gpu = backend.gpu();
+    let (sa, sb, sy) = (Shape::new([5, 4]), Shape::new([4, 4]), Shape::new([5, 4]));
+    let buffer = gpu.alloc(256, "x").expect("alloc");
+    let result = matmul_dispatch(
+        gpu,
+        MatMul::default(),
+        Some(MatmulKernel::Vec4),
+        &bound(&buffer, &sa),
+        &bound(&buffer, &sb),
+        &bound(&buffer, &sy),
+    );
+    let message = result.map(|_| ()).expect_err("M = 5").to_string();
+    assert!(message.contains("matmul_vec4") && message.contains("multiples of 4"), "{message}");
+}
