@@ -26,26 +26,15 @@ struct Params {
 
 var<workgroup> partial: array<f32, 64>;
 
-fn kept_offset(i: u32) -> u32 {
+// Offset in x of element i of the row-major index space `shape`, given each axis's stride in x.
+fn strided_offset(i: u32, rank: u32, shape: array<vec4u, 2>, strides: array<vec4u, 2>) -> u32 {
     var rest = i;
     var at = 0u;
-    for (var d = i32(p.kept_rank) - 1; d >= 0; d--) {
+    for (var d = i32(rank) - 1; d >= 0; d--) {
         let q = u32(d) / 4u;
         let r = u32(d) % 4u;
-        at += (rest % p.kept_shape[q][r]) * p.kept_strides[q][r];
-        rest = rest / p.kept_shape[q][r];
-    }
-    return at;
-}
-
-fn reduced_offset(i: u32) -> u32 {
-    var rest = i;
-    var at = 0u;
-    for (var d = i32(p.red_rank) - 1; d >= 0; d--) {
-        let q = u32(d) / 4u;
-        let r = u32(d) % 4u;
-        at += (rest % p.red_shape[q][r]) * p.red_strides[q][r];
-        rest = rest / p.red_shape[q][r];
+        at += (rest % shape[q][r]) * strides[q][r];
+        rest = rest / shape[q][r];
     }
     return at;
 }
@@ -59,9 +48,9 @@ fn sum(
     let o = wid.y * groups.x + wid.x;
     var acc = 0.0;
     if (o < p.n_out) {
-        let base = kept_offset(o);
+        let base = strided_offset(o, p.kept_rank, p.kept_shape, p.kept_strides);
         for (var r = lid; r < p.n_red; r += 64u) {
-            acc += x[base + reduced_offset(r)];
+            acc += x[base + strided_offset(r, p.red_rank, p.red_shape, p.red_strides)];
         }
     }
     partial[lid] = acc;
