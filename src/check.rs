@@ -7,7 +7,7 @@ use kiln_cpu::Cpu;
 use kiln_gpu::Gpu;
 use kiln_kernels::GpuBackend;
 
-use crate::golden::{Case, check_case, load_dir};
+use crate::golden::{Case, case_paths, check_case};
 
 /// Where cases run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -42,10 +42,21 @@ impl Report {
     }
 }
 
-/// Runs the cases of `dir` (only `ops` when given) on `devices`.
+/// Runs the cases of `dir` (only `ops` when given) on `devices`. A file that cannot be read as
+/// a case counts as one failure.
 pub fn check_dir(dir: &Path, devices: Devices, ops: Option<&[String]>) -> Result<Report> {
-    let cases: Vec<Case> = load_dir(dir)?.into_iter().filter(|c| ops.is_none_or(|ops| ops.contains(&c.op))).collect();
     let mut report = Report::default();
+    let mut cases = Vec::new();
+    for path in case_paths(dir)? {
+        match Case::load(&path) {
+            Ok(case) => cases.push(case),
+            Err(e) => {
+                report.failed += 1;
+                report.lines.push(format!("FAIL {}: {e}", path.display()));
+            }
+        }
+    }
+    cases.retain(|c| ops.is_none_or(|ops| ops.contains(&c.op)));
     if devices != Devices::Gpu {
         run_all(&mut report, "cpu", || Ok(Cpu), &cases);
     }

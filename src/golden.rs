@@ -67,16 +67,21 @@ impl Case {
     }
 }
 
-/// Every `*.safetensors` case under `dir`, sorted by file name.
-pub fn load_dir(dir: &Path) -> Result<Vec<Case>> {
+/// The `*.safetensors` files of `dir`, sorted by name.
+pub fn case_paths(dir: &Path) -> Result<Vec<PathBuf>> {
     let context = dir.display().to_string();
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io { context: context.clone(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io { context, source })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
         .collect();
     paths.sort();
-    paths.iter().map(|p| Case::load(p)).collect()
+    Ok(paths)
+}
+
+/// Every case of `dir`; the first unreadable file is an error.
+pub fn load_dir(dir: &Path) -> Result<Vec<Case>> {
+    case_paths(dir)?.iter().map(|p| Case::load(p)).collect()
 }
 
 /// Runs `case` on `backend`; an empty list means it passed.

@@ -1,0 +1,46 @@
+//! The `kiln` binary as a user runs it: `check`'s summary line and exit status, and the error
+//! for a missing dataset.
+
+use std::path::Path;
+use std::process::Command;
+
+fn kiln(args: &[&str]) -> (bool, String) {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).env("XDG_RUNTIME_DIR", "/tmp").output().expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden");
+
+#[test]
+fn check_passes_the_public_cases_of_an_op_on_both_devices() {
+    let (ok, text) = kiln(&["check", CASES, "--device", "both", "--ops", "softmax,adam_step"]);
+    assert!(ok, "{text}");
+    assert!(text.lines().any(|l| l == "18 passed, 0 failed"), "{text}");
+}
+
+#[test]
+fn check_fails_on_unknown_ops_and_unreadable_files() {
+    let dir = std::env::temp_dir().join(format!("kiln-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let relu = Path::new(CASES).join("relu__2d.safetensors");
+    std::fs::copy(&relu, dir.join("relu__2d.safetensors")).expect("copy");
+    std::fs::write(dir.join("broken.safetensors"), b"not a case").expect("write");
+    let lstm = std::fs::read_dir(CASES)
+        .expect("cases")
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("lstm_cell"));
+    std::fs::copy(lstm.expect("an lstm case").path(), dir.join("lstm_cell__x.safetensors")).expect("copy");
+    let (ok, text) = kiln(&["check", dir.to_str().expect("utf-8"), "--device", "cpu"]);
+    assert!(!ok, "must exit non-zero: {text}");
+    assert!(text.contains("FAIL") && text.contains("broken.safetensors") && text.contains("lstm_cell"), "{text}");
+    assert!(text.lines().any(|l| l == "1 passed, 2 failed"), "{text}");
+}
+
+#[test]
+fn a_missing_dataset_says_how_to_get_it() {
+    let (ok, text) = kiln(&["train", "--data", "/nonexistent", "--device", "cpu"]);
+    assert!(!ok);
+    assert!(text.contains("apt-get install dataset-fashion-mnist"), "{text}");
+}
