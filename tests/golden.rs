@@ -1,5 +1,6 @@
-//! The public golden cases (copied from ../shared/golden/cases into tests/golden) pass on the
-//! CPU reference path and on the GPU, forward outputs and gradients.
+//! The public golden cases (copied from ../shared/golden/cases into tests/golden) and the
+//! awkward-shape cases made by the same JAX generator (tests/golden_awkward) pass on the CPU
+//! reference path and on the GPU, forward outputs and gradients.
 
 mod common;
 
@@ -9,9 +10,11 @@ use kiln::golden::{check_case, load_dir};
 use kiln::ops::SUPPORTED_OPS;
 
 fn cases() -> Vec<kiln::golden::Case> {
-    let all = load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"))).expect("golden cases load");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut all = load_dir(&root.join("golden")).expect("public golden cases load");
+    all.extend(load_dir(&root.join("golden_awkward")).expect("awkward golden cases load"));
     let cases: Vec<_> = all.into_iter().filter(|c| SUPPORTED_OPS.contains(&c.op.as_str())).collect();
-    assert!(cases.len() >= 80, "expected the public cases of every supported op, found {}", cases.len());
+    assert!(cases.len() >= 150, "expected the public and awkward cases of every supported op, found {}", cases.len());
     cases
 }
 
