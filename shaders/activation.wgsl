@@ -1,24 +1,81 @@
-// Pointwise activations and their gradients, one invocation per element.
-//   relu:    y = max(x, 0)           relu_backward(x, dy):    dx = dy·[x > 0]
-//   sigmoid: y = 1 / (1 + e^-x)      sigmoid_backward(y, dy): dx = dy·y·(1 - y)
-//   tanh:    y = tanh(x)             tanh_backward(y, dy):    dx = dy·(1 - y²)
-// Bindings: 0 params, 1 x (the saved forward tensor in backward), 2 dy, 3 out.
-// The grid is folded over y past 65535 workgroups; `flat` recovers the element index.
+// Pointwise activations and their gradients, one invocation per element; `a` is the
+// activation's parameter (leaky_relu's slope, elu's alpha).
+//   relu        y = max(x, 0)                    dx = dy·[x > 0]
+//   sigmoid     y = 1/(1 + e^-x)                 dx = dy·y(1 - y)        (from y)
+//   tanh        y = tanh(x)                      dx = dy·(1 - y²)        (from y)
+//   leaky_relu  y = x > 0 ? x : a·x              dx = dy·(x > 0 ? 1 : a)
+//   elu         y = x > 0 ? x : a·(e^x - 1)      dx = dy·(x > 0 ? 1 : a·e^x)
+//   gelu        y = x·Φ(x)                       dx = dy·(Φ(x) + x·φ(x))
+//   gelu_tanh   y = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³)
+//   silu        y = x·σ(x)                       dx = dy·σ(x)(1 + x(1 - σ(x)))
+//   softplus    y = max(x,0) + ln(1 + e^-|x|)    dx = dy·σ(x)
+//   prelu       y = x > 0 ? x : α_c·x            dx = dy·(x > 0 ? 1 : α_c),  dα_c = Σ_{x≤0} dy·x
+// Backward entry points read x (or y for sigmoid and tanh) at binding 1 and dy at 2.
+// Bindings: 0 params, 1 x, 2 dy, 3 out, 4 alpha. `inner` is the size of one channel plane.
 
 struct Params {
     n: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    a: f32,
+    inner: u32,
+    channels: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> alpha: array<f32>;
+
+const SQRT_2_OVER_PI: f32 = 0.7978845608;
+const INV_SQRT_2PI: f32 = 0.3989422804;
+const GELU_CUBIC: f32 = 0.044715;
 
 fn flat(gid: vec3u, groups: vec3u) -> u32 {
     return gid.y * groups.x * 64u + gid.x;
+}
+
+// Stable on both sides: e^-|v| never overflows.
+fn sigmoid_of(v: f32) -> f32 {
+    let e = exp(-abs(v));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
+}
+
+// ln(1 + z) without losing z when it is far below 1 (Goldberg's correction).
+fn log1p_of(z: f32) -> f32 {
+    let u = 1.0 + z;
+    return select(log(u) * z / (u - 1.0), z, u == 1.0);
+}
+
+// e^v - 1 without cancellation near 0 (Kahan's correction).
+fn expm1_of(v: f32) -> f32 {
+    let u = exp(v);
+    if (u == 1.0) { return v; }
+    if (u - 1.0 == -1.0) { return -1.0; }
+    return (u - 1.0) * v / log(u);
+}
+
+// erfc with relative error below 1.2e-7 everywhere (Chebyshev fit, Numerical Recipes).
+fn erfc_of(v: f32) -> f32 {
+    let z = abs(v);
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
+        + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+    let r = t * exp(poly);
+    return select(2.0 - r, r, v >= 0.0);
+}
+
+// Φ(v), the standard normal CDF.
+fn normal_cdf(v: f32) -> f32 {
+    return 0.5 * erfc_of(-v * 0.7071067812);
+}
+
+// tanh saturates to ±1 in f32 beyond |v| = 10; clamping keeps drivers' exp-based tanh finite.
+fn tanh_of(v: f32) -> f32 {
+    return tanh(clamp(v, -10.0, 10.0));
+}
+
+fn gelu_tanh_inner(v: f32) -> f32 {
+    return tanh_of(SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v));
 }
 
 @compute @workgroup_size(64)
@@ -35,13 +92,11 @@ fn relu_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
     out[i] = select(0.0, dy[i], x[i] > 0.0);
 }
 
-// Stable on both sides: e^-|x| never overflows.
 @compute @workgroup_size(64)
 fn sigmoid(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let i = flat(gid, groups);
     if (i >= p.n) { return; }
-    let e = exp(-abs(x[i]));
-    out[i] = select(e / (1.0 + e), 1.0 / (1.0 + e), x[i] >= 0.0);
+    out[i] = sigmoid_of(x[i]);
 }
 
 @compute @workgroup_size(64)
@@ -51,12 +106,11 @@ fn sigmoid_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
     out[i] = dy[i] * x[i] * (1.0 - x[i]);
 }
 
-// tanh saturates to ±1 in f32 beyond |x| = 10; clamping keeps drivers' exp-based tanh finite.
 @compute @workgroup_size(64)
 fn tanh_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let i = flat(gid, groups);
     if (i >= p.n) { return; }
-    out[i] = tanh(clamp(x[i], -10.0, 10.0));
+    out[i] = tanh_of(x[i]);
 }
 
 @compute @workgroup_size(64)
@@ -64,4 +118,125 @@ fn tanh_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
     let i = flat(gid, groups);
     if (i >= p.n) { return; }
     out[i] = dy[i] * (1.0 - x[i] * x[i]);
+}
+
+@compute @workgroup_size(64)
+fn leaky_relu(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    out[i] = select(p.a * x[i], x[i], x[i] > 0.0);
+}
+
+@compute @workgroup_size(64)
+fn leaky_relu_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    out[i] = dy[i] * select(p.a, 1.0, x[i] > 0.0);
+}
+
+@compute @workgroup_size(64)
+fn elu(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    out[i] = select(p.a * expm1_of(x[i]), x[i], x[i] > 0.0);
+}
+
+@compute @workgroup_size(64)
+fn elu_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    out[i] = dy[i] * select(p.a * exp(min(x[i], 0.0)), 1.0, x[i] > 0.0);
+}
+
+@compute @workgroup_size(64)
+fn gelu(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    out[i] = x[i] * normal_cdf(x[i]);
+}
+
+@compute @workgroup_size(64)
+fn gelu_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    let v = x[i];
+    out[i] = dy[i] * (normal_cdf(v) + v * INV_SQRT_2PI * exp(-0.5 * v * v));
+}
+
+@compute @workgroup_size(64)
+fn gelu_tanh(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    out[i] = 0.5 * x[i] * (1.0 + gelu_tanh_inner(x[i]));
+}
+
+@compute @workgroup_size(64)
+fn gelu_tanh_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    let v = x[i];
+    let t = gelu_tanh_inner(v);
+    let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * v * v);
+    out[i] = dy[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du);
+}
+
+@compute @workgroup_size(64)
+fn silu(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    out[i] = x[i] * sigmoid_of(x[i]);
+}
+
+@compute @workgroup_size(64)
+fn silu_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    let s = sigmoid_of(x[i]);
+    out[i] = dy[i] * s * (1.0 + x[i] * (1.0 - s));
+}
+
+@compute @workgroup_size(64)
+fn softplus(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    out[i] = max(x[i], 0.0) + log1p_of(exp(-abs(x[i])));
+}
+
+@compute @workgroup_size(64)
+fn softplus_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    out[i] = dy[i] * sigmoid_of(x[i]);
+}
+
+fn channel_of(i: u32) -> u32 {
+    return (i / p.inner) % p.channels;
+}
+
+@compute @workgroup_size(64)
+fn prelu(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    out[i] = select(alpha[channel_of(i)] * x[i], x[i], x[i] > 0.0);
+}
+
+@compute @workgroup_size(64)
+fn prelu_backward_input(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    out[i] = dy[i] * select(alpha[channel_of(i)], 1.0, x[i] > 0.0);
+}
+
+// One invocation per channel, visiting its planes in order.
+@compute @workgroup_size(64)
+fn prelu_backward_alpha(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let c = flat(gid, groups);
+    if (c >= p.channels) { return; }
+    var acc = 0.0;
+    for (var plane = c; plane * p.inner < p.n; plane += p.channels) {
+        for (var j = plane * p.inner; j < (plane + 1u) * p.inner; j++) {
+            acc += select(dy[j] * x[j], 0.0, x[j] > 0.0);
+        }
+    }
+    out[c] = acc;
 }

@@ -1,21 +1,36 @@
 // Strided gathers that materialise a view, one invocation per output element:
 //   transpose(x, perm):           y[i_0..i_r] with axis k of y = axis perm[k] of x
 //   broadcast_to(x, shape, s):    y = s · x broadcast to `shape` (the gradient of `sum`)
-// Both split the output index into coordinates over `shape` and dot them with `strides`, the
-// input's stride for each output axis (0 along broadcast axes). Reshape needs no kernel: the
-// executor lets it share its input's buffer.
-// Bindings: 0 params, 1 x, 2 y.
+//   slice(x):                     y = x[…, start..start+len, …]  (`offset` = start · stride)
+// These split the output index into coordinates over `shape` and dot them with `strides`, the
+// input's stride for each output axis (0 along broadcast axes), from `offset`.
+//   slice_backward(dy):           dx = dy placed at start.. along the axis, zero elsewhere
+// Reshape needs no kernel: the executor lets it share its input's buffer.
+// Bindings: 0 params (or slice_back), 1 x, 2 y.
 
 struct Params {
     n: u32,
     rank: u32,
     scale: f32,
-    _pad: u32,
+    offset: u32,
     shape: array<vec4u, 2>,
     strides: array<vec4u, 2>,
 }
 
+// dx viewed as [outer, full, inner]; dy as [outer, len, inner].
+struct SliceBack {
+    n: u32,
+    full: u32,
+    inner: u32,
+    start: u32,
+    len: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
 @group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> back: SliceBack;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
@@ -25,7 +40,7 @@ fn flat(gid: vec3u, groups: vec3u) -> u32 {
 
 fn source(i: u32) -> u32 {
     var rest = i;
-    var at = 0u;
+    var at = p.offset;
     for (var d = i32(p.rank) - 1; d >= 0; d--) {
         let q = u32(d) / 4u;
         let r = u32(d) % 4u;
@@ -47,4 +62,24 @@ fn broadcast_to(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
     let i = flat(gid, groups);
     if (i >= p.n) { return; }
     y[i] = p.scale * x[source(i)];
+}
+
+@compute @workgroup_size(64)
+fn slice(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    y[i] = x[source(i)];
+}
+
+@compute @workgroup_size(64)
+fn slice_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= back.n) { return; }
+    let inner = i % back.inner;
+    let along = (i / back.inner) % back.full;
+    let outer = i / (back.inner * back.full);
+    let inside = along >= back.start && along < back.start + back.len;
+    // Clamped so the read stays inside dy even where it is not used.
+    let source_at = (outer * back.len + min(along - back.start, back.len - 1u)) * back.inner + inner;
+    y[i] = select(0.0, x[source_at], inside);
 }

@@ -1,9 +1,12 @@
-// sum(x, axes) · scale (mean is sum with scale = 1/count), one workgroup per output element.
-// Its gradient is `broadcast_to` in layout.wgsl.
+// Reductions over `axes`, one workgroup per output element:
+//   sum(x) · scale     (mean is sum with scale = 1/count); its gradient is `broadcast_to`
+//   max_forward(x)      the maximum
+//   max_backward(x, ymax, dy):  dx = dy/k at the k elements equal to their maximum, else 0
+//                               (ties share the gradient, as JAX's rule does)
 // The 64 invocations of a workgroup stride over the reduced elements, then add their partial
 // sums in a tree in workgroup memory: log2(64) barriers, pairwise-style rounding.
 // `kept_*` describe the output's axes in x, `red_*` the reduced axes (shape, stride in x).
-// Bindings: 0 params, 1 x, 2 y.
+// Bindings: 0 params, 1 x, 2 y (dx for max_backward), 3 ymax, 4 dy.
 
 struct Params {
     n_out: u32,
@@ -23,6 +26,9 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+@group(0) @binding(3) var<storage, read> ymax: array<f32>;
+@group(0) @binding(4) var<storage, read> dy: array<f32>;
 
 var<workgroup> partial: array<f32, 64>;
 
@@ -53,7 +59,15 @@ fn sum(
             acc += x[base + strided_offset(r, p.red_rank, p.red_shape, p.red_strides)];
         }
     }
-    partial[lid] = acc;
+    let total = workgroup_sum(acc, lid);
+    if (lid == 0u && o < p.n_out) {
+        y[o] = total * p.scale;
+    }
+}
+
+// The sum of every invocation's `v`, given to all of them.
+fn workgroup_sum(v: f32, lid: u32) -> f32 {
+    partial[lid] = v;
     workgroupBarrier();
     for (var half = 32u; half > 0u; half >>= 1u) {
         if (lid < half) {
@@ -61,7 +75,65 @@ fn sum(
         }
         workgroupBarrier();
     }
+    let total = partial[0];
+    workgroupBarrier();
+    return total;
+}
+
+// Offset in x of reduced element r of output o.
+fn element(o: u32, r: u32) -> u32 {
+    return strided_offset(o, p.kept_rank, p.kept_shape, p.kept_strides)
+        + strided_offset(r, p.red_rank, p.red_shape, p.red_strides);
+}
+
+// `max_forward`: WGSL's builtin `max` cannot be shadowed.
+@compute @workgroup_size(64)
+fn max_forward(
+    @builtin(workgroup_id) wid: vec3u,
+    @builtin(num_workgroups) groups: vec3u,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let o = wid.y * groups.x + wid.x;
+    var acc = 0.0;
+    if (o < p.n_out) {
+        acc = x[element(o, 0u)];
+        for (var r = lid; r < p.n_red; r += 64u) {
+            acc = max(acc, x[element(o, r)]);
+        }
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var half = 32u; half > 0u; half >>= 1u) {
+        if (lid < half) {
+            partial[lid] = max(partial[lid], partial[lid + half]);
+        }
+        workgroupBarrier();
+    }
     if (lid == 0u && o < p.n_out) {
-        y[o] = partial[0] * p.scale;
+        y[o] = partial[0];
+    }
+}
+
+@compute @workgroup_size(64)
+fn max_backward(
+    @builtin(workgroup_id) wid: vec3u,
+    @builtin(num_workgroups) groups: vec3u,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let o = wid.y * groups.x + wid.x;
+    let valid = o < p.n_out;
+    let top = select(0.0, ymax[min(o, p.n_out - 1u)], valid);
+    var ties = 0.0;
+    if (valid) {
+        for (var r = lid; r < p.n_red; r += 64u) {
+            ties += select(0.0, 1.0, x[element(o, r)] == top);
+        }
+    }
+    let share = select(0.0, dy[min(o, p.n_out - 1u)], valid) / max(workgroup_sum(ties, lid), 1.0);
+    if (valid) {
+        for (var r = lid; r < p.n_red; r += 64u) {
+            let at = element(o, r);
+            y[at] = select(0.0, share, x[at] == top);
+        }
     }
 }

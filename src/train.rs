@@ -74,10 +74,8 @@ pub fn train(opts: &TrainOptions) -> Result<Metrics> {
 
 fn optimizer(opts: &TrainOptions) -> Optimizer {
     match opts.optimizer {
-        OptimizerKind::Sgd => Optimizer::Sgd(Sgd { lr: opts.lr, momentum: 0.0, weight_decay: 0.0 }),
-        OptimizerKind::Adam => {
-            Optimizer::Adam(Adam { lr: opts.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1 })
-        }
+        OptimizerKind::Sgd => Optimizer::Sgd(Sgd::new(opts.lr, 0.0, 0.0)),
+        OptimizerKind::Adam => Optimizer::Adam(Adam::new(opts.lr)),
     }
 }
 

@@ -4,10 +4,13 @@
 mod common;
 
 use kiln::core::{Backend, Bound, DType, HostTensor, MatMul, Shape};
+use kiln::cpu::Tensor;
 use kiln::kernels::{MatmulKernel, matmul_dispatch};
 
 fn check(kernel: MatmulKernel, m: MatMul, a: &HostTensor, b: &HostTensor) {
-    let want = kiln::cpu::eval(&kiln::core::Op::MatMul(m), &[a, b]).expect("cpu")[0].clone();
+    let (ta, tb) = (Tensor::from_host(a), Tensor::from_host(b));
+    let want =
+        kiln::cpu::eval(&kiln::core::Op::MatMul(m), &[&ta, &tb]).expect("cpu")[0].to_host(DType::F32).expect("f32");
     let backend = common::gpu();
     let gpu = backend.gpu();
     let upload = |t: &HostTensor| {

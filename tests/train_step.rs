@@ -41,9 +41,8 @@ fn assert_same_training(sizes: &[usize], optimizer: Optimizer, steps: u64) {
     assert!(loss_error < 1e-4, "losses differ: gpu {gpu_losses:?} cpu {cpu_losses:?}");
 }
 
-const SGD: Optimizer = Optimizer::Sgd(Sgd { lr: 0.1, momentum: 0.9, weight_decay: 1e-3 });
-const ADAM: Optimizer =
-    Optimizer::Adam(Adam { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1 });
+const SGD: Optimizer = Optimizer::Sgd(Sgd::new(0.1, 0.9, 1e-3));
+const ADAM: Optimizer = Optimizer::Adam(Adam::new(1e-2));
 
 #[test]
 fn one_sgd_step_matches_on_gpu_and_cpu() {

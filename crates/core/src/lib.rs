@@ -9,7 +9,10 @@ mod tensor;
 
 pub use backend::{Backend, Bound};
 pub use error::{Error, Result};
-pub use op::{Adam, MatMul, Op, Reduce, Sgd};
+pub use op::{
+    Activation, Adagrad, Adam, Conv2d, Dropout, LossKind, LrSchedule, MatMul, Op, Pool2d, PoolKind, Reduce, Rmsprop,
+    Sgd,
+};
 pub use shape::{DType, Shape, broadcast_shapes, contiguous_strides};
 pub use tensor::{HostTensor, TensorData};
 

@@ -3,7 +3,10 @@ use std::rc::Rc;
 
 use kiln_core::{Backend, Bound, DType, HostTensor, Op, Result, Shape};
 
-/// The CPU backend: buffers are host byte vectors, kernels are the reference functions.
+use crate::Tensor;
+
+/// The CPU backend: buffers are host byte vectors holding f32 (as a device's would), kernels
+/// are the reference functions evaluated in f64.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Cpu;
 
@@ -56,12 +59,12 @@ impl Backend for Cpu {
                 .iter()
                 .map(|(buffer, shape, dtype)| {
                     let bytes = &buffer.borrow()[..shape.bytes() as usize];
-                    HostTensor::from_bytes(shape.clone(), *dtype, bytes)
+                    HostTensor::from_bytes(shape.clone(), *dtype, bytes).map(|t| Tensor::from_host(&t))
                 })
                 .collect::<Result<Vec<_>>>()?;
             let results = crate::eval(&kernel.op.borrow(), &inputs.iter().collect::<Vec<_>>())?;
             for (buffer, result) in kernel.outputs.iter().zip(results) {
-                self.write(buffer, &result.to_bytes())?;
+                self.write(buffer, &result.to_host(DType::F32)?.to_bytes())?;
             }
         }
         Ok(reads.iter().map(|(buffer, bytes)| buffer.borrow()[..*bytes as usize].to_vec()).collect())

@@ -1,22 +1,39 @@
-use kiln_core::{DType, HostTensor, Op, Result, contiguous_strides};
+use kiln_core::{DType, Op, Result, contiguous_strides};
+
+use crate::{Tensor, for_each_index, split_at_axis};
 
 /// `y[i_0..i_r] = x[i_perm⁻¹…]`: axis `k` of `y` is axis `perm[k]` of `x`.
-pub fn transpose(perm: &[usize], x: &HostTensor) -> Result<HostTensor> {
+pub fn transpose(perm: &[usize], x: &Tensor) -> Result<Tensor> {
     let (shape, _) = Op::Transpose(perm.to_vec()).output(&[(&x.shape, DType::F32)])?;
-    let xs = x.as_f32()?;
-    let x_strides = contiguous_strides(x.shape.dims());
-    let dims = shape.dims();
-    let mut index = vec![0usize; dims.len()];
+    let x_strides = contiguous_strides(x.dims());
     let mut y = Vec::with_capacity(shape.numel());
-    for _ in 0..shape.numel() {
-        y.push(xs[(0..dims.len()).map(|k| index[k] * x_strides[perm[k]]).sum::<usize>()]);
-        for d in (0..dims.len()).rev() {
-            index[d] += 1;
-            if index[d] < dims[d] {
-                break;
-            }
-            index[d] = 0;
-        }
+    for_each_index(shape.dims(), |index| {
+        y.push(x.data[(0..index.len()).map(|k| index[k] * x_strides[perm[k]]).sum::<usize>()]);
+    });
+    Tensor::new(shape, y)
+}
+
+/// Elements `start..start+len` of `axis`.
+pub fn slice(axis: usize, start: usize, len: usize, x: &Tensor) -> Result<Tensor> {
+    let (outer, full, inner) = split_at_axis(x.dims(), axis);
+    let mut dims = x.dims().to_vec();
+    dims[axis] = len;
+    let mut y = Vec::with_capacity(outer * len * inner);
+    for o in 0..outer {
+        y.extend_from_slice(&x.data[(o * full + start) * inner..(o * full + start + len) * inner]);
     }
-    HostTensor::f32(shape, y)
+    Tensor::new(dims, y)
+}
+
+/// `dy` placed at `start..` of `axis` in a zero tensor `full` long on that axis.
+pub fn slice_backward(axis: usize, start: usize, full: usize, dy: &Tensor) -> Result<Tensor> {
+    let (outer, len, inner) = split_at_axis(dy.dims(), axis);
+    let mut dims = dy.dims().to_vec();
+    dims[axis] = full;
+    let mut dx = Tensor::zeros(dims);
+    for o in 0..outer {
+        let to = (o * full + start) * inner;
+        dx.data[to..to + len * inner].copy_from_slice(&dy.data[o * len * inner..(o + 1) * len * inner]);
+    }
+    Ok(dx)
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use kiln_core::{Error, HostTensor, MatMul, Op, Reduce, Result, Shape};
+use kiln_core::{Conv2d, Error, HostTensor, MatMul, Op, Reduce, Result, Shape};
 
 use crate::{Graph, Value};
 
@@ -85,20 +85,31 @@ fn backward(g: &mut Graph, y: Value, dy: Value) -> Result<Vec<(Value, Value)>> {
             let db = g.div(dy_y, x(1))?;
             vec![(x(0), sum_to(g, da, x(0), 1.0)?), (x(1), sum_to(g, db, x(1), -1.0)?)]
         }
-        // y = relu(x) ⇒ dx = dy·[x > 0]
-        Op::Relu => vec![(x(0), g.push(Op::ReluBackward, &[x(0), dy])?)],
-        // y = σ(x) ⇒ dx = dy·y(1-y)
-        Op::Sigmoid => vec![(x(0), g.push(Op::SigmoidBackward, &[y, dy])?)],
-        // y = tanh(x) ⇒ dx = dy(1-y²)
-        Op::Tanh => vec![(x(0), g.push(Op::TanhBackward, &[y, dy])?)],
+        // y = f(x) ⇒ dx = f'(x)·dy, f' from x, or from y for sigmoid and tanh
+        Op::Activation(a) => {
+            let saved = if a.saves_output() { y } else { x(0) };
+            vec![(x(0), g.push(Op::ActivationBackward(*a), &[saved, dy])?)]
+        }
+        // y = x>0 ? x : α_c·x ⇒ dx = dy·(x>0 ? 1 : α_c), dα_c = Σ_{x≤0} dy·x
+        Op::Prelu => vec![
+            (x(0), g.push(Op::PreluBackwardInput, &[x(0), x(1), dy])?),
+            (x(1), g.push(Op::PreluBackwardAlpha, &[x(0), dy])?),
+        ],
         // y = s·Σ_axes x ⇒ dx = s·broadcast(dy)
         Op::Sum(r) => vec![(x(0), sum_backward(g, r, x(0), dy)?)],
+        // y = max_axes x ⇒ dx = dy shared by the elements equal to y
+        Op::Max(r) => vec![(x(0), g.push(Op::MaxBackward(r.clone()), &[x(0), y, dy])?)],
         // y = s·broadcast(x) ⇒ dx = s·Σ dy over the broadcast axes
         Op::BroadcastTo { scale, .. } => vec![(x(0), sum_to(g, dy, x(0), *scale)?)],
         // y = reshape(x) ⇒ dx = reshape(dy)
         Op::Reshape(_) => vec![(x(0), g.reshape(dy, node_shape(g, x(0)))?)],
         // y = transpose(x, p) ⇒ dx = transpose(dy, p⁻¹)
         Op::Transpose(perm) => vec![(x(0), g.transpose(dy, &inverse(perm))?)],
+        // y = x[start..start+len] along axis ⇒ dx = dy placed back among zeros
+        Op::Slice { axis, start, .. } => {
+            let full = g.shape(x(0)).dims()[*axis];
+            vec![(x(0), g.push(Op::SliceBackward { axis: *axis, start: *start, full }, &[dy])?)]
+        }
         // y = softmax(x) ⇒ dx = y(dy - Σ dy·y)
         Op::Softmax { axis } => vec![(x(0), g.push(Op::SoftmaxBackward { axis: *axis }, &[y, dy])?)],
         // y = log_softmax(x) ⇒ dx = dy - e^y Σ dy
@@ -107,17 +118,117 @@ fn backward(g: &mut Graph, y: Value, dy: Value) -> Result<Vec<(Value, Value)>> {
         Op::CrossEntropyPerSample => {
             vec![(x(0), g.push(Op::CrossEntropyPerSampleBackward, &[x(0), x(1), dy])?)]
         }
+        // y_n = -x_n[l_n] ⇒ dx_n = -dy_n·onehot(l_n)
+        Op::NllPerSample => vec![(x(0), g.push(Op::NllPerSampleBackward, &[x(0), x(1), dy])?)],
+        // y = ℓ(p, t) ⇒ dp = dy·∂ℓ/∂p, dt = dy·∂ℓ/∂t
+        Op::Loss(kind) => vec![
+            (x(0), g.push(Op::LossBackward { kind: *kind, wrt_target: false }, &[x(0), x(1), dy])?),
+            (x(1), g.push(Op::LossBackward { kind: *kind, wrt_target: true }, &[x(0), x(1), dy])?),
+        ],
+        Op::Conv2d(c) => conv2d_backward(g, c, &node.inputs, dy)?,
+        Op::ConvTranspose2d { conv, .. } => conv_transpose2d_backward(g, conv, &node.inputs, dy)?,
+        // y = pool(x) ⇒ dx gathers dy from every window holding each element
+        Op::Pool2d(p) => vec![(x(0), g.push(Op::Pool2dBackward(*p), &[x(0), y, dy])?)],
+        Op::BatchNorm { eps } => batch_norm_backward(g, *eps, &node.inputs, dy)?,
+        Op::LayerNorm { eps } => layer_norm_backward(g, *eps, &node.inputs, dy)?,
+        // y = m·x ⇒ dx = m·dy with the same mask
+        Op::Dropout(d) => vec![(x(0), g.push(Op::DropoutBackward(*d), &[dy])?)],
+        // y[i] = table[ids[i]] ⇒ dtable[v] = Σ_{ids[i] = v} dy[i]; ids have none
+        Op::Embedding => {
+            let vocab = g.shape(x(0)).dims()[0];
+            vec![(x(0), g.push(Op::EmbeddingBackward { vocab }, &[x(1), dy])?)]
+        }
         Op::Input
         | Op::Variable
-        | Op::ReluBackward
-        | Op::SigmoidBackward
-        | Op::TanhBackward
+        | Op::ActivationBackward(_)
+        | Op::PreluBackwardInput
+        | Op::PreluBackwardAlpha
+        | Op::MaxBackward(_)
+        | Op::SliceBackward { .. }
         | Op::SoftmaxBackward { .. }
         | Op::LogSoftmaxBackward { .. }
         | Op::CrossEntropyPerSampleBackward
+        | Op::NllPerSampleBackward
+        | Op::LossBackward { .. }
+        | Op::Conv2dBackwardInput { .. }
+        | Op::Conv2dBackwardWeight { .. }
+        | Op::Pool2dBackward(_)
+        | Op::BatchNormStats
+        | Op::BatchNormBackwardReduce { .. }
+        | Op::BatchNormBackwardInput { .. }
+        | Op::BatchNormRunningUpdate { .. }
+        | Op::LayerNormStats
+        | Op::LayerNormBackwardInput { .. }
+        | Op::LayerNormBackwardParams { .. }
+        | Op::DropoutBackward(_)
+        | Op::EmbeddingBackward { .. }
+        | Op::ClipFactor { .. }
         | Op::SgdStep(_)
-        | Op::AdamStep(_) => return Err(Error::Unsupported(format!("{}: no gradient rule", node.op.name()))),
+        | Op::AdamStep(_)
+        | Op::AdagradStep(_)
+        | Op::RmspropStep(_) => return Err(Error::Unsupported(format!("{}: no gradient rule", node.op.name()))),
     })
+}
+
+/// `y = conv(x, w) + b` ⇒ `dx = conv2d_backward_input(dy, w)`, `dw = conv2d_backward_weight(x, dy)`,
+/// `db = Σ_{n,h,w} dy`.
+fn conv2d_backward(g: &mut Graph, c: &Conv2d, inputs: &[Value], dy: Value) -> Result<Vec<(Value, Value)>> {
+    let (x, w) = (inputs[0], inputs[1]);
+    let (xd, wd) = (g.shape(x).dims().to_vec(), g.shape(w).dims().to_vec());
+    let dx = g.push(Op::Conv2dBackwardInput { conv: *c, input_hw: [xd[2], xd[3]] }, &[dy, w])?;
+    let dw = g.push(Op::Conv2dBackwardWeight { conv: *c, kernel_hw: [wd[2], wd[3]] }, &[x, dy])?;
+    let mut grads = vec![(x, dx), (w, dw)];
+    if let Some(&b) = inputs.get(2) {
+        grads.push((b, g.sum(dy, &[0, 2, 3], false)?));
+    }
+    Ok(grads)
+}
+
+/// `y = convᵀ(x, w) + b`, the adjoint of `z ↦ conv(z, w)` ⇒ `dx = conv(dy, w)` (cropped to x
+/// where output padding made the image larger), `dw = conv2d_backward_weight(dy, x)`, `db = Σ dy`.
+fn conv_transpose2d_backward(g: &mut Graph, c: &Conv2d, inputs: &[Value], dy: Value) -> Result<Vec<(Value, Value)>> {
+    let (x, w) = (inputs[0], inputs[1]);
+    let (xd, wd) = (g.shape(x).dims().to_vec(), g.shape(w).dims().to_vec());
+    let mut dx = g.push(Op::Conv2d(*c), &[dy, w])?;
+    for axis in [2, 3] {
+        if g.shape(dx).dims()[axis] != xd[axis] {
+            dx = g.push(Op::Slice { axis, start: 0, len: xd[axis] }, &[dx])?;
+        }
+    }
+    let dw = g.push(Op::Conv2dBackwardWeight { conv: *c, kernel_hw: [wd[2], wd[3]] }, &[dy, x])?;
+    let mut grads = vec![(x, dx), (w, dw)];
+    if let Some(&b) = inputs.get(2) {
+        grads.push((b, g.sum(dy, &[0, 2, 3], false)?));
+    }
+    Ok(grads)
+}
+
+/// Row `row` of a `[2,C]` tensor of sums, as `[C]`.
+fn row_of_two(g: &mut Graph, sums: Value, row: usize) -> Result<Value> {
+    let len = g.shape(sums).dims()[1];
+    let picked = g.push(Op::Slice { axis: 0, start: row, len: 1 }, &[sums])?;
+    g.reshape(picked, vec![len])
+}
+
+/// `y = γ·x̂ + β` ⇒ `dγ = Σ dy·x̂`, `dβ = Σ dy`, and dx through the batch statistics when they
+/// were computed from this x (training), else with them held constant (running statistics).
+fn batch_norm_backward(g: &mut Graph, eps: f32, inputs: &[Value], dy: Value) -> Result<Vec<(Value, Value)>> {
+    let [x, stats, gamma, beta] = [inputs[0], inputs[1], inputs[2], inputs[3]];
+    let training = g.node(stats).op == Op::BatchNormStats && g.node(stats).inputs == [x];
+    let sums = g.push(Op::BatchNormBackwardReduce { eps }, &[x, stats, dy])?;
+    let dx = g.push(Op::BatchNormBackwardInput { eps, training }, &[x, stats, gamma, dy, sums])?;
+    Ok(vec![(x, dx), (gamma, row_of_two(g, sums, 1)?), (beta, row_of_two(g, sums, 0)?)])
+}
+
+/// `y = γ·x̂ + β` per row ⇒ dx through the row statistics, `dγ = Σ dy·x̂`, `dβ = Σ dy`.
+fn layer_norm_backward(g: &mut Graph, eps: f32, inputs: &[Value], dy: Value) -> Result<Vec<(Value, Value)>> {
+    let [x, stats, gamma, beta] = [inputs[0], inputs[1], inputs[2], inputs[3]];
+    if g.node(stats).op != Op::LayerNormStats || g.node(stats).inputs != [x] {
+        return Err(Error::Unsupported("layer_norm: the gradient needs statistics computed from x".into()));
+    }
+    let dx = g.push(Op::LayerNormBackwardInput { eps }, &[x, stats, gamma, dy])?;
+    let sums = g.push(Op::LayerNormBackwardParams { eps }, &[x, stats, dy])?;
+    Ok(vec![(x, dx), (gamma, row_of_two(g, sums, 1)?), (beta, row_of_two(g, sums, 0)?)])
 }
 
 fn node_shape(g: &Graph, v: Value) -> Shape {

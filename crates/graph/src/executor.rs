@@ -17,6 +17,8 @@ pub struct Executor<B: Backend> {
     kernel_nodes: Vec<usize>,
     /// Values whose buffers stay valid after a run: pinned outputs and sources.
     readable: Vec<bool>,
+    /// For each source feeding index inputs (labels, ids): the consuming op and its bound.
+    index_bounds: HashMap<usize, Vec<(&'static str, usize)>>,
     runs: u32,
 }
 
@@ -42,6 +44,7 @@ impl<B: Backend> Executor<B> {
             kernels: vec![],
             kernel_nodes: vec![],
             readable,
+            index_bounds: index_bounds(graph),
             runs: 0,
         };
         exec.prepare_all()?;
@@ -58,6 +61,7 @@ impl<B: Backend> Executor<B> {
     fn prepare_all(&mut self) -> Result<()> {
         for (i, node) in self.graph.nodes().iter().enumerate() {
             match &node.op {
+                _ if !self.plan.live[i] => {}
                 Op::Input | Op::Variable => {
                     self.readable[i] = true;
                     if let Some(init) = &node.init {
@@ -119,7 +123,21 @@ impl<B: Backend> Executor<B> {
             let got = format!("{:?} {}", tensor.dtype(), tensor.shape);
             return Err(Error::shape(&format!("set `{}`", node.name), "wrong tensor", want, got));
         }
+        self.check_indices(v, tensor)?;
         self.backend.write(self.buffer(v)?, &tensor.to_bytes())
+    }
+
+    /// Refuses labels or ids outside the range of an op that indexes with them, naming both.
+    fn check_indices(&self, v: Value, tensor: &HostTensor) -> Result<()> {
+        let Some(bounds) = self.index_bounds.get(&v.0) else { return Ok(()) };
+        let values = tensor.as_i32()?;
+        for &(op, bound) in bounds {
+            if let Some(bad) = values.iter().find(|&&i| i < 0 || i as usize >= bound) {
+                let name = &self.graph.node(v).name;
+                return Err(Error::attribute(op, format!("index {bad} in `{name}` is out of range 0..{bound}")));
+            }
+        }
+        Ok(())
     }
 
     /// Sets inputs by name.
@@ -164,14 +182,25 @@ impl<B: Backend> Executor<B> {
         HostTensor::from_bytes(node.shape.clone(), node.dtype, bytes)
     }
 
-    /// Advances the optimizer's 1-based step count in the kernels that use it.
+    /// Advances the attributes that change every run (step counts, schedules, dropout masks).
     fn refresh_step_attributes(&self) -> Result<()> {
         for (kernel, &index) in self.kernels.iter().zip(&self.kernel_nodes) {
-            if let Op::AdamStep(adam) = &self.graph.nodes()[index].op {
-                let step = adam.step + self.runs;
-                self.backend.refresh(kernel, &Op::AdamStep(kiln_core::Adam { step, ..*adam }))?;
+            if let Some(op) = self.graph.nodes()[index].op.at_run(self.runs) {
+                self.backend.refresh(kernel, &op)?;
             }
         }
         Ok(())
     }
+}
+
+/// Sources consumed as index inputs, with each consumer's name and exclusive bound.
+fn index_bounds(graph: &Graph) -> HashMap<usize, Vec<(&'static str, usize)>> {
+    let mut bounds: HashMap<usize, Vec<(&'static str, usize)>> = HashMap::new();
+    for node in graph.nodes() {
+        let shapes: Vec<_> = node.inputs.iter().map(|v| graph.shape(*v)).collect();
+        if let (Some(input), Some(bound)) = (node.op.index_input(), node.op.index_bound(&shapes)) {
+            bounds.entry(node.inputs[input].0).or_default().push((node.op.name(), bound));
+        }
+    }
+    bounds
 }

@@ -1,4 +1,4 @@
-use kiln_core::{Adam, DType, Error, HostTensor, MatMul, Op, Reduce, Result, Sgd, Shape};
+use kiln_core::{Activation, Adagrad, Adam, DType, Error, HostTensor, MatMul, Op, Reduce, Result, Rmsprop, Sgd, Shape};
 
 /// A value in a graph: the output of the node with this index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,16 +106,36 @@ impl Graph {
         self.push(Op::Div, &[a, b])
     }
 
+    pub fn activation(&mut self, x: Value, a: Activation) -> Result<Value> {
+        self.push(Op::Activation(a), &[x])
+    }
+
     pub fn relu(&mut self, x: Value) -> Result<Value> {
-        self.push(Op::Relu, &[x])
+        self.activation(x, Activation::Relu)
     }
 
     pub fn sigmoid(&mut self, x: Value) -> Result<Value> {
-        self.push(Op::Sigmoid, &[x])
+        self.activation(x, Activation::Sigmoid)
     }
 
     pub fn tanh(&mut self, x: Value) -> Result<Value> {
-        self.push(Op::Tanh, &[x])
+        self.activation(x, Activation::Tanh)
+    }
+
+    /// The identity needs no kernel: it is `x` itself.
+    pub fn identity(&mut self, x: Value) -> Result<Value> {
+        Ok(x)
+    }
+
+    /// `x` where positive, else `alpha[c]·x`, for `x [N,C,…]` and `alpha [C]`.
+    pub fn prelu(&mut self, x: Value, alpha: Value) -> Result<Value> {
+        self.push(Op::Prelu, &[x, alpha])
+    }
+
+    /// `s·x`.
+    pub fn scale(&mut self, x: Value, s: f32) -> Result<Value> {
+        let shape = self.shape(x).clone();
+        self.push(Op::BroadcastTo { shape, scale: s }, &[x])
     }
 
     /// Sum over `axes` (negative axes count from the end).
@@ -129,6 +149,18 @@ impl Graph {
         let count: usize = axes.iter().map(|&a| self.shape(x).dims()[a]).product();
         let scale = 1.0 / count.max(1) as f32;
         self.push(Op::Sum(Reduce { axes, keepdims, scale }), &[x])
+    }
+
+    /// Maximum over `axes` (negative axes count from the end).
+    pub fn max(&mut self, x: Value, axes: &[i64], keepdims: bool) -> Result<Value> {
+        let axes = self.resolve_axes("max", x, axes)?;
+        self.push(Op::Max(Reduce { axes, keepdims, scale: 1.0 }), &[x])
+    }
+
+    /// Sum over every axis, to a scalar.
+    pub fn sum_all(&mut self, x: Value) -> Result<Value> {
+        let axes: Vec<i64> = (0..self.shape(x).rank() as i64).collect();
+        self.sum(x, &axes, false)
     }
 
     /// Mean over every axis, to a scalar.
@@ -154,6 +186,11 @@ impl Graph {
         self.push(Op::Transpose(perm.to_vec()), &[x])
     }
 
+    /// Elements `start..start+len` of `axis`.
+    pub fn slice(&mut self, x: Value, axis: usize, start: usize, len: usize) -> Result<Value> {
+        self.push(Op::Slice { axis, start, len }, &[x])
+    }
+
     pub fn softmax(&mut self, x: Value, axis: i64) -> Result<Value> {
         let axis = self.shape(x).axis("softmax", axis)?;
         self.push(Op::Softmax { axis }, &[x])
@@ -164,27 +201,20 @@ impl Graph {
         self.push(Op::LogSoftmax { axis }, &[x])
     }
 
-    /// Mean over rows of `logsumexp(logits) - logits[label]`.
-    pub fn cross_entropy(&mut self, logits: Value, labels: Value) -> Result<Value> {
-        let per_sample = self.push(Op::CrossEntropyPerSample, &[logits, labels])?;
-        self.mean_all(per_sample)
-    }
-
-    /// `mean((pred - target)²)`.
-    pub fn mse_loss(&mut self, pred: Value, target: Value) -> Result<Value> {
-        if self.shape(pred) != self.shape(target) {
-            return Err(Error::shape("mse_loss", "pred and target differ", self.shape(pred), self.shape(target)));
-        }
-        let diff = self.sub(pred, target)?;
-        let squared = self.mul(diff, diff)?;
-        self.mean_all(squared)
-    }
-
     pub fn sgd_step(&mut self, param: Value, grad: Value, momentum_buf: Value, s: Sgd) -> Result<Value> {
         self.push(Op::SgdStep(s), &[param, grad, momentum_buf])
     }
 
+    /// Adam, or AdamW when `a.decoupled`.
     pub fn adam_step(&mut self, param: Value, grad: Value, m: Value, v: Value, a: Adam) -> Result<Value> {
         self.push(Op::AdamStep(a), &[param, grad, m, v])
+    }
+
+    pub fn adagrad_step(&mut self, param: Value, grad: Value, sum_sq: Value, a: Adagrad) -> Result<Value> {
+        self.push(Op::AdagradStep(a), &[param, grad, sum_sq])
+    }
+
+    pub fn rmsprop_step(&mut self, param: Value, grad: Value, sq_avg: Value, r: Rmsprop) -> Result<Value> {
+        self.push(Op::RmspropStep(r), &[param, grad, sq_avg])
     }
 }

@@ -5,6 +5,8 @@
 mod autodiff;
 mod executor;
 mod graph;
+mod layers;
+mod losses;
 mod plan;
 
 pub use autodiff::{grad, grad_with};

@@ -42,7 +42,7 @@ fn updates_write_their_variables_in_place() {
     let y = g.mul(x, w).expect("mul");
     let loss = g.sum(y, &[0], false).expect("sum");
     let dw = grad(&mut g, loss, &[w]).expect("grad")[0];
-    let step = g.sgd_step(w, dw, buf, Sgd { lr: 0.1, momentum: 0.0, weight_decay: 0.0 }).expect("step");
+    let step = g.sgd_step(w, dw, buf, Sgd::new(0.1, 0.0, 0.0)).expect("step");
     let plan = MemoryPlan::new(&g, &[loss]);
     assert_eq!(plan.storage[step.0], None);
     assert_eq!(plan.persistent_bytes, 4 * (3 + 3 + 3 + 1), "x, w, buf and the gradient seed");

@@ -1,45 +1,97 @@
 use bytemuck::{Pod, Zeroable};
-use kiln_core::{Op, Result};
+use kiln_core::{Activation, Result};
 use kiln_gpu::{Dispatch, Gpu};
 
 use crate::{ACTIVATION, B, Launch, grid_1d};
 
-pub const ENTRY_POINTS: &[&str] =
-    &["relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh_forward", "tanh_backward"];
+pub const ENTRY_POINTS: &[&str] = &[
+    "relu",
+    "relu_backward",
+    "sigmoid",
+    "sigmoid_backward",
+    "tanh_forward",
+    "tanh_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "elu",
+    "elu_backward",
+    "gelu",
+    "gelu_backward",
+    "gelu_tanh",
+    "gelu_tanh_backward",
+    "silu",
+    "silu_backward",
+    "softplus",
+    "softplus_backward",
+    "prelu",
+    "prelu_backward_input",
+    "prelu_backward_alpha",
+];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
     n: u32,
-    _pad: [u32; 3],
+    a: f32,
+    inner: u32,
+    channels: u32,
 }
 
 /// WGSL's builtin `tanh` cannot be shadowed, so the forward entry point is `tanh_forward`.
-fn entry(op: &Op) -> &'static str {
-    match op {
-        Op::Relu => "relu",
-        Op::ReluBackward => "relu_backward",
-        Op::Sigmoid => "sigmoid",
-        Op::SigmoidBackward => "sigmoid_backward",
-        Op::TanhBackward => "tanh_backward",
-        _ => "tanh_forward",
+fn entry(a: &Activation, backward: bool) -> &'static str {
+    match (a, backward) {
+        (Activation::Tanh, false) => "tanh_forward",
+        (_, false) => a.name(),
+        (_, true) => a.backward_name(),
     }
 }
 
-/// `out = f(x)` forward, or `out = f'(saved)·dy` backward when `dy` is given.
-pub fn activation(gpu: &Gpu, op: &Op, x: &B<'_>, dy: Option<&B<'_>>, out: &B<'_>) -> Result<Dispatch> {
-    let n = out.shape.numel();
-    let params = Params { n: n as u32, _pad: [0; 3] };
-    let mut bindings = vec![(1, x.buffer), (3, out.buffer)];
-    bindings.extend(dy.map(|dy| (2, dy.buffer)));
+fn launch(
+    gpu: &Gpu,
+    entry: &'static str,
+    params: Params,
+    bindings: Vec<(u32, &kiln_gpu::GpuBuffer)>,
+    n: usize,
+) -> Result<Dispatch> {
     let launch = Launch {
         shader: ACTIVATION,
-        entry: entry(op),
+        entry,
         constants: vec![],
         params: bytemuck::bytes_of(&params),
         bindings,
         workgroups: grid_1d(gpu, n),
     };
     launch.build(gpu)
+}
+
+/// `out = f(x)` forward, or `out = f'(saved)·dy` backward when `dy` is given.
+pub fn activation(gpu: &Gpu, a: &Activation, x: &B<'_>, dy: Option<&B<'_>>, out: &B<'_>) -> Result<Dispatch> {
+    let n = out.shape.numel();
+    let params = Params { n: n as u32, a: a.parameter(), inner: 1, channels: 1 };
+    let mut bindings = vec![(1, x.buffer), (3, out.buffer)];
+    bindings.extend(dy.map(|dy| (2, dy.buffer)));
+    launch(gpu, entry(a, dy.is_some()), params, bindings, n)
+}
+
+/// The channel layout of `x [N,C,…]`.
+fn prelu_params(x: &B<'_>) -> Params {
+    let dims = x.shape.dims();
+    let inner = dims[2..].iter().product::<usize>();
+    Params { n: x.shape.numel() as u32, a: 0.0, inner: inner as u32, channels: dims[1] as u32 }
+}
+
+pub fn prelu(gpu: &Gpu, x: &B<'_>, alpha: &B<'_>, out: &B<'_>) -> Result<Dispatch> {
+    let bindings = vec![(1, x.buffer), (3, out.buffer), (4, alpha.buffer)];
+    launch(gpu, "prelu", prelu_params(x), bindings, x.shape.numel())
+}
+
+pub fn prelu_backward_input(gpu: &Gpu, x: &B<'_>, alpha: &B<'_>, dy: &B<'_>, out: &B<'_>) -> Result<Dispatch> {
+    let bindings = vec![(1, x.buffer), (2, dy.buffer), (3, out.buffer), (4, alpha.buffer)];
+    launch(gpu, "prelu_backward_input", prelu_params(x), bindings, x.shape.numel())
+}
+
+pub fn prelu_backward_alpha(gpu: &Gpu, x: &B<'_>, dy: &B<'_>, out: &B<'_>) -> Result<Dispatch> {
+    let bindings = vec![(1, x.buffer), (2, dy.buffer), (3, out.buffer)];
+    launch(gpu, "prelu_backward_alpha", prelu_params(x), bindings, x.shape.dims()[1])
 }

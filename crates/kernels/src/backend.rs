@@ -1,7 +1,9 @@
 use kiln_core::{Backend, Error, Op, Result};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer};
 
-use crate::{B, activation, binary, layout, loss, matmul, optimizer, reduce, softmax};
+use crate::{
+    B, activation, binary, conv, dropout, embedding, layout, loss, matmul, norm, optimizer, pool, reduce, softmax,
+};
 
 /// The GPU backend: every `Op` maps to a WGSL entry point of `shaders/`.
 #[derive(Clone)]
@@ -47,28 +49,60 @@ impl Backend for GpuBackend {
             }
             Op::MatMul(m) => matmul::matmul_dispatch(gpu, *m, None, x(0), x(1), out),
             Op::Add | Op::Sub | Op::Mul | Op::Div => binary::binary(gpu, op, x(0), x(1), out),
-            Op::Relu | Op::Sigmoid | Op::Tanh => activation::activation(gpu, op, x(0), None, out),
-            Op::ReluBackward | Op::SigmoidBackward | Op::TanhBackward => {
-                activation::activation(gpu, op, x(0), Some(x(1)), out)
-            }
+            Op::Activation(a) => activation::activation(gpu, a, x(0), None, out),
+            Op::ActivationBackward(a) => activation::activation(gpu, a, x(0), Some(x(1)), out),
+            Op::Prelu => activation::prelu(gpu, x(0), x(1), out),
+            Op::PreluBackwardInput => activation::prelu_backward_input(gpu, x(0), x(1), x(2), out),
+            Op::PreluBackwardAlpha => activation::prelu_backward_alpha(gpu, x(0), x(1), out),
             Op::Sum(r) => reduce::sum(gpu, r, x(0), out),
+            Op::Max(r) => reduce::max(gpu, r, x(0), out),
+            Op::MaxBackward(r) => reduce::max_backward(gpu, r, x(0), x(1), x(2), out),
             Op::BroadcastTo { scale, .. } => layout::broadcast_to(gpu, *scale, x(0), out),
             Op::Transpose(perm) => layout::transpose(gpu, perm, x(0), out),
+            Op::Slice { axis, start, .. } => layout::slice(gpu, *axis, *start, x(0), out),
+            Op::SliceBackward { axis, start, .. } => layout::slice_backward(gpu, *axis, *start, x(0), out),
             Op::Softmax { axis } | Op::LogSoftmax { axis } => softmax::softmax(gpu, op, *axis, x(0), None, out),
             Op::SoftmaxBackward { axis } | Op::LogSoftmaxBackward { axis } => {
                 softmax::softmax(gpu, op, *axis, x(0), Some(x(1)), out)
             }
-            Op::CrossEntropyPerSample => loss::cross_entropy(gpu, op, x(0), x(1), None, out),
-            Op::CrossEntropyPerSampleBackward => loss::cross_entropy(gpu, op, x(0), x(1), Some(x(2)), out),
-            Op::SgdStep(s) => optimizer::sgd_step(gpu, s, inputs),
-            Op::AdamStep(a) => optimizer::adam_step(gpu, a, inputs),
+            Op::CrossEntropyPerSample | Op::NllPerSample => loss::per_sample(gpu, op, x(0), x(1), None, out),
+            Op::CrossEntropyPerSampleBackward | Op::NllPerSampleBackward => {
+                loss::per_sample(gpu, op, x(0), x(1), Some(x(2)), out)
+            }
+            Op::Loss(kind) => loss::elementwise(gpu, op.name(), *kind, x(0), x(1), None, out),
+            Op::LossBackward { kind, .. } => loss::elementwise(gpu, op.name(), *kind, x(0), x(1), Some(x(2)), out),
+            Op::Conv2d(c) => conv::conv2d(gpu, c, x(0), x(1), inputs.get(2), out),
+            Op::Conv2dBackwardInput { conv, .. } => conv::conv2d_backward_input(gpu, conv, x(0), x(1), out),
+            Op::Conv2dBackwardWeight { conv, .. } => conv::conv2d_backward_weight(gpu, conv, x(0), x(1), out),
+            Op::ConvTranspose2d { conv, .. } => conv::conv_transpose2d(gpu, conv, x(0), x(1), inputs.get(2), out),
+            Op::Pool2d(p) => pool::pool2d(gpu, p, x(0), out),
+            Op::Pool2dBackward(p) => pool::pool2d_backward(gpu, p, x(0), x(1), x(2), out),
+            Op::BatchNormStats
+            | Op::BatchNorm { .. }
+            | Op::BatchNormBackwardReduce { .. }
+            | Op::BatchNormBackwardInput { .. }
+            | Op::BatchNormRunningUpdate { .. }
+            | Op::LayerNormStats
+            | Op::LayerNorm { .. }
+            | Op::LayerNormBackwardInput { .. }
+            | Op::LayerNormBackwardParams { .. } => norm::norm(gpu, op, inputs, out),
+            Op::Dropout(d) | Op::DropoutBackward(d) => dropout::dropout(gpu, op.name(), d, x(0), out),
+            Op::Embedding => embedding::embedding(gpu, "embedding", x(0), x(1), x(0).shape.dims()[0], out),
+            Op::EmbeddingBackward { vocab } => embedding::embedding(gpu, "embedding_backward", x(1), x(0), *vocab, out),
+            Op::ClipFactor { max_norm } => optimizer::clip_factor(gpu, *max_norm, x(0), out),
+            Op::SgdStep(_) | Op::AdamStep(_) | Op::AdagradStep(_) | Op::RmspropStep(_) => {
+                optimizer::update(gpu, op, inputs)
+            }
         }
     }
 
     fn refresh(&self, kernel: &Dispatch, op: &Op) -> Result<()> {
-        // Only Adam's bias corrections change between steps; `n` (the first word) stays.
-        if let (Op::AdamStep(a), Some(params)) = (op, &kernel.params) {
-            let bytes = optimizer::adam_params(a, 0);
+        // Only attributes past the first word (the element count) change between runs.
+        let bytes = match op {
+            Op::Dropout(d) | Op::DropoutBackward(d) => Some(dropout::params(d, 0)),
+            _ => optimizer::params(op, 0),
+        };
+        if let (Some(bytes), Some(params)) = (bytes, &kernel.params) {
             self.gpu.queue().write_buffer(params, 4, &bytes[4..]);
         }
         Ok(())

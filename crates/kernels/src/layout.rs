@@ -5,8 +5,8 @@ use kiln_gpu::{Dispatch, Gpu};
 use crate::binary::broadcast_strides;
 use crate::{B, LAYOUT, Launch, grid_1d, pack8};
 
-pub const ENTRY_POINTS: &[&str] = &["transpose", "broadcast_to"];
-pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
+pub const ENTRY_POINTS: &[&str] = &["transpose", "broadcast_to", "slice", "slice_backward"];
+pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>()), ("SliceBack", size_of::<SliceBack>())];
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -14,40 +14,83 @@ struct Params {
     n: u32,
     rank: u32,
     scale: f32,
-    _pad: u32,
+    offset: u32,
     shape: [u32; 8],
     strides: [u32; 8],
 }
 
-fn gather(gpu: &Gpu, entry: &'static str, strides: &[usize], scale: f32, x: &B<'_>, y: &B<'_>) -> Result<Dispatch> {
-    let n = y.shape.numel();
-    let params = Params {
-        n: n as u32,
-        rank: y.shape.rank() as u32,
-        scale,
-        _pad: 0,
-        shape: pack8(y.shape.dims()),
-        strides: pack8(strides),
-    };
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SliceBack {
+    n: u32,
+    full: u32,
+    inner: u32,
+    start: u32,
+    len: u32,
+    _pad: [u32; 3],
+}
+
+fn launch(gpu: &Gpu, entry: &'static str, params: &[u8], x: &B<'_>, y: &B<'_>) -> Result<Dispatch> {
     let launch = Launch {
         shader: LAYOUT,
         entry,
         constants: vec![],
-        params: bytemuck::bytes_of(&params),
+        params,
         bindings: vec![(1, x.buffer), (2, y.buffer)],
-        workgroups: grid_1d(gpu, n),
+        workgroups: grid_1d(gpu, y.shape.numel()),
     };
     launch.build(gpu)
+}
+
+/// `y[i] = scale · x[offset + Σ_k coord_k(i)·strides_k]` over the shape of `y`.
+fn gather(
+    gpu: &Gpu,
+    entry: &'static str,
+    strides: &[usize],
+    offset: usize,
+    scale: f32,
+    x: &B<'_>,
+    y: &B<'_>,
+) -> Result<Dispatch> {
+    let params = Params {
+        n: y.shape.numel() as u32,
+        rank: y.shape.rank() as u32,
+        scale,
+        offset: offset as u32,
+        shape: pack8(y.shape.dims()),
+        strides: pack8(strides),
+    };
+    launch(gpu, entry, bytemuck::bytes_of(&params), x, y)
 }
 
 /// Axis k of `y` is axis `perm[k]` of `x`.
 pub fn transpose(gpu: &Gpu, perm: &[usize], x: &B<'_>, y: &B<'_>) -> Result<Dispatch> {
     let x_strides = contiguous_strides(x.shape.dims());
     let strides: Vec<usize> = perm.iter().map(|&p| x_strides[p]).collect();
-    gather(gpu, "transpose", &strides, 1.0, x, y)
+    gather(gpu, "transpose", &strides, 0, 1.0, x, y)
 }
 
 /// `y = scale · x` broadcast to the shape of `y`.
 pub fn broadcast_to(gpu: &Gpu, scale: f32, x: &B<'_>, y: &B<'_>) -> Result<Dispatch> {
-    gather(gpu, "broadcast_to", &broadcast_strides(y.shape, x.shape), scale, x, y)
+    gather(gpu, "broadcast_to", &broadcast_strides(y.shape, x.shape), 0, scale, x, y)
+}
+
+/// Elements `start..` of `axis` (as long as `y` is along it).
+pub fn slice(gpu: &Gpu, axis: usize, start: usize, x: &B<'_>, y: &B<'_>) -> Result<Dispatch> {
+    let strides = contiguous_strides(x.shape.dims());
+    gather(gpu, "slice", &strides, start * strides[axis], 1.0, x, y)
+}
+
+/// `dy` placed at `start..` of `axis` in a zero tensor shaped like `dx`.
+pub fn slice_backward(gpu: &Gpu, axis: usize, start: usize, dy: &B<'_>, dx: &B<'_>) -> Result<Dispatch> {
+    let dims = dx.shape.dims();
+    let params = SliceBack {
+        n: dx.shape.numel() as u32,
+        full: dims[axis] as u32,
+        inner: dims[axis + 1..].iter().product::<usize>() as u32,
+        start: start as u32,
+        len: dy.shape.dims()[axis] as u32,
+        _pad: [0; 3],
+    };
+    launch(gpu, "slice_backward", bytemuck::bytes_of(&params), dy, dx)
 }

@@ -4,10 +4,15 @@
 mod activation;
 mod backend;
 mod binary;
+mod conv;
+mod dropout;
+mod embedding;
 mod layout;
 mod loss;
 mod matmul;
+mod norm;
 mod optimizer;
+mod pool;
 mod reduce;
 mod softmax;
 
@@ -40,15 +45,21 @@ macro_rules! shader {
 
 pub const ACTIVATION: Shader = shader!(activation);
 pub const BINARY: Shader = shader!(binary);
+pub const CONV: Shader = shader!(conv);
+pub const DROPOUT: Shader = shader!(dropout);
+pub const EMBEDDING: Shader = shader!(embedding);
 pub const LAYOUT: Shader = shader!(layout);
 pub const LOSS: Shader = shader!(loss);
 pub const MATMUL: Shader = shader!(matmul);
+pub const NORM: Shader = shader!(norm);
 pub const OPTIMIZER: Shader = shader!(optimizer);
+pub const POOL: Shader = shader!(pool);
 pub const REDUCE: Shader = shader!(reduce);
 pub const SOFTMAX: Shader = shader!(softmax);
 
 /// Every shader.
-pub const SHADERS: &[Shader] = &[ACTIVATION, BINARY, LAYOUT, LOSS, MATMUL, OPTIMIZER, REDUCE, SOFTMAX];
+pub const SHADERS: &[Shader] =
+    &[ACTIVATION, BINARY, CONV, DROPOUT, EMBEDDING, LAYOUT, LOSS, MATMUL, NORM, OPTIMIZER, POOL, REDUCE, SOFTMAX];
 
 /// Everything one dispatch needs, gathered by the per-op functions.
 pub(crate) struct Launch<'a> {

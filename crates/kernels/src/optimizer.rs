@@ -1,11 +1,17 @@
 use bytemuck::{Pod, Zeroable};
-use kiln_core::{Adam, Result, Sgd};
+use kiln_core::{Adam, Op, Result};
 use kiln_gpu::{Dispatch, Gpu};
 
 use crate::{B, Launch, OPTIMIZER, grid_1d};
 
-pub const ENTRY_POINTS: &[&str] = &["sgd_step", "adam_step"];
-pub const PARAMS: &[(&str, usize)] = &[("Sgd", size_of::<SgdParams>()), ("Adam", size_of::<AdamParams>())];
+pub const ENTRY_POINTS: &[&str] =
+    &["sgd_step", "adam_step", "adamw_step", "adagrad_step", "rmsprop_step", "clip_factor"];
+pub const PARAMS: &[(&str, usize)] = &[
+    ("Sgd", size_of::<SgdParams>()),
+    ("Adam", size_of::<AdamParams>()),
+    ("Squares", size_of::<SquaresParams>()),
+    ("Clip", size_of::<ClipParams>()),
+];
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -29,46 +35,92 @@ struct AdamParams {
     c2: f32,
 }
 
-/// In place: `inputs` are param, grad, state…; the state (all but grad) is bound read-write.
-fn update(gpu: &Gpu, entry: &'static str, params: &[u8], inputs: &[B<'_>]) -> Result<Dispatch> {
-    let mut bindings = vec![(1, inputs[1].buffer), (2, inputs[0].buffer)];
-    bindings.extend(inputs[2..].iter().zip(3..).map(|(b, slot)| (slot, b.buffer)));
-    let launch = Launch {
-        shader: OPTIMIZER,
-        entry,
-        constants: vec![],
-        params,
-        bindings,
-        workgroups: grid_1d(gpu, inputs[0].shape.numel()),
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SquaresParams {
+    n: u32,
+    lr: f32,
+    alpha: f32,
+    eps: f32,
+    weight_decay: f32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ClipParams {
+    max_norm: f32,
+    _pad: [u32; 3],
+}
+
+/// The uniform of an optimizer update over `n` elements at the op's step (its scheduled
+/// rate, bias corrections in f64), or `None` for other ops.
+pub fn params(op: &Op, n: usize) -> Option<Vec<u8>> {
+    let n = n as u32;
+    let bytes = match op {
+        Op::SgdStep(s) => bytes(SgdParams {
+            n,
+            lr: s.schedule.at(s.lr, s.step) as f32,
+            momentum: s.momentum,
+            weight_decay: s.weight_decay,
+        }),
+        Op::AdamStep(a) => adam_params(a, n),
+        Op::AdagradStep(a) => squares(n, a.schedule.at(a.lr, a.step), 0.0, a.eps, a.weight_decay),
+        Op::RmspropStep(r) => squares(n, r.schedule.at(r.lr, r.step), r.alpha, r.eps, r.weight_decay),
+        _ => return None,
     };
-    launch.build(gpu)
+    Some(bytes)
 }
 
-pub fn sgd_step(gpu: &Gpu, s: &Sgd, inputs: &[B<'_>]) -> Result<Dispatch> {
-    update(gpu, "sgd_step", &sgd_params(s, inputs[0].shape.numel()), inputs)
-}
-
-pub fn adam_step(gpu: &Gpu, a: &Adam, inputs: &[B<'_>]) -> Result<Dispatch> {
-    update(gpu, "adam_step", &adam_params(a, inputs[0].shape.numel()), inputs)
-}
-
-pub fn sgd_params(s: &Sgd, n: usize) -> Vec<u8> {
-    let p = SgdParams { n: n as u32, lr: s.lr, momentum: s.momentum, weight_decay: s.weight_decay };
+fn bytes<T: Pod>(p: T) -> Vec<u8> {
     bytemuck::bytes_of(&p).to_vec()
 }
 
-/// Adam's uniform for step `a.step`, bias corrections computed in f64.
-pub fn adam_params(a: &Adam, n: usize) -> Vec<u8> {
+fn adam_params(a: &Adam, n: u32) -> Vec<u8> {
     let t = a.step as i32;
-    let p = AdamParams {
-        n: n as u32,
-        lr: a.lr,
+    bytes(AdamParams {
+        n,
+        lr: a.schedule.at(a.lr, a.step) as f32,
         beta1: a.beta1,
         beta2: a.beta2,
         eps: a.eps,
         weight_decay: a.weight_decay,
         c1: (1.0 - (a.beta1 as f64).powi(t)) as f32,
         c2: (1.0 - (a.beta2 as f64).powi(t)) as f32,
+    })
+}
+
+fn squares(n: u32, lr: f64, alpha: f32, eps: f32, weight_decay: f32) -> Vec<u8> {
+    bytes(SquaresParams { n, lr: lr as f32, alpha, eps, weight_decay, _pad: [0; 3] })
+}
+
+/// In place: `inputs` are param, grad, state…; the state (all but grad) is bound read-write.
+pub fn update(gpu: &Gpu, op: &Op, inputs: &[B<'_>]) -> Result<Dispatch> {
+    let n = inputs[0].shape.numel();
+    let params = params(op, n).ok_or_else(|| kiln_core::Error::attribute(op.name(), "is not an optimizer update"))?;
+    let mut bindings = vec![(1, inputs[1].buffer), (2, inputs[0].buffer)];
+    bindings.extend(inputs[2..].iter().zip(3..).map(|(b, slot)| (slot, b.buffer)));
+    let launch = Launch {
+        shader: OPTIMIZER,
+        entry: op.name(),
+        constants: vec![],
+        params: &params,
+        bindings,
+        workgroups: grid_1d(gpu, n),
     };
-    bytemuck::bytes_of(&p).to_vec()
+    launch.build(gpu)
+}
+
+/// `factor = min(1, max_norm / (√Σg² + 1e-6))` from the scalar `sum_sq`.
+pub fn clip_factor(gpu: &Gpu, max_norm: f32, sum_sq: &B<'_>, factor: &B<'_>) -> Result<Dispatch> {
+    let params = bytes(ClipParams { max_norm, _pad: [0; 3] });
+    let launch = Launch {
+        shader: OPTIMIZER,
+        entry: "clip_factor",
+        constants: vec![],
+        params: &params,
+        bindings: vec![(1, sum_sq.buffer), (2, factor.buffer)],
+        workgroups: [1, 1, 1],
+    };
+    launch.build(gpu)
 }

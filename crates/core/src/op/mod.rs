@@ -1,0 +1,376 @@
+//! The closed set of operators. Backward kernels are ordinary ops; matches over `Op` have no
+//! catch-all arm, so the compiler lists every place a new op must be handled.
+
+mod attrs;
+mod norm;
+mod rules;
+mod spatial;
+
+pub use attrs::{Activation, Adagrad, Adam, Conv2d, Dropout, LossKind, LrSchedule, Pool2d, PoolKind, Rmsprop, Sgd};
+
+use crate::{DType, Result, Shape};
+use rules::*;
+
+/// `y = op(a) · op(b)` over the last two axes; a leading batch axis on either side broadcasts.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct MatMul {
+    pub trans_a: bool,
+    pub trans_b: bool,
+}
+
+/// Sum (or max) over `axes` (sorted, resolved); a sum is scaled by `scale` (1 for `sum`,
+/// 1/count for `mean`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reduce {
+    pub axes: Vec<usize>,
+    pub keepdims: bool,
+    pub scale: f32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Fed by the caller before each run.
+    Input,
+    /// Persistent state: parameters, optimizer buffers, running statistics, constants.
+    Variable,
+    MatMul(MatMul),
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Activation(Activation),
+    /// `(saved, dy)`, `saved` being the forward input or output (`Activation::saves_output`).
+    ActivationBackward(Activation),
+    /// `(x [N,C,…], alpha [C])`: `x` where positive, else `alpha[c]·x`.
+    Prelu,
+    /// `(x, alpha, dy)` → dx.
+    PreluBackwardInput,
+    /// `(x, dy)` → dalpha `[C]`.
+    PreluBackwardAlpha,
+    Sum(Reduce),
+    Max(Reduce),
+    /// `(x, y, dy)`: dy shared equally by the elements equal to the maximum.
+    MaxBackward(Reduce),
+    /// Broadcasts `x` (same rank, dims 1 or equal) to `shape`, times `scale`.
+    BroadcastTo {
+        shape: Shape,
+        scale: f32,
+    },
+    Reshape(Shape),
+    Transpose(Vec<usize>),
+    /// Elements `start..start+len` along `axis`.
+    Slice {
+        axis: usize,
+        start: usize,
+        len: usize,
+    },
+    /// `dy` placed at `start..` along `axis` of a zero tensor `full` long on that axis.
+    SliceBackward {
+        axis: usize,
+        start: usize,
+        full: usize,
+    },
+    Softmax {
+        axis: usize,
+    },
+    SoftmaxBackward {
+        axis: usize,
+    },
+    LogSoftmax {
+        axis: usize,
+    },
+    LogSoftmaxBackward {
+        axis: usize,
+    },
+    /// Per-row `logsumexp(logits) - logits[label]`: `[N,C]`, labels `[N]` → `[N]`.
+    CrossEntropyPerSample,
+    CrossEntropyPerSampleBackward,
+    /// Per-row `-logp[label]`: `[N,C]`, labels `[N]` → `[N]`.
+    NllPerSample,
+    NllPerSampleBackward,
+    /// Elementwise `ℓ(pred, target)`.
+    Loss(LossKind),
+    /// `(pred, target, dy)` → the gradient with respect to pred, or to target.
+    LossBackward {
+        kind: LossKind,
+        wrt_target: bool,
+    },
+    /// `(x [N,C,H,W], w [O,C/g,kH,kW], b [O]?)` → `[N,O,H',W']`.
+    Conv2d(Conv2d),
+    /// `(dy [N,O,H',W'], w)` → dx `[N,C,H,W]` with `H,W = input_hw`; output positions past
+    /// dy's extent count as zero (so it also serves `conv_transpose2d`).
+    Conv2dBackwardInput {
+        conv: Conv2d,
+        input_hw: [usize; 2],
+    },
+    /// `(x, dy)` → dw `[O, C/g, kH, kW]` with `kH,kW = kernel_hw`.
+    Conv2dBackwardWeight {
+        conv: Conv2d,
+        kernel_hw: [usize; 2],
+    },
+    /// `(x [N,C,H,W], w [C,O/g,kH,kW], b [O]?)` → `[N,O,H',W']`, the adjoint of `conv2d`.
+    ConvTranspose2d {
+        conv: Conv2d,
+        output_padding: [usize; 2],
+    },
+    Pool2d(Pool2d),
+    /// `(x, y, dy)` → dx.
+    Pool2dBackward(Pool2d),
+    /// `x [N,C,…]` → `[2,C]`: per-channel mean and biased variance over every other axis.
+    BatchNormStats,
+    /// `(x, stats [2,C], gamma [C], beta [C])`: `γ(x - mean)/√(var + eps) + β`.
+    BatchNorm {
+        eps: f32,
+    },
+    /// `(x, stats, dy)` → `[2,C]`: `Σ dy` and `Σ dy·x̂` per channel.
+    BatchNormBackwardReduce {
+        eps: f32,
+    },
+    /// `(x, stats, gamma, dy, sums)` → dx: through the batch statistics when `training`
+    /// (stats computed from this x), else with the statistics held constant (eval mode).
+    BatchNormBackwardInput {
+        eps: f32,
+        training: bool,
+    },
+    /// In place: `(running [2,C], stats [2,C])`: `r ← (1-m)·r + m·(mean, unbiased var)`,
+    /// the variance unbiased over `count` elements per channel.
+    BatchNormRunningUpdate {
+        momentum: f32,
+        count: usize,
+    },
+    /// `x [R…,D]` → `[R,2]`: mean and biased variance of every row of the last axis.
+    LayerNormStats,
+    /// `(x, stats [R,2], gamma [D], beta [D])`.
+    LayerNorm {
+        eps: f32,
+    },
+    /// `(x, stats, gamma, dy)` → dx.
+    LayerNormBackwardInput {
+        eps: f32,
+    },
+    /// `(x, stats, dy)` → `[2,D]`: `Σ dy` and `Σ dy·x̂` per feature.
+    LayerNormBackwardParams {
+        eps: f32,
+    },
+    Dropout(Dropout),
+    /// `dy` → dx, with the forward's mask.
+    DropoutBackward(Dropout),
+    /// `(table [V,D], ids […] i32)` → `[…,D]`.
+    Embedding,
+    /// `(ids, dy)` → dtable `[vocab, D]`, each row gathering its ids' gradients.
+    EmbeddingBackward {
+        vocab: usize,
+    },
+    /// `Σ g²` (a scalar) → `min(1, max_norm / (√Σg² + 1e-6))`, the factor of clipping by norm.
+    ClipFactor {
+        max_norm: f32,
+    },
+    /// In place: `param`, `grad`, `momentum_buf`; updates `param` and `momentum_buf`.
+    SgdStep(Sgd),
+    /// In place: `param`, `grad`, `m`, `v`; updates `param`, `m` and `v`.
+    AdamStep(Adam),
+    /// In place: `param`, `grad`, `sum_sq`.
+    AdagradStep(Adagrad),
+    /// In place: `param`, `grad`, `sq_avg`.
+    RmspropStep(Rmsprop),
+}
+
+type In<'a> = (&'a Shape, DType);
+
+const GRADIENT: &str = "gradient must match its forward tensor";
+
+impl Op {
+    /// The op's name, the same in WGSL entry points, host functions and the CPU path.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Variable => "variable",
+            Op::MatMul(_) => "matmul",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Div => "div",
+            Op::Activation(a) => a.name(),
+            Op::ActivationBackward(a) => a.backward_name(),
+            Op::Prelu => "prelu",
+            Op::PreluBackwardInput => "prelu_backward_input",
+            Op::PreluBackwardAlpha => "prelu_backward_alpha",
+            Op::Sum(_) => "sum",
+            Op::Max(_) => "max",
+            Op::MaxBackward(_) => "max_backward",
+            Op::BroadcastTo { .. } => "broadcast_to",
+            Op::Reshape(_) => "reshape",
+            Op::Transpose(_) => "transpose",
+            Op::Slice { .. } => "slice",
+            Op::SliceBackward { .. } => "slice_backward",
+            Op::Softmax { .. } => "softmax",
+            Op::SoftmaxBackward { .. } => "softmax_backward",
+            Op::LogSoftmax { .. } => "log_softmax",
+            Op::LogSoftmaxBackward { .. } => "log_softmax_backward",
+            Op::CrossEntropyPerSample => "cross_entropy_per_sample",
+            Op::CrossEntropyPerSampleBackward => "cross_entropy_per_sample_backward",
+            Op::NllPerSample => "nll_per_sample",
+            Op::NllPerSampleBackward => "nll_per_sample_backward",
+            Op::Loss(kind) => kind.name(),
+            Op::LossBackward { kind, wrt_target } => kind.backward_name(*wrt_target),
+            Op::Conv2d(_) => "conv2d",
+            Op::Conv2dBackwardInput { .. } => "conv2d_backward_input",
+            Op::Conv2dBackwardWeight { .. } => "conv2d_backward_weight",
+            Op::ConvTranspose2d { .. } => "conv_transpose2d",
+            Op::Pool2d(p) => p.name(),
+            Op::Pool2dBackward(p) => p.backward_name(),
+            Op::BatchNormStats => "batch_norm_stats",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::BatchNormBackwardReduce { .. } => "batch_norm_backward_reduce",
+            Op::BatchNormBackwardInput { .. } => "batch_norm_backward_input",
+            Op::BatchNormRunningUpdate { .. } => "batch_norm_running_update",
+            Op::LayerNormStats => "layer_norm_stats",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::LayerNormBackwardInput { .. } => "layer_norm_backward_input",
+            Op::LayerNormBackwardParams { .. } => "layer_norm_backward_params",
+            Op::Dropout(_) => "dropout",
+            Op::DropoutBackward(_) => "dropout_backward",
+            Op::Embedding => "embedding",
+            Op::EmbeddingBackward { .. } => "embedding_backward",
+            Op::ClipFactor { .. } => "clip_factor",
+            Op::SgdStep(_) => "sgd_step",
+            Op::AdamStep(a) if a.decoupled => "adamw_step",
+            Op::AdamStep(_) => "adam_step",
+            Op::AdagradStep(_) => "adagrad_step",
+            Op::RmspropStep(_) => "rmsprop_step",
+        }
+    }
+
+    /// Indices of the inputs an in-place update writes (empty for ordinary ops).
+    pub fn updated_inputs(&self) -> &'static [usize] {
+        match self {
+            Op::SgdStep(_) | Op::AdagradStep(_) | Op::RmspropStep(_) => &[0, 2],
+            Op::AdamStep(_) => &[0, 2, 3],
+            Op::BatchNormRunningUpdate { .. } => &[0],
+            _ => &[],
+        }
+    }
+
+    /// The input holding i32 indices (class labels, token ids), if the op has one.
+    pub fn index_input(&self) -> Option<usize> {
+        match self {
+            Op::CrossEntropyPerSample
+            | Op::CrossEntropyPerSampleBackward
+            | Op::NllPerSample
+            | Op::NllPerSampleBackward
+            | Op::Embedding => Some(1),
+            Op::EmbeddingBackward { .. } => Some(0),
+            _ => None,
+        }
+    }
+
+    /// The exclusive upper bound of the indices of `index_input`, given the input shapes, so
+    /// that a fed tensor can be range-checked before a run.
+    pub fn index_bound(&self, shapes: &[&Shape]) -> Option<usize> {
+        let dim = |input: usize, axis: usize| shapes.get(input).and_then(|s| s.dims().get(axis)).copied();
+        match self {
+            Op::CrossEntropyPerSample
+            | Op::CrossEntropyPerSampleBackward
+            | Op::NllPerSample
+            | Op::NllPerSampleBackward => dim(0, 1),
+            Op::Embedding => dim(0, 0),
+            Op::EmbeddingBackward { vocab } => Some(*vocab),
+            _ => None,
+        }
+    }
+
+    /// This op as it runs at 0-based run `run` of a compiled graph, for ops whose attributes
+    /// advance every run (optimizer step counts and schedules, dropout masks); `None` for the
+    /// others.
+    pub fn at_run(&self, run: u32) -> Option<Op> {
+        Some(match self {
+            Op::SgdStep(s) => Op::SgdStep(Sgd { step: s.step + run, ..*s }),
+            Op::AdamStep(a) => Op::AdamStep(Adam { step: a.step + run, ..*a }),
+            Op::AdagradStep(a) => Op::AdagradStep(Adagrad { step: a.step + run, ..*a }),
+            Op::RmspropStep(r) => Op::RmspropStep(Rmsprop { step: r.step + run, ..*r }),
+            Op::Dropout(d) => Op::Dropout(Dropout { step: d.step + run, ..*d }),
+            Op::DropoutBackward(d) => Op::DropoutBackward(Dropout { step: d.step + run, ..*d }),
+            _ => return None,
+        })
+    }
+
+    /// Shape and dtype of the output, or an error naming the op and the shapes.
+    pub fn output(&self, inputs: &[In<'_>]) -> Result<(Shape, DType)> {
+        let name = self.name();
+        let shape = match self {
+            Op::Input | Op::Variable => return Err(crate::Error::attribute(name, "a source node has no inputs")),
+            Op::MatMul(m) => matmul_shape(*m, inputs)?,
+            Op::Add | Op::Sub | Op::Mul | Op::Div => {
+                let [a, b] = floats::<2>(name, inputs)?;
+                crate::broadcast_shapes(name, a, b)?
+            }
+            Op::Activation(_) | Op::Dropout(_) | Op::DropoutBackward(_) => {
+                let [x] = floats::<1>(name, inputs)?;
+                x.clone()
+            }
+            Op::ActivationBackward(_) | Op::SoftmaxBackward { .. } | Op::LogSoftmaxBackward { .. } => {
+                same_shapes(name, inputs, 2, GRADIENT)?
+            }
+            Op::LossBackward { .. } => same_shapes(name, inputs, 3, GRADIENT)?,
+            Op::Prelu | Op::PreluBackwardInput | Op::PreluBackwardAlpha => prelu_shape(self, inputs)?,
+            Op::Softmax { axis } | Op::LogSoftmax { axis } => {
+                let [x] = floats::<1>(name, inputs)?;
+                check_axis(name, x, *axis)?;
+                x.clone()
+            }
+            Op::Sum(r) | Op::Max(r) => reduce_shape(name, r, inputs)?,
+            Op::MaxBackward(r) => max_backward_shape(name, r, inputs)?,
+            Op::BroadcastTo { shape, .. } => broadcast_to_shape(name, shape, inputs)?,
+            Op::Reshape(shape) => {
+                let [x] = floats::<1>(name, inputs)?;
+                if x.numel() != shape.numel() {
+                    return Err(crate::Error::shape(name, "element count must not change", x, shape));
+                }
+                shape.clone()
+            }
+            Op::Transpose(perm) => transpose_shape(name, perm, inputs)?,
+            Op::Slice { axis, start, len } => slice_shape(name, *axis, *start, *len, inputs)?,
+            Op::SliceBackward { axis, start, full } => slice_backward_shape(name, *axis, *start, *full, inputs)?,
+            Op::CrossEntropyPerSample | Op::NllPerSample => class_loss_shape(name, inputs, false)?,
+            Op::CrossEntropyPerSampleBackward | Op::NllPerSampleBackward => class_loss_shape(name, inputs, true)?,
+            Op::Loss(_) => {
+                let [pred, target] = floats::<2>(name, inputs)?;
+                same(name, "pred and target must have the same shape", pred, target)?;
+                pred.clone()
+            }
+            Op::Conv2d(c) => spatial::conv2d_shape(name, c, inputs)?,
+            Op::Conv2dBackwardInput { conv, input_hw } => spatial::conv2d_input_shape(name, conv, *input_hw, inputs)?,
+            Op::Conv2dBackwardWeight { conv, kernel_hw } => {
+                spatial::conv2d_weight_shape(name, conv, *kernel_hw, inputs)?
+            }
+            Op::ConvTranspose2d { conv, output_padding } => {
+                spatial::conv_transpose2d_shape(name, conv, *output_padding, inputs)?
+            }
+            Op::Pool2d(p) => spatial::pool2d_shape(name, p, inputs)?,
+            Op::Pool2dBackward(p) => spatial::pool2d_backward_shape(name, p, inputs)?,
+            Op::BatchNormStats
+            | Op::BatchNorm { .. }
+            | Op::BatchNormBackwardReduce { .. }
+            | Op::BatchNormBackwardInput { .. }
+            | Op::BatchNormRunningUpdate { .. } => norm::batch_norm_shape(self, inputs)?,
+            Op::LayerNormStats
+            | Op::LayerNorm { .. }
+            | Op::LayerNormBackwardInput { .. }
+            | Op::LayerNormBackwardParams { .. } => norm::layer_norm_shape(self, inputs)?,
+            Op::Embedding => norm::embedding_shape(name, inputs)?,
+            Op::EmbeddingBackward { vocab } => norm::embedding_backward_shape(name, *vocab, inputs)?,
+            Op::ClipFactor { .. } => {
+                let [s] = floats::<1>(name, inputs)?;
+                if s.numel() != 1 {
+                    return Err(crate::Error::shape(name, "expects the scalar sum of squares", "[]", s));
+                }
+                Shape::scalar()
+            }
+            Op::SgdStep(_) | Op::AdagradStep(_) | Op::RmspropStep(_) | Op::AdamStep(_) => {
+                let n = 1 + self.updated_inputs().len();
+                same_shapes(name, inputs, n, "gradient and optimizer state must match the parameter")?
+            }
+        };
+        Ok((shape, DType::F32))
+    }
+}

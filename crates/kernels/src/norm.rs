@@ -1,0 +1,113 @@
+use bytemuck::{Pod, Zeroable};
+use kiln_core::{Op, Result};
+use kiln_gpu::{Dispatch, Gpu};
+
+use crate::{B, Launch, NORM, grid_1d};
+
+pub const ENTRY_POINTS: &[&str] = &[
+    "batch_norm_stats",
+    "batch_norm",
+    "batch_norm_backward_reduce",
+    "batch_norm_backward_input",
+    "batch_norm_running_update",
+    "layer_norm_stats",
+    "layer_norm",
+    "layer_norm_backward_input",
+    "layer_norm_backward_params",
+];
+pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    channels: u32,
+    inner: u32,
+    count: u32,
+    eps: f32,
+    momentum: f32,
+    training: u32,
+    unbiased: f32,
+}
+
+/// What each entry point binds: x, stats, gamma, beta, dy, sums (the inputs, in op order)
+/// at the slots of norm.wgsl, and `out` at 7.
+fn slots(op: &Op) -> &'static [u32] {
+    match op {
+        Op::BatchNormStats | Op::LayerNormStats => &[1],
+        Op::BatchNorm { .. } | Op::LayerNorm { .. } => &[1, 2, 3, 4],
+        Op::BatchNormBackwardReduce { .. } | Op::LayerNormBackwardParams { .. } => &[1, 2, 5],
+        Op::BatchNormBackwardInput { .. } => &[1, 2, 3, 5, 6],
+        Op::LayerNormBackwardInput { .. } => &[1, 2, 3, 5],
+        _ => &[2],
+    }
+}
+
+/// The layout of `x`: batch norm's channels are axis 1, layer norm's the last axis.
+fn params(op: &Op, x: &[usize]) -> Params {
+    let n: usize = x.iter().product();
+    let (channels, inner, count) = match op {
+        Op::LayerNormStats
+        | Op::LayerNorm { .. }
+        | Op::LayerNormBackwardInput { .. }
+        | Op::LayerNormBackwardParams { .. } => {
+            let d = x.last().copied().unwrap_or(1).max(1);
+            (d, 1, n / d)
+        }
+        _ => {
+            let inner: usize = x[2..].iter().product();
+            (x[1], inner, x[0] * inner)
+        }
+    };
+    let (eps, training) = match op {
+        Op::BatchNorm { eps } | Op::BatchNormBackwardReduce { eps } | Op::LayerNorm { eps } => (*eps, false),
+        Op::LayerNormBackwardInput { eps } | Op::LayerNormBackwardParams { eps } => (*eps, false),
+        Op::BatchNormBackwardInput { eps, training } => (*eps, *training),
+        _ => (0.0, false),
+    };
+    let u = |v: usize| v as u32;
+    let training = u32::from(training);
+    Params {
+        n: u(n),
+        channels: u(channels),
+        inner: u(inner),
+        count: u(count),
+        eps,
+        momentum: 0.0,
+        training,
+        unbiased: 1.0,
+    }
+}
+
+/// The running-statistics update of `running [2,C]`, the variance unbiased over `count`.
+fn running_params(momentum: f32, count: usize, running: &B<'_>) -> Params {
+    let unbiased = (count as f64 / count.max(2).saturating_sub(1) as f64) as f32;
+    let channels = running.shape.dims()[1] as u32;
+    Params { n: 2 * channels, channels, inner: 1, count: 0, eps: 0.0, momentum, training: 0, unbiased }
+}
+
+/// Any op of the normalisation family: `inputs` in op order, `out` the result (the running
+/// statistics themselves for the in-place update).
+pub fn norm(gpu: &Gpu, op: &Op, inputs: &[B<'_>], out: &B<'_>) -> Result<Dispatch> {
+    let (params, inputs) = match op {
+        Op::BatchNormRunningUpdate { momentum, count } => (running_params(*momentum, *count, out), &inputs[1..]),
+        _ => (params(op, inputs[0].shape.dims()), inputs),
+    };
+    let mut bindings: Vec<_> = slots(op).iter().zip(inputs).map(|(&slot, b)| (slot, b.buffer)).collect();
+    bindings.push((7, out.buffer));
+    let workgroups = match op {
+        Op::BatchNormStats | Op::BatchNormBackwardReduce { .. } => [params.channels, 1, 1],
+        Op::LayerNormStats | Op::LayerNormBackwardInput { .. } => grid_1d(gpu, params.count as usize),
+        Op::LayerNormBackwardParams { .. } => grid_1d(gpu, params.channels as usize),
+        _ => grid_1d(gpu, params.n as usize),
+    };
+    let launch = Launch {
+        shader: NORM,
+        entry: op.name(),
+        constants: vec![],
+        params: bytemuck::bytes_of(&params),
+        bindings,
+        workgroups,
+    };
+    launch.build(gpu)
+}

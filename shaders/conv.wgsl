@@ -1,0 +1,150 @@
+// 2-D convolution over NCHW tensors with [O, C/g, kH, kW] weights, and its gradients. Every
+// kernel gathers, one invocation per element it writes, so results are deterministic.
+//   conv2d:                  y[n,o,oh,ow] = b[o] + Σ_{c∈group(o), i, j} x[n,c,ih,iw]·w[o,c',i,j]
+//                            with ih = oh·s - p + i·d (taps outside x read zero)
+//   conv2d_backward_input:   dx[n,c,ih,iw] = Σ_{o∈group(c), i, j} dy[n,o,oh,ow]·w[o,c',i,j] over the
+//                            taps with oh·s = ih + p - i·d inside dy (dy may stop short of the
+//                            full output: the rest counts as zero)
+//   conv_transpose2d:        the same gather, plus a bias: the adjoint of conv2d
+//   conv2d_backward_weight:  dw[o,c',i,j] = Σ_{n, oh, ow} dy[n,o,oh,ow]·x[n,c,ih,iw]
+// `x_*` always describe the convolution's input side and `y_*` its output side, whichever
+// tensor plays each role. Bindings: 0 params, 1 x (or dy), 2 w, 3 out, 4 bias, 5 dy.
+
+struct Params {
+    batch: u32,
+    x_c: u32,
+    x_h: u32,
+    x_w: u32,
+    y_c: u32,
+    y_h: u32,
+    y_w: u32,
+    groups: u32,
+    k_h: u32,
+    k_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    dil_h: u32,
+    dil_w: u32,
+    has_bias: u32,
+    n: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
+
+fn flat(gid: vec3u, groups: vec3u) -> u32 {
+    return gid.y * groups.x * 64u + gid.x;
+}
+
+// The input coordinate read by output coordinate `o` through tap `k` along one axis, as i32
+// (negative or past `size` when the tap lands in the padding).
+fn input_at(o: u32, k: u32, stride: u32, pad: u32, dil: u32) -> i32 {
+    return i32(o * stride + k * dil) - i32(pad);
+}
+
+fn bias_of(o: u32) -> f32 {
+    return select(0.0, bias[o], p.has_bias != 0u);
+}
+
+@compute @workgroup_size(64)
+fn conv2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    let ow = e % p.y_w;
+    let oh = (e / p.y_w) % p.y_h;
+    let o = (e / (p.y_w * p.y_h)) % p.y_c;
+    let n = e / (p.y_w * p.y_h * p.y_c);
+    let per_group = p.x_c / p.groups;
+    let c0 = o / (p.y_c / p.groups) * per_group;
+    var acc = bias_of(o);
+    for (var c = 0u; c < per_group; c++) {
+        let x_plane = (n * p.x_c + c0 + c) * p.x_h;
+        let w_plane = (o * per_group + c) * p.k_h;
+        for (var i = 0u; i < p.k_h; i++) {
+            let ih = input_at(oh, i, p.stride_h, p.pad_h, p.dil_h);
+            if (ih < 0 || ih >= i32(p.x_h)) { continue; }
+            for (var j = 0u; j < p.k_w; j++) {
+                let iw = input_at(ow, j, p.stride_w, p.pad_w, p.dil_w);
+                if (iw < 0 || iw >= i32(p.x_w)) { continue; }
+                acc += x[(x_plane + u32(ih)) * p.x_w + u32(iw)] * w[(w_plane + i) * p.k_w + j];
+            }
+        }
+    }
+    out[e] = acc;
+}
+
+// Σ over the taps reaching input element e of dy (bound at 1, as `x`) times w.
+fn gather_input(e: u32) -> f32 {
+    let iw = e % p.x_w;
+    let ih = (e / p.x_w) % p.x_h;
+    let c = (e / (p.x_w * p.x_h)) % p.x_c;
+    let n = e / (p.x_w * p.x_h * p.x_c);
+    let per_group = p.x_c / p.groups;
+    let outs = p.y_c / p.groups;
+    let o0 = c / per_group * outs;
+    let ci = c % per_group;
+    var acc = 0.0;
+    for (var i = 0u; i < p.k_h; i++) {
+        let th = i32(ih + p.pad_h) - i32(i * p.dil_h);
+        if (th < 0 || u32(th) % p.stride_h != 0u || u32(th) / p.stride_h >= p.y_h) { continue; }
+        let oh = u32(th) / p.stride_h;
+        for (var j = 0u; j < p.k_w; j++) {
+            let tw = i32(iw + p.pad_w) - i32(j * p.dil_w);
+            if (tw < 0 || u32(tw) % p.stride_w != 0u || u32(tw) / p.stride_w >= p.y_w) { continue; }
+            let ow = u32(tw) / p.stride_w;
+            for (var o = o0; o < o0 + outs; o++) {
+                acc += x[((n * p.y_c + o) * p.y_h + oh) * p.y_w + ow] * w[((o * per_group + ci) * p.k_h + i) * p.k_w + j];
+            }
+        }
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    out[e] = gather_input(e);
+}
+
+@compute @workgroup_size(64)
+fn conv_transpose2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    out[e] = gather_input(e) + bias_of((e / (p.x_w * p.x_h)) % p.x_c);
+}
+
+@compute @workgroup_size(64)
+fn conv2d_backward_weight(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    let j = e % p.k_w;
+    let i = (e / p.k_w) % p.k_h;
+    let per_group = p.x_c / p.groups;
+    let ci = (e / (p.k_w * p.k_h)) % per_group;
+    let o = e / (p.k_w * p.k_h * per_group);
+    let c = o / (p.y_c / p.groups) * per_group + ci;
+    var acc = 0.0;
+    for (var n = 0u; n < p.batch; n++) {
+        for (var oh = 0u; oh < p.y_h; oh++) {
+            let ih = input_at(oh, i, p.stride_h, p.pad_h, p.dil_h);
+            if (ih < 0 || ih >= i32(p.x_h)) { continue; }
+            let x_row = ((n * p.x_c + c) * p.x_h + u32(ih)) * p.x_w;
+            let dy_row = ((n * p.y_c + o) * p.y_h + oh) * p.y_w;
+            for (var ow = 0u; ow < p.y_w; ow++) {
+                let iw = input_at(ow, j, p.stride_w, p.pad_w, p.dil_w);
+                if (iw < 0 || iw >= i32(p.x_w)) { continue; }
+                acc += dy[dy_row + ow] * x[x_row + u32(iw)];
+            }
+        }
+    }
+    out[e] = acc;
+}

@@ -1,0 +1,194 @@
+// 2-D pooling over the planes of NCHW tensors, and its gradients (gathers: one invocation per
+// element written). Window (oh, ow) covers rows oh·s - p .. oh·s - p + k - 1; taps in the
+// padding are skipped (max: -inf, min: +inf, avg: zero).
+//   max_pool2d / min_pool2d   y = the extreme tap, the first in scan order on ties
+//   avg_pool2d                y = Σ taps / (k_h·k_w if count_include_pad else #taps inside x)
+//   lp_pool2d                 y = (Σ |x|^p)^(1/p)
+// Backward, per input element, over the windows that contain it:
+//   max/min: dx = Σ dy of the windows whose winning tap it is
+//   avg:     dx = Σ dy / divisor(window)
+//   lp:      dx = Σ dy·sign(x)·(|x|/y)^(p-1)   (windows with y = 0 give nothing)
+// Bindings: 0 params, 1 x, 2 y (the forward output), 3 dy, 4 out.
+
+struct Params {
+    n: u32,
+    h: u32,
+    w: u32,
+    out_h: u32,
+    out_w: u32,
+    k_h: u32,
+    k_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    count_include_pad: u32,
+    power: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+fn flat(gid: vec3u, groups: vec3u) -> u32 {
+    return gid.y * groups.x * 64u + gid.x;
+}
+
+// A window: its plane, its first row and column (possibly in the padding), and where its
+// taps inside the image start and stop (exclusive).
+struct Window {
+    plane: u32,
+    h0: u32,
+    h1: u32,
+    w0: u32,
+    w1: u32,
+}
+
+fn window(plane: u32, oh: u32, ow: u32) -> Window {
+    let top = i32(oh * p.stride_h) - i32(p.pad_h);
+    let left = i32(ow * p.stride_w) - i32(p.pad_w);
+    let h0 = u32(max(top, 0));
+    let w0 = u32(max(left, 0));
+    let h1 = u32(min(top + i32(p.k_h), i32(p.h)));
+    let w1 = u32(min(left + i32(p.k_w), i32(p.w)));
+    return Window(plane, h0, h1, w0, w1);
+}
+
+// The window of output element e.
+fn output_window(e: u32) -> Window {
+    let ow = e % p.out_w;
+    let oh = (e / p.out_w) % p.out_h;
+    return window(e / (p.out_w * p.out_h), oh, ow);
+}
+
+fn at(plane: u32, ih: u32, iw: u32) -> u32 {
+    return (plane * p.h + ih) * p.w + iw;
+}
+
+// Flat index of the window's extreme tap (the first one on ties).
+fn extreme(win: Window, largest: bool) -> u32 {
+    var best = at(win.plane, win.h0, win.w0);
+    for (var ih = win.h0; ih < win.h1; ih++) {
+        for (var iw = win.w0; iw < win.w1; iw++) {
+            let i = at(win.plane, ih, iw);
+            if ((largest && x[i] > x[best]) || (!largest && x[i] < x[best])) { best = i; }
+        }
+    }
+    return best;
+}
+
+fn divisor(win: Window) -> f32 {
+    if (p.count_include_pad != 0u) { return f32(p.k_h * p.k_w); }
+    return f32((win.h1 - win.h0) * (win.w1 - win.w0));
+}
+
+fn window_sum(win: Window, lp: bool) -> f32 {
+    var acc = 0.0;
+    for (var ih = win.h0; ih < win.h1; ih++) {
+        for (var iw = win.w0; iw < win.w1; iw++) {
+            let v = x[at(win.plane, ih, iw)];
+            acc += select(v, pow(abs(v), p.power), lp);
+        }
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn max_pool2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    out[e] = x[extreme(output_window(e), true)];
+}
+
+@compute @workgroup_size(64)
+fn min_pool2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    out[e] = x[extreme(output_window(e), false)];
+}
+
+@compute @workgroup_size(64)
+fn avg_pool2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    let win = output_window(e);
+    out[e] = window_sum(win, false) / divisor(win);
+}
+
+@compute @workgroup_size(64)
+fn lp_pool2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    out[e] = pow(window_sum(output_window(e), true), 1.0 / p.power);
+}
+
+// The range of window rows (or columns) [first, last) containing input coordinate v.
+fn windows_over(v: u32, k: u32, stride: u32, pad: u32, count: u32) -> vec2u {
+    let reach = i32(v + pad) - i32(k) + 1;
+    let first = u32(max(reach + i32(stride) - 1, 0)) / stride;
+    let last = min((v + pad) / stride + 1u, count);
+    return vec2u(first, max(first, last));
+}
+
+// Σ over the windows containing input element e of their contribution, by pooling kind:
+// 0 max, 1 min, 2 avg, 3 lp.
+fn gather(e: u32, kind: u32) -> f32 {
+    let iw = e % p.w;
+    let ih = (e / p.w) % p.h;
+    let plane = e / (p.w * p.h);
+    let rows = windows_over(ih, p.k_h, p.stride_h, p.pad_h, p.out_h);
+    let cols = windows_over(iw, p.k_w, p.stride_w, p.pad_w, p.out_w);
+    var acc = 0.0;
+    for (var oh = rows.x; oh < rows.y; oh++) {
+        for (var ow = cols.x; ow < cols.y; ow++) {
+            let win = window(plane, oh, ow);
+            let o = (plane * p.out_h + oh) * p.out_w + ow;
+            switch kind {
+                case 0u, 1u: {
+                    acc += select(0.0, dy[o], extreme(win, kind == 0u) == e);
+                }
+                case 2u: {
+                    acc += dy[o] / divisor(win);
+                }
+                default: {
+                    let v = x[e];
+                    acc += select(0.0, dy[o] * sign(v) * pow(abs(v) / y[o], p.power - 1.0), y[o] > 0.0);
+                }
+            }
+        }
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn max_pool2d_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    out[e] = gather(e, 0u);
+}
+
+@compute @workgroup_size(64)
+fn min_pool2d_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    out[e] = gather(e, 1u);
+}
+
+@compute @workgroup_size(64)
+fn avg_pool2d_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    out[e] = gather(e, 2u);
+}
+
+@compute @workgroup_size(64)
+fn lp_pool2d_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    out[e] = gather(e, 3u);
+}
