@@ -1,8 +1,8 @@
 // Pointwise activations and their gradients, one invocation per element; `a` is the
 // activation's parameter (leaky_relu's slope, elu's alpha).
 //   relu        y = max(x, 0)                    dx = dy·[x > 0]
-//   sigmoid     y = 1/(1 + e^-x)                 dx = dy·y(1 - y)        (from y)
-//   tanh        y = tanh(x)                      dx = dy·(1 - y²)        (from y)
+//   sigmoid     y = 1/(1 + e^-x)                 dx = dy·e^-|x|/(1 + e^-|x|)²
+//   tanh        y = tanh(x)                      dx = dy·4e^-2|x|/(1 + e^-2|x|)²
 //   leaky_relu  y = x > 0 ? x : a·x              dx = dy·(x > 0 ? 1 : a)
 //   elu         y = x > 0 ? x : a·(e^x - 1)      dx = dy·(x > 0 ? 1 : a·e^x)
 //   gelu        y = x·Φ(x)                       dx = dy·(Φ(x) + x·φ(x))
@@ -10,7 +10,8 @@
 //   silu        y = x·σ(x)                       dx = dy·σ(x)(1 + x(1 - σ(x)))
 //   softplus    y = max(x,0) + ln(1 + e^-|x|)    dx = dy·σ(x)
 //   prelu       y = x > 0 ? x : α_c·x            dx = dy·(x > 0 ? 1 : α_c),  dα_c = Σ_{x≤0} dy·x
-// Backward entry points read x (or y for sigmoid and tanh) at binding 1 and dy at 2.
+// Backward entry points read x at binding 1 and dy at 2; written in x, the slopes of sigmoid
+// and tanh keep full precision where the outputs saturate (1 - y² from a rounded y would not).
 // Bindings: 0 params, 1 x, 2 dy, 3 out, 4 alpha. `inner` is the size of one channel plane.
 
 struct Params {
@@ -99,11 +100,17 @@ fn sigmoid(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) g
     out[i] = sigmoid_of(x[i]);
 }
 
+// σ'(v) = e^-|v| / (1 + e^-|v|)².
+fn sigmoid_slope(v: f32) -> f32 {
+    let e = exp(-abs(v));
+    return e / ((1.0 + e) * (1.0 + e));
+}
+
 @compute @workgroup_size(64)
 fn sigmoid_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let i = flat(gid, groups);
     if (i >= p.n) { return; }
-    out[i] = dy[i] * x[i] * (1.0 - x[i]);
+    out[i] = dy[i] * sigmoid_slope(x[i]);
 }
 
 @compute @workgroup_size(64)
@@ -117,7 +124,7 @@ fn tanh_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
 fn tanh_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let i = flat(gid, groups);
     if (i >= p.n) { return; }
-    out[i] = dy[i] * (1.0 - x[i] * x[i]);
+    out[i] = dy[i] * 4.0 * sigmoid_slope(2.0 * x[i]);
 }
 
 @compute @workgroup_size(64)
@@ -227,16 +234,27 @@ fn prelu_backward_input(@builtin(global_invocation_id) gid: vec3u, @builtin(num_
     out[i] = dy[i] * select(alpha[channel_of(i)], 1.0, x[i] > 0.0);
 }
 
-// One invocation per channel, visiting its planes in order.
+var<workgroup> partial: array<f32, 64>;
+
+// One workgroup per channel: 64 invocations stride over its elements, then add their partial
+// sums in a tree.
 @compute @workgroup_size(64)
-fn prelu_backward_alpha(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-    let c = flat(gid, groups);
-    if (c >= p.channels) { return; }
+fn prelu_backward_alpha(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+    let c = wid.x;
     var acc = 0.0;
-    for (var plane = c; plane * p.inner < p.n; plane += p.channels) {
-        for (var j = plane * p.inner; j < (plane + 1u) * p.inner; j++) {
-            acc += select(dy[j] * x[j], 0.0, x[j] > 0.0);
-        }
+    for (var k = lid; k < p.n / p.channels; k += 64u) {
+        let j = ((k / p.inner) * p.channels + c) * p.inner + k % p.inner;
+        acc += select(dy[j] * x[j], 0.0, x[j] > 0.0);
     }
-    out[c] = acc;
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var half = 32u; half > 0u; half >>= 1u) {
+        if (lid < half) {
+            partial[lid] += partial[lid + half];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        out[c] = partial[0];
+    }
 }

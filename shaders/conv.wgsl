@@ -6,7 +6,8 @@
 //                            taps with oh·s = ih + p - i·d inside dy (dy may stop short of the
 //                            full output: the rest counts as zero)
 //   conv_transpose2d:        the same gather, plus a bias: the adjoint of conv2d
-//   conv2d_backward_weight:  dw[o,c',i,j] = Σ_{n, oh, ow} dy[n,o,oh,ow]·x[n,c,ih,iw]
+//   conv2d_backward_weight:  dw[o,c',i,j] = Σ_{n, oh, ow} dy[n,o,oh,ow]·x[n,c,ih,iw], one workgroup
+//                            per weight
 // `x_*` always describe the convolution's input side and `y_*` its output side, whichever
 // tensor plays each role. Bindings: 0 params, 1 x (or dy), 2 w, 3 out, 4 bias, 5 dy.
 
@@ -122,10 +123,19 @@ fn conv_transpose2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
     out[e] = gather_input(e) + bias_of((e / (p.x_w * p.x_h)) % p.x_c);
 }
 
+var<workgroup> partial: array<f32, 64>;
+
+// One workgroup per weight: its 64 invocations stride over the output positions (each
+// visiting every sample), then add their partial sums in a tree. Long reductions (a 1×1
+// kernel over a large batch) stay accurate, and GPUs get one workgroup per weight.
 @compute @workgroup_size(64)
-fn conv2d_backward_weight(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-    let e = flat(gid, groups);
-    if (e >= p.n) { return; }
+fn conv2d_backward_weight(
+    @builtin(workgroup_id) wid: vec3u,
+    @builtin(num_workgroups) groups: vec3u,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let e = wid.y * groups.x + wid.x;
+    let valid = e < p.n;
     let j = e % p.k_w;
     let i = (e / p.k_w) % p.k_h;
     let per_group = p.x_c / p.groups;
@@ -133,18 +143,26 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) gid: vec3u, @builtin(nu
     let o = e / (p.k_w * p.k_h * per_group);
     let c = o / (p.y_c / p.groups) * per_group + ci;
     var acc = 0.0;
-    for (var n = 0u; n < p.batch; n++) {
-        for (var oh = 0u; oh < p.y_h; oh++) {
-            let ih = input_at(oh, i, p.stride_h, p.pad_h, p.dil_h);
-            if (ih < 0 || ih >= i32(p.x_h)) { continue; }
-            let x_row = ((n * p.x_c + c) * p.x_h + u32(ih)) * p.x_w;
-            let dy_row = ((n * p.y_c + o) * p.y_h + oh) * p.y_w;
-            for (var ow = 0u; ow < p.y_w; ow++) {
-                let iw = input_at(ow, j, p.stride_w, p.pad_w, p.dil_w);
-                if (iw < 0 || iw >= i32(p.x_w)) { continue; }
-                acc += dy[dy_row + ow] * x[x_row + u32(iw)];
+    for (var pos = lid; pos < p.y_h * p.y_w; pos += 64u) {
+        let ih = input_at(pos / p.y_w, i, p.stride_h, p.pad_h, p.dil_h);
+        let iw = input_at(pos % p.y_w, j, p.stride_w, p.pad_w, p.dil_w);
+        if (valid && ih >= 0 && ih < i32(p.x_h) && iw >= 0 && iw < i32(p.x_w)) {
+            let x_at = (c * p.x_h + u32(ih)) * p.x_w + u32(iw);
+            let dy_at = o * p.y_h * p.y_w + pos;
+            for (var n = 0u; n < p.batch; n++) {
+                acc += dy[n * p.y_c * p.y_h * p.y_w + dy_at] * x[n * p.x_c * p.x_h * p.x_w + x_at];
             }
         }
     }
-    out[e] = acc;
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var half = 32u; half > 0u; half >>= 1u) {
+        if (lid < half) {
+            partial[lid] += partial[lid + half];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u && valid) {
+        out[e] = partial[0];
+    }
 }

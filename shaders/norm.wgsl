@@ -11,7 +11,7 @@
 //   layer_norm_stats:            stats [R,2] = (mean, var), one invocation per row
 //   layer_norm:                  y = γ_d·x̂ + β_d
 //   layer_norm_backward_input:   with g = γ·dy: dx = σ⁻¹·(g - mean(g) - x̂·mean(g·x̂)), per row
-//   layer_norm_backward_params:  sums [2,D] = (Σ dy, Σ dy·x̂) over rows, one invocation per feature
+//   layer_norm_backward_params:  sums [2,D] = (Σ dy, Σ dy·x̂) over rows, one workgroup per feature
 // Bindings: 0 params, 1 x, 2 stats, 3 gamma, 4 beta, 5 dy, 6 sums, 7 out.
 
 struct Params {
@@ -181,15 +181,18 @@ fn layer_norm_backward_input(@builtin(global_invocation_id) gid: vec3u, @builtin
     }
 }
 
+// One workgroup per feature: 64 invocations stride over the rows.
 @compute @workgroup_size(64)
-fn layer_norm_backward_params(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-    let d = flat(gid, groups);
-    if (d >= p.channels) { return; }
+fn layer_norm_backward_params(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+    let d = wid.x;
     var acc = vec2f(0.0);
-    for (var r = 0u; r < p.count; r++) {
+    for (var r = lid; r < p.count; r += 64u) {
         let i = r * p.channels + d;
         acc += vec2f(dy[i], dy[i] * layer_xhat(i));
     }
-    out[d] = acc.x;
-    out[p.channels + d] = acc.y;
+    let total = workgroup_sum(acc, lid);
+    if (lid == 0u) {
+        out[d] = total.x;
+        out[p.channels + d] = total.y;
+    }
 }

@@ -112,3 +112,13 @@ fn an_unknown_backend_is_named() {
     let text = message(pollster::block_on(choice.pick()).map(|_| ()));
     assert!(text.contains("KILN_BACKEND=glide"), "{text}");
 }
+
+#[test]
+fn a_run_with_an_input_never_set_is_refused() {
+    let mut g = Graph::new();
+    let x = g.input("pixels", vec![2], DType::F32);
+    let y = g.relu(x).expect("relu");
+    let mut exec = kiln::graph::Executor::compile(kiln::cpu::Cpu, &g, &[y]).expect("compile");
+    let text = message(exec.run(&[y]));
+    assert!(text.contains("`pixels` was never set"), "{text}");
+}

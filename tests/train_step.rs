@@ -74,3 +74,25 @@ fn feeding_a_wrong_shape_is_an_error() {
     let message = exec.set(model.images, &wrong).expect_err("wrong shape").to_string();
     assert!(message.contains("[8, 4]") && message.contains("[8, 5]"), "{message}");
 }
+
+#[test]
+fn variables_start_at_zero_in_buffers_reused_from_the_pool() {
+    let backend = common::gpu();
+    for fill in [7.0f32, 0.0] {
+        // The first graph leaves 7s in its buffers; the second must still see a zero variable.
+        let mut g = kiln::graph::Graph::new();
+        let state = g.variable("state", vec![1000]);
+        let x = g.input("x", vec![1000], DType::F32);
+        let y = g.add(state, x).expect("add");
+        let mut exec = Executor::compile(backend.clone(), &g, &[y]).expect("compile");
+        exec.set(x, &HostTensor::f32(vec![1000], vec![fill; 1000]).expect("x")).expect("x");
+        let got = exec.run(&[y]).expect("run").remove(0);
+        assert!(
+            got.as_f32().expect("f32").iter().all(|&v| v == fill),
+            "stale state: {:?}",
+            &got.as_f32().expect("f32")[..4]
+        );
+        let leftover = exec.set(state, &HostTensor::f32(vec![1000], vec![7.0; 1000]).expect("7s"));
+        leftover.expect("state");
+    }
+}

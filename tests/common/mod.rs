@@ -1,12 +1,16 @@
 //! Shared by the integration tests.
 #![allow(dead_code)]
 
+use std::sync::OnceLock;
+
+use kiln::core::{Backend, DType, HostTensor, Result};
 use kiln::gpu::Gpu;
+use kiln::graph::{Executor, Graph, Value, grad_with};
 use kiln::kernels::GpuBackend;
 
 /// The GPU backend, or a failure that says how to get an adapter: GPU tests never pass
 /// silently without one.
-pub fn gpu() -> GpuBackend {
+fn open_gpu() -> GpuBackend {
     match Gpu::new_blocking() {
         Ok(gpu) => GpuBackend::new(gpu),
         Err(e) => panic!("GPU tests need an adapter: {e}"),
@@ -32,4 +36,49 @@ pub fn random_vec(n: usize, seed: u64) -> Vec<f32> {
             (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
         })
         .collect()
+}
+
+/// One GPU backend shared by the tests of a binary.
+pub fn gpu() -> GpuBackend {
+    static GPU: OnceLock<GpuBackend> = OnceLock::new();
+    GPU.get_or_init(open_gpu).clone()
+}
+
+/// Output and input gradients of `build` on `backend`.
+pub fn evaluate<B: Backend>(
+    backend: B,
+    inputs: &[HostTensor],
+    build: &dyn Fn(&mut Graph, &[Value]) -> Result<Value>,
+) -> Vec<HostTensor> {
+    let mut g = Graph::new();
+    let values: Vec<Value> =
+        inputs.iter().enumerate().map(|(i, t)| g.input(&format!("x{i}"), t.shape.clone(), t.dtype())).collect();
+    let out = build(&mut g, &values).expect("builds");
+    let cotangent = g.input("dy", g.shape(out).clone(), DType::F32);
+    let wrt: Vec<Value> = values.iter().zip(inputs).filter(|(_, t)| t.dtype() == DType::F32).map(|(v, _)| *v).collect();
+    let grads = grad_with(&mut g, &[(out, cotangent)], &wrt).expect("grad");
+    let reads = [[out].as_slice(), &grads].concat();
+    let mut exec = Executor::compile(backend, &g, &reads).expect("compile");
+    for (v, t) in values.iter().zip(inputs) {
+        exec.set(*v, t).expect("input");
+    }
+    let dy = random_vec(g.shape(out).numel(), 7);
+    exec.set(cotangent, &HostTensor::f32(g.shape(out).clone(), dy).expect("dy")).expect("dy");
+    exec.run(&reads).expect("run")
+}
+
+pub fn assert_parity(name: &str, inputs: &[HostTensor], build: impl Fn(&mut Graph, &[Value]) -> Result<Value>) {
+    let on_gpu = evaluate(gpu(), inputs, &build);
+    let on_cpu = evaluate(kiln::cpu::Cpu, inputs, &build);
+    for (i, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+        assert_eq!(g.shape, c.shape, "{name}: tensor {i} shapes differ");
+        let (g, c) = (g.as_f32().expect("f32"), c.as_f32().expect("f32"));
+        let error = relative_error(g, c);
+        let first = g.iter().zip(c).position(|(a, b)| (a - b).abs() > 1e-4 * (1.0 + b.abs()));
+        assert!(error < 1e-4, "{name}: tensor {i} (0 = output) off by {error:.2e}; first mismatch at {first:?}");
+    }
+}
+
+pub fn t(shape: &[usize], seed: u64) -> HostTensor {
+    HostTensor::f32(shape.to_vec(), random_vec(shape.iter().product(), seed)).expect("tensor")
 }

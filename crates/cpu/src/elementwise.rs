@@ -63,13 +63,20 @@ pub fn activation(a: &Activation, x: &Tensor) -> Result<Tensor> {
     })
 }
 
-/// `dx = f'(·)·dy`, from the forward output for sigmoid and tanh, else from the input.
-pub fn activation_backward(a: &Activation, saved: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    map2(saved, dy, |s, g| {
+/// `σ'(v) = e^-|v| / (1 + e^-|v|)²`, free of the cancellation in `σ(1-σ)` where σ saturates.
+fn sigmoid_slope(v: f64) -> f64 {
+    let e = (-v.abs()).exp();
+    e / ((1.0 + e) * (1.0 + e))
+}
+
+/// `dx = f'(x)·dy`.
+pub fn activation_backward(a: &Activation, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    map2(x, dy, |s, g| {
         g * match *a {
             Activation::Relu => f64::from(s > 0.0),
-            Activation::Sigmoid => s * (1.0 - s),
-            Activation::Tanh => 1.0 - s * s,
+            Activation::Sigmoid => sigmoid_slope(s),
+            // tanh'(x) = 4σ'(2x)
+            Activation::Tanh => 4.0 * sigmoid_slope(2.0 * s),
             Activation::LeakyRelu { negative_slope } => {
                 if s > 0.0 {
                     1.0

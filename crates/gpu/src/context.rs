@@ -98,6 +98,13 @@ impl Gpu {
         &self.inner.limits
     }
 
+    /// The most iterations a shader loop may run on this adapter, if it has such a limit:
+    /// llvmpipe and lavapipe (Mesa's CPU drivers) end every loop after 65535 iterations,
+    /// counted over the loops an invocation runs, and carry on with a wrong result.
+    pub fn loop_limit(&self) -> Option<usize> {
+        (self.inner.info.device_type == wgpu::DeviceType::Cpu).then_some(65_535)
+    }
+
     pub fn description(&self) -> String {
         describe(&self.inner.info)
     }

@@ -85,11 +85,8 @@ fn backward(g: &mut Graph, y: Value, dy: Value) -> Result<Vec<(Value, Value)>> {
             let db = g.div(dy_y, x(1))?;
             vec![(x(0), sum_to(g, da, x(0), 1.0)?), (x(1), sum_to(g, db, x(1), -1.0)?)]
         }
-        // y = f(x) ⇒ dx = f'(x)·dy, f' from x, or from y for sigmoid and tanh
-        Op::Activation(a) => {
-            let saved = if a.saves_output() { y } else { x(0) };
-            vec![(x(0), g.push(Op::ActivationBackward(*a), &[saved, dy])?)]
-        }
+        // y = f(x) ⇒ dx = f'(x)·dy
+        Op::Activation(a) => vec![(x(0), g.push(Op::ActivationBackward(*a), &[x(0), dy])?)],
         // y = x>0 ? x : α_c·x ⇒ dx = dy·(x>0 ? 1 : α_c), dα_c = Σ_{x≤0} dy·x
         Op::Prelu => vec![
             (x(0), g.push(Op::PreluBackwardInput, &[x(0), x(1), dy])?),

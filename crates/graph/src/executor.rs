@@ -1,6 +1,7 @@
 //! Compiles a graph once for a backend (memory plan, buffers, kernels bound up front), then runs
 //! every step as one submission, reading back only the requested values.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use kiln_core::{Backend, Bound, Error, HostTensor, Op, Result};
@@ -19,6 +20,8 @@ pub struct Executor<B: Backend> {
     readable: Vec<bool>,
     /// For each source feeding index inputs (labels, ids): the consuming op and its bound.
     index_bounds: HashMap<usize, Vec<(&'static str, usize)>>,
+    /// Which inputs have been set: a run with an input never set is refused.
+    fed: Vec<Cell<bool>>,
     runs: u32,
 }
 
@@ -45,6 +48,7 @@ impl<B: Backend> Executor<B> {
             kernel_nodes: vec![],
             readable,
             index_bounds: index_bounds(graph),
+            fed: vec![Cell::new(false); graph.nodes().len()],
             runs: 0,
         };
         exec.prepare_all()?;
@@ -64,8 +68,12 @@ impl<B: Backend> Executor<B> {
                 _ if !self.plan.live[i] => {}
                 Op::Input | Op::Variable => {
                     self.readable[i] = true;
-                    if let Some(init) = &node.init {
-                        self.backend.write(self.buffer(Value(i))?, &init.to_bytes())?;
+                    // Pooled buffers hold whatever their last user left: variables start
+                    // from their initial contents, or zeros.
+                    let zeros = || vec![0u8; node.shape.bytes() as usize];
+                    let bytes = node.init.as_ref().map_or_else(zeros, |init| init.to_bytes());
+                    if node.op == Op::Variable {
+                        self.backend.write(self.buffer(Value(i))?, &bytes)?;
                     }
                 }
                 Op::Reshape(_) => {}
@@ -124,6 +132,7 @@ impl<B: Backend> Executor<B> {
             return Err(Error::shape(&format!("set `{}`", node.name), "wrong tensor", want, got));
         }
         self.check_indices(v, tensor)?;
+        self.fed[v.0].set(true);
         self.backend.write(self.buffer(v)?, &tensor.to_bytes())
     }
 
@@ -153,6 +162,15 @@ impl<B: Backend> Executor<B> {
     /// Runs one step (forward, backward and updates: every kernel) as one submission and
     /// returns the values of `reads`, which must have been listed as outputs or be sources.
     pub fn run(&mut self, reads: &[Value]) -> Result<Vec<HostTensor>> {
+        let unfed = self
+            .graph
+            .nodes()
+            .iter()
+            .enumerate()
+            .find(|(i, n)| n.op == Op::Input && self.plan.live[*i] && !self.fed[*i].get());
+        if let Some((_, node)) = unfed {
+            return Err(Error::attribute("run", format!("input `{}` was never set", node.name)));
+        }
         if self.runs > 0 {
             self.refresh_step_attributes()?;
         }

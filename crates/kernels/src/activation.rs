@@ -91,7 +91,17 @@ pub fn prelu_backward_input(gpu: &Gpu, x: &B<'_>, alpha: &B<'_>, dy: &B<'_>, out
     launch(gpu, "prelu_backward_input", prelu_params(x), bindings, x.shape.numel())
 }
 
+/// One workgroup per channel.
 pub fn prelu_backward_alpha(gpu: &Gpu, x: &B<'_>, dy: &B<'_>, out: &B<'_>) -> Result<Dispatch> {
-    let bindings = vec![(1, x.buffer), (2, dy.buffer), (3, out.buffer)];
-    launch(gpu, "prelu_backward_alpha", prelu_params(x), bindings, x.shape.dims()[1])
+    let params = prelu_params(x);
+    crate::check_loops(gpu, "prelu_backward_alpha", (params.n / params.channels).div_ceil(64) as usize, &[x.shape])?;
+    let launch = Launch {
+        shader: ACTIVATION,
+        entry: "prelu_backward_alpha",
+        constants: vec![],
+        params: bytemuck::bytes_of(&params),
+        bindings: vec![(1, x.buffer), (2, dy.buffer), (3, out.buffer)],
+        workgroups: [params.channels, 1, 1],
+    };
+    launch.build(gpu)
 }

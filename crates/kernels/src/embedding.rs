@@ -29,6 +29,10 @@ pub fn embedding(
     let dim = out.shape.dims().last().copied().unwrap_or(1);
     let u = |v: usize| v as u32;
     let params = Params { n: u(n), ids: u(ids.shape.numel()), dim: u(dim), vocab: u(vocab) };
+    if entry == "embedding_backward" {
+        crate::check_loops(gpu, entry, ids.shape.numel(), &[ids.shape, rows.shape])?;
+    }
+
     let launch = Launch {
         shader: EMBEDDING,
         entry,

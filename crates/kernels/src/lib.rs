@@ -95,6 +95,22 @@ pub(crate) fn grid_1d(gpu: &Gpu, n: usize) -> [u32; 3] {
     fold_workgroups((n as u32).div_ceil(64), gpu.limits().max_compute_workgroups_per_dimension)
 }
 
+/// Refuses a kernel whose invocations would loop more often than the adapter allows (see
+/// `Gpu::loop_limit`), naming the op and the shapes, rather than return a truncated result.
+pub(crate) fn check_loops(gpu: &Gpu, op: &str, iterations: usize, shapes: &[&kiln_core::Shape]) -> Result<()> {
+    match gpu.loop_limit() {
+        Some(limit) if iterations > limit => {
+            let shapes: Vec<String> = shapes.iter().map(|s| s.to_string()).collect();
+            Err(kiln_core::Error::Unsupported(format!(
+                "{op} on {}: its kernel loops {iterations} times per invocation, past this adapter's limit of {limit} \
+                 (Mesa's CPU drivers stop shader loops there); use smaller tensors or a GPU",
+                shapes.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Packs up to 8 dims into the WGSL `array<vec4u, 2>` layout.
 pub(crate) fn pack8(values: &[usize]) -> [u32; 8] {
     let mut packed = [0u32; 8];

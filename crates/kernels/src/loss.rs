@@ -57,6 +57,8 @@ pub fn per_sample(
 ) -> Result<Dispatch> {
     let dims = scores.shape.dims();
     let params = Params { rows: dims[0] as u32, classes: dims[1] as u32, _pad: [0; 2] };
+    crate::check_loops(gpu, op.name(), 3 * dims[1], &[scores.shape])?;
+
     let mut bindings = vec![(2, labels.buffer), (4, out.buffer)];
     bindings.extend(dy.map(|dy| (3, dy.buffer)));
     // NLL's gradient depends on the labels alone; the scores only give its shape.

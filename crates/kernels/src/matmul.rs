@@ -68,7 +68,9 @@ pub fn matmul_dispatch(
     let a_dims = a.shape.dims();
     let inner = (if m.trans_a { a_dims[a_dims.len() - 2] } else { a_dims[a_dims.len() - 1] }) as u32;
     let batch = if dims.len() == 3 { dims[0] as u32 } else { 1 };
+    crate::check_loops(gpu, "matmul", inner as usize, &[a.shape, b.shape])?;
     let aligned = [rows, cols, inner].iter().all(|d| d.is_multiple_of(4));
+
     let kernel = kernel.unwrap_or(match aligned {
         // A CPU adapter runs an invocation as one SIMD lane: heavy tiles pay there.
         true if gpu.info().device_type == wgpu::DeviceType::Cpu => MatmulKernel::Vec4Tile16,

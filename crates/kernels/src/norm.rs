@@ -93,12 +93,23 @@ pub fn norm(gpu: &Gpu, op: &Op, inputs: &[B<'_>], out: &B<'_>) -> Result<Dispatc
         Op::BatchNormRunningUpdate { momentum, count } => (running_params(*momentum, *count, out), &inputs[1..]),
         _ => (params(op, inputs[0].shape.dims()), inputs),
     };
+    let iterations = match op {
+        Op::BatchNormStats | Op::BatchNormBackwardReduce { .. } | Op::LayerNormBackwardParams { .. } => {
+            2 * (params.count as usize).div_ceil(64)
+        }
+        Op::LayerNormStats | Op::LayerNormBackwardInput { .. } => 2 * params.channels as usize,
+        _ => 0,
+    };
+    let shapes: Vec<_> = inputs.iter().map(|b| b.shape).collect();
+    crate::check_loops(gpu, op.name(), iterations, &shapes)?;
     let mut bindings: Vec<_> = slots(op).iter().zip(inputs).map(|(&slot, b)| (slot, b.buffer)).collect();
+
     bindings.push((7, out.buffer));
     let workgroups = match op {
         Op::BatchNormStats | Op::BatchNormBackwardReduce { .. } => [params.channels, 1, 1],
         Op::LayerNormStats | Op::LayerNormBackwardInput { .. } => grid_1d(gpu, params.count as usize),
-        Op::LayerNormBackwardParams { .. } => grid_1d(gpu, params.channels as usize),
+        Op::LayerNormBackwardParams { .. } => [params.channels, 1, 1],
+
         _ => grid_1d(gpu, params.n as usize),
     };
     let launch = Launch {

@@ -47,6 +47,9 @@ fn reduce(
     n_out: usize,
 ) -> Result<Dispatch> {
     let dims = x.shape.dims();
+    let n_red = x.shape.numel() / n_out.max(1);
+    crate::check_loops(gpu, entry, 2 * n_red.div_ceil(64), &[x.shape])?;
+
     let strides = contiguous_strides(dims);
     let (red, kept): (Vec<usize>, Vec<usize>) = (0..dims.len()).partition(|d| r.axes.contains(d));
     let pick = |axes: &[usize], of: &[usize]| axes.iter().map(|&d| of[d]).collect::<Vec<_>>();

@@ -23,6 +23,8 @@ pub fn softmax(gpu: &Gpu, op: &Op, axis: usize, x: &B<'_>, dy: Option<&B<'_>>, o
     let inner: usize = dims[axis + 1..].iter().product();
     let rows = x.shape.numel() / len.max(1);
     let params = Params { rows: rows as u32, len: len as u32, inner: inner as u32, _pad: 0 };
+    crate::check_loops(gpu, op.name(), 3 * len, &[x.shape])?;
+
     let mut bindings = vec![(1, x.buffer), (3, out.buffer)];
     bindings.extend(dy.map(|dy| (2, dy.buffer)));
     let launch = Launch {

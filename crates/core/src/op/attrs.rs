@@ -1,7 +1,7 @@
 //! Attribute structs of the operators: what a kernel needs besides its tensors.
 
-/// Pointwise activations. Each has a backward op reading either the forward input or the
-/// forward output (`saves_output`), whichever makes its derivative cheap and exact.
+/// Pointwise activations. Each backward op reads the forward input: derivatives written in x
+/// stay accurate where the output saturates (`1 - y²` from a rounded `y ≈ 1` would not).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
     Relu,
@@ -48,11 +48,6 @@ impl Activation {
             Activation::Silu => "silu_backward",
             Activation::Softplus => "softplus_backward",
         }
-    }
-
-    /// The backward op reads the forward output `y` (sigmoid, tanh) rather than the input `x`.
-    pub fn saves_output(&self) -> bool {
-        matches!(self, Activation::Sigmoid | Activation::Tanh)
     }
 
     /// The activation's one scalar parameter (0 when it has none).

@@ -39,7 +39,7 @@ pub enum Op {
     Mul,
     Div,
     Activation(Activation),
-    /// `(saved, dy)`, `saved` being the forward input or output (`Activation::saves_output`).
+    /// `(x, dy)` → dx.
     ActivationBackward(Activation),
     /// `(x [N,C,…], alpha [C])`: `x` where positive, else `alpha[c]·x`.
     Prelu,
