@@ -122,3 +122,75 @@ fn a_run_with_an_input_never_set_is_refused() {
     let text = message(exec.run(&[y]));
     assert!(text.contains("`pixels` was never set"), "{text}");
 }
+
+#[test]
+fn impossible_layer_configurations_are_refused_when_the_graph_is_built() {
+    use kiln::core::{Conv2d, Pool2d, PoolKind};
+    let mut g = Graph::new();
+    let x = g.input("x", vec![2, 6, 5, 5], DType::F32);
+    let w3 = g.input("w3", vec![4, 3, 3, 3], DType::F32);
+    let w7 = g.input("w7", vec![4, 6, 7, 7], DType::F32);
+    let w_bad = g.input("w_bad", vec![4, 5, 3, 3], DType::F32);
+    let bias = g.input("b", vec![5], DType::F32);
+    let w_t = g.input("w_t", vec![6, 2, 3, 3], DType::F32);
+
+    let ids = g.input("ids", vec![3], DType::I32);
+    let table = g.input("table", vec![4], DType::F32);
+    let groups4 = Conv2d { groups: 4, ..Conv2d::default() };
+    let pool = |kernel, padding| Pool2d { kind: PoolKind::Max, kernel, stride: [1, 1], padding };
+    let cases = [
+        (
+            message(g.conv2d(x, w7, None, Conv2d::default())),
+            vec!["conv2d", "larger than the padded input", "[2, 6, 5, 5]"],
+        ),
+        (message(g.conv2d(x, w3, None, groups4)), vec!["conv2d", "input channels (6)", "not divisible by groups (4)"]),
+        (message(g.conv2d(x, w_bad, None, Conv2d::default())), vec!["conv2d", "6 input channels", "[4, 5, 3, 3]"]),
+        (
+            message(g.conv2d(x, w3, Some(bias), Conv2d { groups: 2, ..Conv2d::default() })),
+            vec!["conv2d", "bias", "[4]", "[5]"],
+        ),
+        (
+            message(g.conv2d(x, w3, None, Conv2d { stride: [0, 1], ..Conv2d::default() })),
+            vec!["conv2d", "stride [0, 1]"],
+        ),
+        (
+            message(g.conv_transpose2d(
+                x,
+                w_t,
+                None,
+                Conv2d { stride: [2, 2], groups: 2, ..Conv2d::default() },
+                [2, 0],
+            )),
+            vec!["conv_transpose2d", "output_padding [2, 0]", "stride [2, 2]"],
+        ),
+        (
+            message(g.pool2d(x, pool([7, 7], [0, 0]))),
+            vec!["max_pool2d", "larger than the padded input", "[2, 6, 5, 5]"],
+        ),
+        (message(g.pool2d(x, pool([2, 2], [2, 0]))), vec!["max_pool2d", "padding [2, 0]", "half of kernel [2, 2]"]),
+        (message(g.embedding(table, ids)), vec!["embedding", "table [V,D]", "[4]"]),
+        (message(g.batch_norm(x, bias, bias, 1e-5)), vec!["batch_norm", "gamma", "[6]", "[5]"]),
+        (message(g.layer_norm(x, table, table, 1e-5)), vec!["layer_norm", "gamma", "[5]", "[4]"]),
+        (message(g.slice(x, 1, 4, 3)), vec!["slice", "4..7", "axis 1", "[2, 6, 5, 5]"]),
+        (message(g.dropout(x, 1.5, 0, true)), vec!["dropout", "p = 1.5"]),
+        (message(g.attention(x, x, w3, false)), vec!["attention", "q [B,H,T,D]", "[4, 3, 3, 3]"]),
+    ];
+    for (text, needles) in cases {
+        for needle in needles {
+            assert!(text.contains(needle), "`{text}` does not mention `{needle}`");
+        }
+    }
+}
+
+#[test]
+fn labels_and_ids_out_of_range_are_refused_when_fed() {
+    let mut g = Graph::new();
+    let table = g.input("table", vec![10, 4], DType::F32);
+    let ids = g.input("tokens", vec![3], DType::I32);
+    let y = g.embedding(table, ids).expect("embedding");
+    let exec = kiln::graph::Executor::compile(kiln::cpu::Cpu, &g, &[y]).expect("compile");
+    let text = message(exec.set(ids, &HostTensor::i32(vec![3], vec![0, 10, 2]).expect("ids")));
+    assert!(text.contains("embedding") && text.contains("index 10 in `tokens`") && text.contains("0..10"), "{text}");
+    let text = message(exec.set(ids, &HostTensor::i32(vec![3], vec![0, -1, 2]).expect("ids")));
+    assert!(text.contains("index -1"), "{text}");
+}
