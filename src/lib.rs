@@ -2,6 +2,7 @@
 //! what the `kiln` command line shares with tests: golden-case checking and model training.
 
 pub mod check;
+pub mod diverge;
 pub mod golden;
 pub mod models;
 pub mod ops;

@@ -16,9 +16,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every golden case of a folder (FORMAT.md) and report failures.
+    /// Run every golden case of a folder (FORMAT.md) and report failures; or, with --graph,
+    /// run a model's training step on the device and on the f64 CPU reference side by side
+    /// and report the first node that differs.
     Check {
-        dir: PathBuf,
+        #[arg(required_unless_present = "graph")]
+        dir: Option<PathBuf>,
+        /// A sample model (mlp, cnn) to compare node by node instead of a folder of cases.
+        #[arg(long, conflicts_with = "dir")]
+        graph: Option<String>,
+        /// Relative error above which a node counts as diverging (--graph).
+        #[arg(long, default_value_t = 1e-4)]
+        tolerance: f64,
         #[arg(long, value_enum, default_value = "both")]
         device: Devices,
         /// Only these ops, comma-separated.
@@ -59,7 +68,9 @@ fn main() -> ExitCode {
     .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { dir, device, ops } => check(&dir, device, ops.as_deref()),
+        Command::Check { graph: Some(model), device, tolerance, .. } => check_graph(&model, device, tolerance),
+        Command::Check { dir: Some(dir), device, ops, .. } => check(&dir, device, ops.as_deref()),
+        Command::Check { .. } => Err(kiln_core::Error::attribute("check", "give a folder of cases or --graph MODEL")),
         Command::Train { model, optimizer, lr, batch, steps, seed, data, device, metrics_json } => {
             let opts = TrainOptions { model, optimizer, lr, batch, steps, seed, data, device, progress: true };
             run_training(&opts, metrics_json.as_deref())
@@ -82,6 +93,38 @@ fn check(dir: &std::path::Path, device: Devices, ops: Option<&[String]>) -> kiln
     }
     println!("{} passed, {} failed", report.passed, report.failed);
     Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn check_graph(model: &str, device: Devices, tolerance: f64) -> kiln_core::Result<ExitCode> {
+    let (graph, feeds) = kiln::diverge::sample_training_graph(model, 1)?;
+    let report = match device {
+        Devices::Cpu => kiln::diverge::find_divergence(kiln_cpu::Cpu, &graph, &feeds, tolerance)?,
+        Devices::Gpu | Devices::Both => {
+            let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
+            kiln::diverge::find_divergence(gpu, &graph, &feeds, tolerance)?
+        }
+    };
+    let worst = report.nodes.iter().filter(|n| n.error.is_finite()).max_by(|a, b| a.error.total_cmp(&b.error));
+    match (report.first.map(|i| &report.nodes[i]), worst) {
+        (Some(n), _) => {
+            println!(
+                "first divergence: node {} `{}` {}: relative error {:.3e} (tolerance {tolerance:.0e})",
+                n.node, n.op, n.shape, n.error
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        (None, Some(w)) => {
+            println!(
+                "{} nodes agree within {tolerance:.0e}; the largest error is {:.3e} at node {} `{}`",
+                report.nodes.len(),
+                w.error,
+                w.node,
+                w.op
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        (None, None) => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn run_training(opts: &TrainOptions, metrics_json: Option<&std::path::Path>) -> kiln_core::Result<ExitCode> {

@@ -46,3 +46,12 @@ fn a_missing_dataset_says_how_to_get_it() {
     assert!(!ok);
     assert!(text.contains("apt-get install dataset-fashion-mnist"), "{text}");
 }
+
+#[test]
+fn check_graph_compares_a_training_step_node_by_node() {
+    let (ok, text) = kiln(&["check", "--graph", "cnn", "--device", "gpu"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("nodes agree within 1e-4"), "{text}");
+    let (ok, text) = kiln(&["check", "--graph", "resnet"]);
+    assert!(!ok && text.contains("the sample models are mlp and cnn"), "{text}");
+}
