@@ -8,8 +8,13 @@
 //   conv_transpose2d:        the same gather, plus a bias: the adjoint of conv2d
 //   conv2d_backward_weight:  dw[o,c',i,j] = Σ_{n, oh, ow} dy[n,o,oh,ow]·x[n,c,ih,iw], one workgroup
 //                            per weight
+// Without groups, the host lowers each of these to matrix products (matmul.wgsl) around three
+// helpers here, with K = C·kH·kW rows of taps and P = H'·W' output positions:
+//   conv2d_im2col:    cols[n, (c,i,j), (oh,ow)] = x[n, c, ih, iw] (zero in the padding)
+//   conv2d_col2im:    dx[n, c, ih, iw] = Σ over the taps reaching it of cols[n, (c,i,j), (oh,ow)]
+//   conv2d_add_bias:  y[n, o, …] += b[o], in place
 // `x_*` always describe the convolution's input side and `y_*` its output side, whichever
-// tensor plays each role. Bindings: 0 params, 1 x (or dy), 2 w, 3 out, 4 bias, 5 dy.
+// tensor plays each role. Bindings: 0 params, 1 x (or dy, or cols), 2 w, 3 out, 4 bias, 5 dy.
 
 struct Params {
     batch: u32,
@@ -165,4 +170,54 @@ fn conv2d_backward_weight(
     if (lid == 0u && valid) {
         out[e] = partial[0];
     }
+}
+
+@compute @workgroup_size(64)
+fn conv2d_im2col(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    let positions = p.y_h * p.y_w;
+    let taps = p.x_c * p.k_h * p.k_w;
+    let pos = e % positions;
+    let k = (e / positions) % taps;
+    let n = e / (positions * taps);
+    let j = k % p.k_w;
+    let i = (k / p.k_w) % p.k_h;
+    let c = k / (p.k_w * p.k_h);
+    let ih = input_at(pos / p.y_w, i, p.stride_h, p.pad_h, p.dil_h);
+    let iw = input_at(pos % p.y_w, j, p.stride_w, p.pad_w, p.dil_w);
+    let inside = ih >= 0 && ih < i32(p.x_h) && iw >= 0 && iw < i32(p.x_w);
+    let at = ((n * p.x_c + c) * p.x_h + u32(max(ih, 0))) * p.x_w + u32(max(iw, 0));
+    out[e] = select(0.0, x[min(at, p.batch * p.x_c * p.x_h * p.x_w - 1u)], inside);
+}
+
+@compute @workgroup_size(64)
+fn conv2d_col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    let iw = e % p.x_w;
+    let ih = (e / p.x_w) % p.x_h;
+    let c = (e / (p.x_w * p.x_h)) % p.x_c;
+    let n = e / (p.x_w * p.x_h * p.x_c);
+    let positions = p.y_h * p.y_w;
+    let taps = p.x_c * p.k_h * p.k_w;
+    var acc = 0.0;
+    for (var i = 0u; i < p.k_h; i++) {
+        let th = i32(ih + p.pad_h) - i32(i * p.dil_h);
+        if (th < 0 || u32(th) % p.stride_h != 0u || u32(th) / p.stride_h >= p.y_h) { continue; }
+        for (var j = 0u; j < p.k_w; j++) {
+            let tw = i32(iw + p.pad_w) - i32(j * p.dil_w);
+            if (tw < 0 || u32(tw) % p.stride_w != 0u || u32(tw) / p.stride_w >= p.y_w) { continue; }
+            let k = (c * p.k_h + i) * p.k_w + j;
+            acc += x[(n * taps + k) * positions + (u32(th) / p.stride_h) * p.y_w + u32(tw) / p.stride_w];
+        }
+    }
+    out[e] = acc;
+}
+
+@compute @workgroup_size(64)
+fn conv2d_add_bias(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    out[e] += bias[(e / (p.y_h * p.y_w)) % p.y_c];
 }

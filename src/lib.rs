@@ -1,6 +1,7 @@
 //! Kiln: a deep-learning compute engine on WebGPU. This facade re-exports the crates and holds
 //! what the `kiln` command line shares with tests: golden-case checking and model training.
 
+pub mod bench;
 pub mod check;
 pub mod diverge;
 pub mod golden;

@@ -57,6 +57,18 @@ enum Command {
         #[arg(long)]
         metrics_json: Option<PathBuf>,
     },
+    /// Time the reference workloads W1–W5 (../shared/bench/WORKLOADS.md).
+    Bench {
+        /// Only these workloads, comma-separated (W1,W2,…).
+        #[arg(long, value_delimiter = ',', default_value = "W1,W2,W3,W4,W5")]
+        workloads: Vec<String>,
+        /// Write the figures in WORKLOADS.md's JSON schema.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Folder with the Fashion-MNIST IDX files (W5).
+        #[arg(long, default_value = kiln::nn::DEFAULT_DIR)]
+        data: PathBuf,
+    },
     /// Print the adapter Kiln would use.
     Info,
 }
@@ -75,6 +87,7 @@ fn main() -> ExitCode {
             let opts = TrainOptions { model, optimizer, lr, batch, steps, seed, data, device, progress: true };
             run_training(&opts, metrics_json.as_deref())
         }
+        Command::Bench { workloads, json, data } => bench(&workloads, json.as_deref(), &data),
         Command::Info => info(),
     };
     match result {
@@ -142,6 +155,37 @@ fn run_training(opts: &TrainOptions, metrics_json: Option<&std::path::Path>) -> 
     if let Some(path) = metrics_json {
         write_metrics(path, &metrics)?;
         println!("metrics written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(workloads: &[String], json: Option<&std::path::Path>, data: &std::path::Path) -> kiln_core::Result<ExitCode> {
+    let gpu = kiln_gpu::Gpu::new_blocking()?;
+    let backend = kiln_kernels::GpuBackend::new(gpu.clone());
+    println!("adapter: {}", gpu.description());
+    let mut figures = Vec::new();
+    for workload in workloads {
+        let found = match workload.as_str() {
+            "W1" => kiln::bench::matmul(&backend)?,
+            "W2" => kiln::bench::conv2d(&backend)?,
+            "W3" => kiln::bench::depthwise(&backend)?,
+            "W4" => kiln::bench::train_step(&backend)?,
+            "W5" => kiln::bench::epoch(&backend, data)?,
+            other => return Err(kiln_core::Error::attribute("bench", format!("unknown workload `{other}` (W1…W5)"))),
+        };
+        for f in &found {
+            println!(
+                "{} {:<22} median {:>10.2} {:<9} (min {:.2}, max {:.2})",
+                f.workload, f.name, f.median, f.unit, f.min, f.max
+            );
+        }
+        figures.extend(found);
+    }
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&kiln::bench::json(gpu.info(), &figures))
+            .map_err(|e| kiln_core::Error::data("bench", e.to_string()))?;
+        kiln::train::write_atomically(path, &text)?;
+        println!("figures written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,7 @@ use kiln_graph::Executor;
 use kiln_nn::{Dataset, FashionMnist};
 use serde::Serialize;
 
-use crate::models::{Classifier, Optimizer, add_training, mlp};
+use crate::models::{Classifier, Optimizer, add_training, cnn, mlp};
 
 /// Where a run computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -58,9 +58,27 @@ pub struct Metrics {
 /// Images evaluated per submission.
 const EVAL_BATCH: usize = 1000;
 
+const CLASSES: usize = 10;
+
+/// The models `--model` names.
+pub const MODELS: &[&str] = &["mlp", "cnn"];
+
+fn unknown_model(model: &str) -> Error {
+    Error::Unsupported(format!("model `{model}`: the models are {}", MODELS.join(", ")))
+}
+
+/// The classifier `model` names, for images of `pixels` square pixels.
+pub fn classifier(model: &str, batch: usize, pixels: usize, seed: u64) -> Result<Classifier> {
+    match model {
+        "mlp" => mlp(batch, &[pixels, 100, CLASSES], seed),
+        "cnn" => cnn(batch, (pixels as f64).sqrt() as usize, CLASSES, seed),
+        other => Err(unknown_model(other)),
+    }
+}
+
 pub fn train(opts: &TrainOptions) -> Result<Metrics> {
-    if opts.model != "mlp" {
-        return Err(Error::Unsupported(format!("model `{}`: this version trains `mlp`", opts.model)));
+    if !MODELS.contains(&opts.model.as_str()) {
+        return Err(unknown_model(&opts.model));
     }
     if opts.batch == 0 || opts.steps == 0 {
         return Err(Error::attribute("train", "--batch and --steps must be positive"));
@@ -80,8 +98,8 @@ fn optimizer(opts: &TrainOptions) -> Optimizer {
 }
 
 fn run<B: Backend + Clone>(backend: B, opts: &TrainOptions, data: &FashionMnist) -> Result<Metrics> {
-    let sizes = [data.train.image_size(), 100, 10];
-    let mut model = mlp(opts.batch, &sizes, opts.seed)?;
+    let pixels = data.train.image_size();
+    let mut model = classifier(&opts.model, opts.batch, pixels, opts.seed)?;
     add_training(&mut model, optimizer(opts))?;
     let mut exec = Executor::compile(backend.clone(), &model.graph, &[model.loss])?;
     let adapter = backend.name();
@@ -115,7 +133,7 @@ fn run<B: Backend + Clone>(backend: B, opts: &TrainOptions, data: &FashionMnist)
     let train_seconds = start.elapsed().as_secs_f64();
     bar.finish();
     let params = exec.read(&model.params)?;
-    let test_accuracy = evaluate(backend, &sizes, opts.seed, &params, &data.test)?;
+    let test_accuracy = evaluate(backend, &opts.model, opts.seed, &params, &data.test)?;
     let tail = &recent[recent.len().saturating_sub(100)..];
     Ok(Metrics {
         model: opts.model.clone(),
@@ -143,8 +161,8 @@ fn progress_bar(opts: &TrainOptions) -> ProgressBar {
 }
 
 /// Fraction of `test` classified correctly by an MLP with `params`.
-fn evaluate<B: Backend>(backend: B, sizes: &[usize], seed: u64, params: &[HostTensor], test: &Dataset) -> Result<f64> {
-    let model: Classifier = mlp(EVAL_BATCH, sizes, seed)?;
+fn evaluate<B: Backend>(backend: B, model: &str, seed: u64, params: &[HostTensor], test: &Dataset) -> Result<f64> {
+    let model: Classifier = classifier(model, EVAL_BATCH, test.image_size(), seed)?;
     let exec = Executor::compile(backend, &model.graph, &[model.logits])?;
     for (&v, tensor) in model.params.iter().zip(params) {
         exec.set(v, tensor)?;
@@ -157,7 +175,7 @@ fn evaluate<B: Backend>(backend: B, sizes: &[usize], seed: u64, params: &[HostTe
         exec.set(model.images, &images)?;
         exec.set(model.labels, &labels)?;
         let logits = exec.run(&[model.logits])?.remove(0);
-        let classes = sizes[sizes.len() - 1];
+        let classes = CLASSES;
         let valid = (test.len() - start).min(EVAL_BATCH);
         let rows = logits.as_f32()?.chunks(classes).take(valid);
         correct += rows.zip(labels.as_i32()?).filter(|(row, label)| argmax(row) == **label as usize).count();
@@ -209,9 +227,17 @@ impl<'a> Batches<'a> {
 
 /// Writes `metrics` as JSON through a temporary file and a rename, so a reader never sees half.
 pub fn write_metrics(path: &Path, metrics: &Metrics) -> Result<()> {
-    let io = |source| Error::Io { context: path.display().to_string(), source };
     let json = serde_json::to_string_pretty(metrics).map_err(|e| Error::data("metrics", e.to_string()))?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, json + "\n").map_err(io)?;
+    write_atomically(path, &json)
+}
+
+/// Writes `text` (and a final newline) to `path` through a temporary file, fsync and a
+/// rename, so a reader never sees half a file and a crash never leaves one.
+pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let io = |source| Error::Io { context: path.display().to_string(), source };
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(text.as_bytes()).and_then(|_| file.write_all(b"\n")).and_then(|_| file.sync_all()).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }

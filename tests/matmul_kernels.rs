@@ -23,7 +23,7 @@ fn check(kernel: MatmulKernel, m: MatMul, a: &HostTensor, b: &HostTensor) {
     let dispatch =
         matmul_dispatch(gpu, m, Some(kernel), &bound(&ba, &a.shape), &bound(&bb, &b.shape), &bound(&by, &sy))
             .expect("kernel");
-    let bytes = backend.run(&[dispatch], &[(&by, sy.bytes())]).expect("run");
+    let bytes = backend.run(&[dispatch.into()], &[(&by, sy.bytes())]).expect("run");
     let got = HostTensor::from_bytes(sy, DType::F32, &bytes[0]).expect("decode");
     let error = common::relative_error(got.as_f32().expect("f32"), want.as_f32().expect("f32"));
     assert!(error < 1e-5, "{kernel:?} {m:?} {} · {}: off by {error:.2e}", a.shape, b.shape);

@@ -216,14 +216,17 @@ impl Gpu {
     /// Records `dispatches` in one compute pass, copies `reads` (buffer, bytes) to a staging
     /// buffer, submits once and waits, at most the timeout, for the bytes.
     pub fn run(&self, dispatches: &[&Dispatch], reads: &[(&GpuBuffer, u64)]) -> Result<Vec<Vec<u8>>> {
-        let Some((readback, index)) = self.submit(dispatches, reads)? else { return Ok(vec![]) };
+        let (readback, index) = self.submit(dispatches, reads)?;
+        // Waits even when nothing is read, so a run has finished on the device when it returns.
         self.wait(index)?;
+        let Some(readback) = readback else { return Ok(vec![]) };
         let sizes: Vec<u64> = reads.iter().map(|&(_, n)| n).collect();
         Ok(split(&pollster::block_on(readback)?, &sizes))
     }
 
     /// Asynchronous form of [`Gpu::run`]: submits now and returns a future of the bytes of each
-    /// read. The future polls the device itself, so it completes under any executor, and it
+    /// read (with no reads, it resolves at once: there is nothing to wait for). The future
+    /// polls the device itself, so it completes under any executor, and it
     /// fails at the timeout rather than waiting forever.
     pub fn run_async(
         &self,
@@ -233,7 +236,7 @@ impl Gpu {
         let pending = self.submit(dispatches, reads)?;
         let sizes: Vec<u64> = reads.iter().map(|&(_, n)| n).collect();
         Ok(async move {
-            let Some((readback, _)) = pending else { return Ok(vec![]) };
+            let (Some(readback), _) = pending else { return Ok(vec![]) };
             Ok(split(&readback.await?, &sizes))
         })
     }
@@ -242,7 +245,7 @@ impl Gpu {
         &self,
         dispatches: &[&Dispatch],
         reads: &[(&GpuBuffer, u64)],
-    ) -> Result<Option<(Readback, wgpu::SubmissionIndex)>> {
+    ) -> Result<(Option<Readback>, wgpu::SubmissionIndex)> {
         self.check("before a run")?;
         scoped(self.device(), "recording a run", || self.record(dispatches, reads))?
     }
@@ -251,7 +254,7 @@ impl Gpu {
         &self,
         dispatches: &[&Dispatch],
         reads: &[(&GpuBuffer, u64)],
-    ) -> Result<Option<(Readback, wgpu::SubmissionIndex)>> {
+    ) -> Result<(Option<Readback>, wgpu::SubmissionIndex)> {
         let mut encoder =
             self.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln step") });
         if !dispatches.is_empty() {
@@ -280,7 +283,7 @@ impl Gpu {
             staging
         });
         let index = self.queue().submit([encoder.finish()]);
-        Ok(staging.map(|staging| (self.map(staging), index)))
+        Ok((staging.map(|staging| self.map(staging)), index))
     }
 
     fn map(&self, staging: wgpu::Buffer) -> Readback {

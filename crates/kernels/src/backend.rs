@@ -2,7 +2,8 @@ use kiln_core::{Backend, Error, Op, Result};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer};
 
 use crate::{
-    B, activation, binary, conv, dropout, embedding, layout, loss, matmul, norm, optimizer, pool, reduce, softmax,
+    B, GpuKernel, activation, binary, conv, dropout, embedding, layout, loss, matmul, norm, optimizer, pool, reduce,
+    softmax,
 };
 
 /// The GPU backend: every `Op` maps to a WGSL entry point of `shaders/`.
@@ -23,7 +24,7 @@ impl GpuBackend {
 
 impl Backend for GpuBackend {
     type Buffer = GpuBuffer;
-    type Kernel = Dispatch;
+    type Kernel = GpuKernel;
 
     fn name(&self) -> String {
         self.gpu.description()
@@ -37,46 +38,49 @@ impl Backend for GpuBackend {
         self.gpu.write(buffer, bytes)
     }
 
-    fn prepare(&self, op: &Op, inputs: &[B<'_>], outputs: &[B<'_>]) -> Result<Dispatch> {
+    fn prepare(&self, op: &Op, inputs: &[B<'_>], outputs: &[B<'_>]) -> Result<GpuKernel> {
         if let Some(t) = inputs.iter().chain(outputs).find(|t| t.shape.numel() > u32::MAX as usize) {
             return Err(Error::attribute(op.name(), format!("tensor {} has more than 2^32 elements", t.shape)));
         }
         let gpu = &self.gpu;
         let (x, out) = (|i: usize| &inputs[i], &outputs[0]);
+        let single = |d: Result<Dispatch>| d.map(GpuKernel::from);
         match op {
             Op::Input | Op::Variable | Op::Reshape(_) => {
                 Err(Error::attribute(op.name(), "has no kernel: the executor handles it"))
             }
-            Op::MatMul(m) => matmul::matmul_dispatch(gpu, *m, None, x(0), x(1), out),
-            Op::Add | Op::Sub | Op::Mul | Op::Div => binary::binary(gpu, op, x(0), x(1), out),
-            Op::Activation(a) => activation::activation(gpu, a, x(0), None, out),
-            Op::ActivationBackward(a) => activation::activation(gpu, a, x(0), Some(x(1)), out),
-            Op::Prelu => activation::prelu(gpu, x(0), x(1), out),
-            Op::PreluBackwardInput => activation::prelu_backward_input(gpu, x(0), x(1), x(2), out),
-            Op::PreluBackwardAlpha => activation::prelu_backward_alpha(gpu, x(0), x(1), out),
-            Op::Sum(r) => reduce::sum(gpu, r, x(0), out),
-            Op::Max(r) => reduce::max(gpu, r, x(0), out),
-            Op::MaxBackward(r) => reduce::max_backward(gpu, r, x(0), x(1), x(2), out),
-            Op::BroadcastTo { scale, .. } => layout::broadcast_to(gpu, *scale, x(0), out),
-            Op::Transpose(perm) => layout::transpose(gpu, perm, x(0), out),
-            Op::Slice { axis, start, .. } => layout::slice(gpu, *axis, *start, x(0), out),
-            Op::SliceBackward { axis, start, .. } => layout::slice_backward(gpu, *axis, *start, x(0), out),
-            Op::Softmax { axis } | Op::LogSoftmax { axis } => softmax::softmax(gpu, op, *axis, x(0), None, out),
+            Op::MatMul(m) => single(matmul::matmul_dispatch(gpu, *m, None, x(0), x(1), out)),
+            Op::Add | Op::Sub | Op::Mul | Op::Div => single(binary::binary(gpu, op, x(0), x(1), out)),
+            Op::Activation(a) => single(activation::activation(gpu, a, x(0), None, out)),
+            Op::ActivationBackward(a) => single(activation::activation(gpu, a, x(0), Some(x(1)), out)),
+            Op::Prelu => single(activation::prelu(gpu, x(0), x(1), out)),
+            Op::PreluBackwardInput => single(activation::prelu_backward_input(gpu, x(0), x(1), x(2), out)),
+            Op::PreluBackwardAlpha => single(activation::prelu_backward_alpha(gpu, x(0), x(1), out)),
+            Op::Sum(r) => single(reduce::sum(gpu, r, x(0), out)),
+            Op::Max(r) => single(reduce::max(gpu, r, x(0), out)),
+            Op::MaxBackward(r) => single(reduce::max_backward(gpu, r, x(0), x(1), x(2), out)),
+            Op::BroadcastTo { scale, .. } => single(layout::broadcast_to(gpu, *scale, x(0), out)),
+            Op::Transpose(perm) => single(layout::transpose(gpu, perm, x(0), out)),
+            Op::Slice { axis, start, .. } => single(layout::slice(gpu, *axis, *start, x(0), out)),
+            Op::SliceBackward { axis, start, .. } => single(layout::slice_backward(gpu, *axis, *start, x(0), out)),
+            Op::Softmax { axis } | Op::LogSoftmax { axis } => single(softmax::softmax(gpu, op, *axis, x(0), None, out)),
             Op::SoftmaxBackward { axis } | Op::LogSoftmaxBackward { axis } => {
-                softmax::softmax(gpu, op, *axis, x(0), Some(x(1)), out)
+                single(softmax::softmax(gpu, op, *axis, x(0), Some(x(1)), out))
             }
-            Op::CrossEntropyPerSample | Op::NllPerSample => loss::per_sample(gpu, op, x(0), x(1), None, out),
+            Op::CrossEntropyPerSample | Op::NllPerSample => single(loss::per_sample(gpu, op, x(0), x(1), None, out)),
             Op::CrossEntropyPerSampleBackward | Op::NllPerSampleBackward => {
-                loss::per_sample(gpu, op, x(0), x(1), Some(x(2)), out)
+                single(loss::per_sample(gpu, op, x(0), x(1), Some(x(2)), out))
             }
-            Op::Loss(kind) => loss::elementwise(gpu, op.name(), *kind, x(0), x(1), None, out),
-            Op::LossBackward { kind, .. } => loss::elementwise(gpu, op.name(), *kind, x(0), x(1), Some(x(2)), out),
+            Op::Loss(kind) => single(loss::elementwise(gpu, op.name(), *kind, x(0), x(1), None, out)),
+            Op::LossBackward { kind, .. } => {
+                single(loss::elementwise(gpu, op.name(), *kind, x(0), x(1), Some(x(2)), out))
+            }
             Op::Conv2d(c) => conv::conv2d(gpu, c, x(0), x(1), inputs.get(2), out),
             Op::Conv2dBackwardInput { conv, .. } => conv::conv2d_backward_input(gpu, conv, x(0), x(1), out),
             Op::Conv2dBackwardWeight { conv, .. } => conv::conv2d_backward_weight(gpu, conv, x(0), x(1), out),
             Op::ConvTranspose2d { conv, .. } => conv::conv_transpose2d(gpu, conv, x(0), x(1), inputs.get(2), out),
-            Op::Pool2d(p) => pool::pool2d(gpu, p, x(0), out),
-            Op::Pool2dBackward(p) => pool::pool2d_backward(gpu, p, x(0), x(1), x(2), out),
+            Op::Pool2d(p) => single(pool::pool2d(gpu, p, x(0), out)),
+            Op::Pool2dBackward(p) => single(pool::pool2d_backward(gpu, p, x(0), x(1), x(2), out)),
             Op::BatchNormStats
             | Op::BatchNorm { .. }
             | Op::BatchNormBackwardReduce { .. }
@@ -85,31 +89,34 @@ impl Backend for GpuBackend {
             | Op::LayerNormStats
             | Op::LayerNorm { .. }
             | Op::LayerNormBackwardInput { .. }
-            | Op::LayerNormBackwardParams { .. } => norm::norm(gpu, op, inputs, out),
-            Op::Dropout(d) | Op::DropoutBackward(d) => dropout::dropout(gpu, op.name(), d, x(0), out),
-            Op::Embedding => embedding::embedding(gpu, "embedding", x(0), x(1), x(0).shape.dims()[0], out),
-            Op::EmbeddingBackward { vocab } => embedding::embedding(gpu, "embedding_backward", x(1), x(0), *vocab, out),
-            Op::ClipFactor { max_norm } => optimizer::clip_factor(gpu, *max_norm, x(0), out),
+            | Op::LayerNormBackwardParams { .. } => single(norm::norm(gpu, op, inputs, out)),
+            Op::Dropout(d) | Op::DropoutBackward(d) => single(dropout::dropout(gpu, op.name(), d, x(0), out)),
+            Op::Embedding => single(embedding::embedding(gpu, "embedding", x(0), x(1), x(0).shape.dims()[0], out)),
+            Op::EmbeddingBackward { vocab } => {
+                single(embedding::embedding(gpu, "embedding_backward", x(1), x(0), *vocab, out))
+            }
+            Op::ClipFactor { max_norm } => single(optimizer::clip_factor(gpu, *max_norm, x(0), out)),
             Op::SgdStep(_) | Op::AdamStep(_) | Op::AdagradStep(_) | Op::RmspropStep(_) => {
-                optimizer::update(gpu, op, inputs)
+                single(optimizer::update(gpu, op, inputs))
             }
         }
     }
 
-    fn refresh(&self, kernel: &Dispatch, op: &Op) -> Result<()> {
+    fn refresh(&self, kernel: &GpuKernel, op: &Op) -> Result<()> {
         // Only attributes past the first word (the element count) change between runs.
         let bytes = match op {
             Op::Dropout(d) | Op::DropoutBackward(d) => Some(dropout::params(d, 0)),
             _ => optimizer::params(op, 0),
         };
-        if let (Some(bytes), Some(params)) = (bytes, &kernel.params) {
+        let params = kernel.dispatches.first().and_then(|d| d.params.as_ref());
+        if let (Some(bytes), Some(params)) = (bytes, params) {
             self.gpu.queue().write_buffer(params, 4, &bytes[4..]);
         }
         Ok(())
     }
 
-    fn run(&self, kernels: &[Dispatch], reads: &[(&GpuBuffer, u64)]) -> Result<Vec<Vec<u8>>> {
-        let dispatches: Vec<&Dispatch> = kernels.iter().collect();
+    fn run(&self, kernels: &[GpuKernel], reads: &[(&GpuBuffer, u64)]) -> Result<Vec<Vec<u8>>> {
+        let dispatches: Vec<&Dispatch> = kernels.iter().flat_map(|k| &k.dispatches).collect();
         self.gpu.run(&dispatches, reads)
     }
 }

@@ -1,10 +1,18 @@
 use bytemuck::{Pod, Zeroable};
-use kiln_core::{Conv2d, Result};
+use kiln_core::{Conv2d, DType, MatMul, Reduce, Result, Shape};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer, fold_workgroups};
 
-use crate::{B, CONV, Launch, grid_1d};
+use crate::{B, CONV, GpuKernel, Launch, grid_1d, matmul_dispatch, reduce};
 
-pub const ENTRY_POINTS: &[&str] = &["conv2d", "conv2d_backward_input", "conv_transpose2d", "conv2d_backward_weight"];
+pub const ENTRY_POINTS: &[&str] = &[
+    "conv2d",
+    "conv2d_backward_input",
+    "conv_transpose2d",
+    "conv2d_backward_weight",
+    "conv2d_im2col",
+    "conv2d_col2im",
+    "conv2d_add_bias",
+];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
 #[repr(C)]
@@ -90,48 +98,153 @@ fn check(gpu: &Gpu, entry: &str, p: &Params, shapes: &[&kiln_core::Shape]) -> Re
     crate::check_loops(gpu, entry, iterations, shapes)
 }
 
-/// `y = conv(x, w) + b`; without a bias, w is bound in its place (and never read there).
-pub fn conv2d(gpu: &Gpu, c: &Conv2d, x: &B<'_>, w: &B<'_>, b: Option<&B<'_>>, y: &B<'_>) -> Result<Dispatch> {
-    let (wd, n) = (w.shape.dims(), y.shape.numel());
+/// Which kernels run a convolution: without groups, matrix products around im2col/col2im
+/// (the tuned matmul kernels do the arithmetic); with groups, the direct gathers.
+fn lowered(c: &Conv2d) -> bool {
+    c.groups == 1
+}
 
-    let params = params(c, x.shape.dims(), y.shape.dims(), &wd[2..], b.is_some(), n);
-    let bias = b.map_or(w.buffer, |b| b.buffer);
-    launch(gpu, "conv2d", params, vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)], &[x.shape, w.shape])
+/// A scratch buffer of `shape`, and that shape.
+fn scratch(gpu: &Gpu, label: &str, dims: Vec<usize>) -> Result<(GpuBuffer, Shape)> {
+    let shape = Shape::new(dims);
+    Ok((gpu.alloc(shape.bytes().max(4), label)?, shape))
+}
+
+fn bound<'a>(buffer: &'a GpuBuffer, shape: &'a Shape) -> B<'a> {
+    B { buffer, shape, dtype: DType::F32 }
+}
+
+/// `y[n, o, …] += b[o]` over the output `y`.
+fn add_bias(gpu: &Gpu, c: &Conv2d, y: &B<'_>, b: &B<'_>) -> Result<Dispatch> {
+    let yd = y.shape.dims();
+    let params = params(c, yd, yd, &[1, 1], true, y.shape.numel());
+    launch(gpu, "conv2d_add_bias", params, vec![(3, y.buffer), (4, b.buffer)], &[y.shape])
+}
+
+/// `cols [N, C·kH·kW, H'·W']` of `x` for the output extent `y_hw`.
+fn im2col(
+    gpu: &Gpu,
+    c: &Conv2d,
+    x: &B<'_>,
+    kernel: &[usize],
+    y_hw: [usize; 2],
+) -> Result<(Dispatch, GpuBuffer, Shape)> {
+    let xd = x.shape.dims();
+    let taps = xd[1] * kernel[0] * kernel[1];
+    let (cols, shape) = scratch(gpu, "conv2d columns", vec![xd[0], taps, y_hw[0] * y_hw[1]])?;
+    let yd = [xd[0], 1, y_hw[0], y_hw[1]];
+    let params = params(c, xd, &yd, kernel, false, shape.numel());
+    let dispatch = launch(gpu, "conv2d_im2col", params, vec![(1, x.buffer), (3, &cols)], &[x.shape])?;
+    Ok((dispatch, cols, shape))
+}
+
+/// `y = conv(x, w) + b`; without a bias, w is bound in its place (and never read there).
+pub fn conv2d(gpu: &Gpu, c: &Conv2d, x: &B<'_>, w: &B<'_>, b: Option<&B<'_>>, y: &B<'_>) -> Result<GpuKernel> {
+    let (wd, yd) = (w.shape.dims(), y.shape.dims());
+    if !lowered(c) {
+        let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), y.shape.numel());
+        let bias = b.map_or(w.buffer, |b| b.buffer);
+        let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
+        return launch(gpu, "conv2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
+    }
+    // y[n] = W [O, K] · cols[n] [K, P]
+    let (columns, cols, cols_shape) = im2col(gpu, c, x, &wd[2..], [yd[2], yd[3]])?;
+    let (w2, y3) = (Shape::new([wd[0], cols_shape.dims()[1]]), Shape::new([yd[0], yd[1], yd[2] * yd[3]]));
+    let product = matmul_dispatch(
+        gpu,
+        MatMul::default(),
+        None,
+        &bound(w.buffer, &w2),
+        &bound(&cols, &cols_shape),
+        &bound(y.buffer, &y3),
+    )?;
+    let mut dispatches = vec![columns, product];
+    if let Some(b) = b {
+        dispatches.push(add_bias(gpu, c, y, b)?);
+    }
+    Ok(GpuKernel::new(dispatches, vec![cols]))
+}
+
+/// `dx` of `[N,C,…]`: `cols = Wᵀ·dy[n]`, then col2im.
+fn input_gradient(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, w: &B<'_>, dx: &B<'_>) -> Result<(Vec<Dispatch>, GpuBuffer)> {
+    let (wd, dyd, dxd) = (w.shape.dims(), dy.shape.dims(), dx.shape.dims());
+    let taps = wd[1] * wd[2] * wd[3];
+    let positions = dyd[2] * dyd[3];
+    let (cols, cols_shape) = scratch(gpu, "conv2d column gradients", vec![dyd[0], taps, positions])?;
+    let (w2, dy3) = (Shape::new([wd[0], taps]), Shape::new([dyd[0], dyd[1], positions]));
+    let transposed = MatMul { trans_a: true, trans_b: false };
+    let product = matmul_dispatch(
+        gpu,
+        transposed,
+        None,
+        &bound(w.buffer, &w2),
+        &bound(dy.buffer, &dy3),
+        &bound(&cols, &cols_shape),
+    )?;
+    let params = params(c, dxd, dyd, &wd[2..], false, dx.shape.numel());
+    let gather = launch(gpu, "conv2d_col2im", params, vec![(1, &cols), (3, dx.buffer)], &[dy.shape, w.shape])?;
+    Ok((vec![product, gather], cols))
 }
 
 /// `dx = conv2d_backward_input(dy, w)`.
-pub fn conv2d_backward_input(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, w: &B<'_>, dx: &B<'_>) -> Result<Dispatch> {
-    let params = params(c, dx.shape.dims(), dy.shape.dims(), &w.shape.dims()[2..], false, dx.shape.numel());
-    launch(
-        gpu,
-        "conv2d_backward_input",
-        params,
-        vec![(1, dy.buffer), (2, w.buffer), (3, dx.buffer)],
-        &[dy.shape, w.shape],
-    )
+pub fn conv2d_backward_input(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, w: &B<'_>, dx: &B<'_>) -> Result<GpuKernel> {
+    if !lowered(c) {
+        let params = params(c, dx.shape.dims(), dy.shape.dims(), &w.shape.dims()[2..], false, dx.shape.numel());
+        let bindings = vec![(1, dy.buffer), (2, w.buffer), (3, dx.buffer)];
+        return launch(gpu, "conv2d_backward_input", params, bindings, &[dy.shape, w.shape]).map(GpuKernel::from);
+    }
+    let (dispatches, cols) = input_gradient(gpu, c, dy, w, dx)?;
+    Ok(GpuKernel::new(dispatches, vec![cols]))
 }
 
 /// `y = convᵀ(x, w) + b`: the input gradient of the convolution from y's shape to x's.
-pub fn conv_transpose2d(gpu: &Gpu, c: &Conv2d, x: &B<'_>, w: &B<'_>, b: Option<&B<'_>>, y: &B<'_>) -> Result<Dispatch> {
-    let params = params(c, y.shape.dims(), x.shape.dims(), &w.shape.dims()[2..], b.is_some(), y.shape.numel());
-    let bias = b.map_or(w.buffer, |b| b.buffer);
-    launch(
-        gpu,
-        "conv_transpose2d",
-        params,
-        vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)],
-        &[x.shape, w.shape],
-    )
+pub fn conv_transpose2d(
+    gpu: &Gpu,
+    c: &Conv2d,
+    x: &B<'_>,
+    w: &B<'_>,
+    b: Option<&B<'_>>,
+    y: &B<'_>,
+) -> Result<GpuKernel> {
+    if !lowered(c) {
+        let params = params(c, y.shape.dims(), x.shape.dims(), &w.shape.dims()[2..], b.is_some(), y.shape.numel());
+        let bias = b.map_or(w.buffer, |b| b.buffer);
+        let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
+        return launch(gpu, "conv_transpose2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
+    }
+    let (mut dispatches, cols) = input_gradient(gpu, c, x, w, y)?;
+    if let Some(b) = b {
+        dispatches.push(add_bias(gpu, c, y, b)?);
+    }
+    Ok(GpuKernel::new(dispatches, vec![cols]))
 }
 
-/// `dw = conv2d_backward_weight(x, dy)`.
-pub fn conv2d_backward_weight(gpu: &Gpu, c: &Conv2d, x: &B<'_>, dy: &B<'_>, dw: &B<'_>) -> Result<Dispatch> {
-    let params = params(c, x.shape.dims(), dy.shape.dims(), &dw.shape.dims()[2..], false, dw.shape.numel());
-    launch(
+/// `dw = conv2d_backward_weight(x, dy)`: per sample `dy[n] · cols[n]ᵀ`, then summed over n.
+pub fn conv2d_backward_weight(gpu: &Gpu, c: &Conv2d, x: &B<'_>, dy: &B<'_>, dw: &B<'_>) -> Result<GpuKernel> {
+    let (dyd, dwd) = (dy.shape.dims(), dw.shape.dims());
+    // The product sums over every output position of a sample in one loop; where that is
+    // longer than the adapter allows, the direct kernel's 64-way split is used instead.
+    let too_long = gpu.loop_limit().is_some_and(|limit| dyd[2] * dyd[3] > limit);
+    if !lowered(c) || too_long {
+        let params = params(c, x.shape.dims(), dyd, &dwd[2..], false, dw.shape.numel());
+        let bindings = vec![(1, x.buffer), (3, dw.buffer), (5, dy.buffer)];
+        return launch(gpu, "conv2d_backward_weight", params, bindings, &[x.shape, dy.shape]).map(GpuKernel::from);
+    }
+    let (columns, cols, cols_shape) = im2col(gpu, c, x, &dwd[2..], [dyd[2], dyd[3]])?;
+    let (n, o, taps) = (dyd[0], dyd[1], cols_shape.dims()[1]);
+    let (per_sample, per_sample_shape) = scratch(gpu, "conv2d weight gradients per sample", vec![n, o, taps])?;
+    let dy3 = Shape::new([n, o, dyd[2] * dyd[3]]);
+    let transposed = MatMul { trans_a: false, trans_b: true };
+    let product = matmul_dispatch(
         gpu,
-        "conv2d_backward_weight",
-        params,
-        vec![(1, x.buffer), (3, dw.buffer), (5, dy.buffer)],
-        &[x.shape, dy.shape],
-    )
+        transposed,
+        None,
+        &bound(dy.buffer, &dy3),
+        &bound(&cols, &cols_shape),
+        &bound(&per_sample, &per_sample_shape),
+    )?;
+    let (flat, total) = (Shape::new([n, o * taps]), Shape::new([o * taps]));
+    let over_batch = Reduce { axes: vec![0], keepdims: false, scale: 1.0 };
+    let sum = reduce::sum(gpu, &over_batch, &bound(&per_sample, &flat), &bound(dw.buffer, &total))?;
+    Ok(GpuKernel::new(vec![columns, product, sum], vec![cols, per_sample]))
 }

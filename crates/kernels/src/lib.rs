@@ -121,3 +121,27 @@ pub(crate) fn pack8(values: &[usize]) -> [u32; 8] {
 }
 
 pub(crate) type B<'a> = Bound<'a, GpuBuffer>;
+
+/// A prepared op: its dispatches in order, and the scratch buffers they share (the columns
+/// of a convolution lowered to matrix products), kept alive with them.
+pub struct GpuKernel {
+    pub dispatches: Vec<Dispatch>,
+    scratch: Vec<GpuBuffer>,
+}
+
+impl From<Dispatch> for GpuKernel {
+    fn from(dispatch: Dispatch) -> Self {
+        GpuKernel { dispatches: vec![dispatch], scratch: vec![] }
+    }
+}
+
+impl GpuKernel {
+    pub(crate) fn new(dispatches: Vec<Dispatch>, scratch: Vec<GpuBuffer>) -> Self {
+        GpuKernel { dispatches, scratch }
+    }
+
+    /// The scratch buffers, for tests of the lowering.
+    pub fn scratch_bytes(&self) -> u64 {
+        self.scratch.iter().map(GpuBuffer::size).sum()
+    }
+}
