@@ -8,11 +8,13 @@
 //   conv_transpose2d:        the same gather, plus a bias: the adjoint of conv2d
 //   conv2d_backward_weight:  dw[o,c',i,j] = Σ_{n, oh, ow} dy[n,o,oh,ow]·x[n,c,ih,iw], one workgroup
 //                            per weight
-// Without groups, the host lowers each of these to matrix products (matmul.wgsl) around three
-// helpers here, with K = C·kH·kW rows of taps and P = H'·W' output positions:
-//   conv2d_im2col:    cols[n, (c,i,j), (oh,ow)] = x[n, c, ih, iw] (zero in the padding)
-//   conv2d_col2im:    dx[n, c, ih, iw] = Σ over the taps reaching it of cols[n, (c,i,j), (oh,ow)]
-//   conv2d_add_bias:  y[n, o, …] += b[o], in place
+// Without groups, the host lowers each of these to one matrix product (matmul.wgsl) over the
+// whole batch, with K = C·kH·kW taps and P = H'·W' output positions per sample:
+//   conv2d_im2col:       cols[(c,i,j), n, (oh,ow)] = x[n, c, ih, iw] (zero in the padding)
+//   conv2d_col2im:       dx[n, c, ih, iw] = Σ over the taps reaching it of cols[(c,i,j), n, (oh,ow)]
+//                        (+ b[c], for conv_transpose2d)
+//   conv2d_from_rows:    y[n, o, p] = rows[o, n, p] + b[o]  (the product's [O, N·P] back to NCHW)
+//   conv2d_to_rows:      rows[o, n, p] = dy[n, o, p]
 // `x_*` always describe the convolution's input side and `y_*` its output side, whichever
 // tensor plays each role. Bindings: 0 params, 1 x (or dy, or cols), 2 w, 3 out, 4 bias, 5 dy.
 
@@ -177,10 +179,9 @@ fn conv2d_im2col(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
     let e = flat(gid, groups);
     if (e >= p.n) { return; }
     let positions = p.y_h * p.y_w;
-    let taps = p.x_c * p.k_h * p.k_w;
     let pos = e % positions;
-    let k = (e / positions) % taps;
-    let n = e / (positions * taps);
+    let n = (e / positions) % p.batch;
+    let k = e / (positions * p.batch);
     let j = k % p.k_w;
     let i = (k / p.k_w) % p.k_h;
     let c = k / (p.k_w * p.k_h);
@@ -200,7 +201,6 @@ fn conv2d_col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
     let c = (e / (p.x_w * p.x_h)) % p.x_c;
     let n = e / (p.x_w * p.x_h * p.x_c);
     let positions = p.y_h * p.y_w;
-    let taps = p.x_c * p.k_h * p.k_w;
     var acc = 0.0;
     for (var i = 0u; i < p.k_h; i++) {
         let th = i32(ih + p.pad_h) - i32(i * p.dil_h);
@@ -209,15 +209,32 @@ fn conv2d_col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
             let tw = i32(iw + p.pad_w) - i32(j * p.dil_w);
             if (tw < 0 || u32(tw) % p.stride_w != 0u || u32(tw) / p.stride_w >= p.y_w) { continue; }
             let k = (c * p.k_h + i) * p.k_w + j;
-            acc += x[(n * taps + k) * positions + (u32(th) / p.stride_h) * p.y_w + u32(tw) / p.stride_w];
+            acc += x[(k * p.batch + n) * positions + (u32(th) / p.stride_h) * p.y_w + u32(tw) / p.stride_w];
         }
     }
-    out[e] = acc;
+    out[e] = acc + bias_of(c);
 }
 
+// y[n, o, p] = rows[o, n, p] (bound as x) + b[o].
 @compute @workgroup_size(64)
-fn conv2d_add_bias(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+fn conv2d_from_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
     if (e >= p.n) { return; }
-    out[e] += bias[(e / (p.y_h * p.y_w)) % p.y_c];
+    let positions = p.y_h * p.y_w;
+    let pos = e % positions;
+    let o = (e / positions) % p.y_c;
+    let n = e / (positions * p.y_c);
+    out[e] = x[(o * p.batch + n) * positions + pos] + bias_of(o);
+}
+
+// rows[o, n, p] = dy[n, o, p].
+@compute @workgroup_size(64)
+fn conv2d_to_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    let positions = p.y_h * p.y_w;
+    let pos = e % positions;
+    let n = (e / positions) % p.batch;
+    let o = e / (positions * p.batch);
+    out[e] = dy[(n * p.y_c + o) * positions + pos];
 }

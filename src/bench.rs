@@ -145,8 +145,7 @@ pub fn train_step<B: Backend + Clone>(backend: &B) -> Result<Vec<Figure>> {
     let mut model = crate::models::cnn(BATCH, 28, 10, 1)?;
     crate::models::add_training(&mut model, crate::models::Optimizer::Adam(kiln_core::Adam::new(1e-3)))?;
     let mut exec = Executor::compile(backend.clone(), &model.graph, &[model.loss])?;
-    let images = random(&[BATCH, 784], 1)?;
-    let labels = HostTensor::i32(vec![BATCH], (0..BATCH as i32).map(|i| i % 10).collect())?;
+    let (images, labels) = random_batch(BATCH)?;
     let seconds = time(5, 30, || {
         exec.set(model.images, &images)?;
         exec.set(model.labels, &labels)?;
@@ -177,4 +176,11 @@ pub fn epoch<B: Backend + Clone + 'static>(backend: &B, data: &std::path::Path) 
         once("epoch_cnn_test_accuracy", "fraction", metrics.test_accuracy),
         once("epoch_cnn_seconds", "s", metrics.train_seconds),
     ])
+}
+
+/// A batch of random images in [0, 1) and labels cycling through the ten classes.
+pub fn random_batch(batch: usize) -> Result<(HostTensor, HostTensor)> {
+    let pixels = random(&[batch, 784], 1)?;
+    let images = HostTensor::f32(vec![batch, 784], pixels.as_f32()?.iter().map(|v| (v + 1.0) / 2.0).collect())?;
+    Ok((images, HostTensor::i32(vec![batch], (0..batch as i32).map(|i| i % 10).collect())?))
 }

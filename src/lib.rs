@@ -7,6 +7,7 @@ pub mod diverge;
 pub mod golden;
 pub mod models;
 pub mod ops;
+pub mod profile;
 pub mod train;
 
 pub use kiln_core as core;

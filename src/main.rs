@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kiln::check::{Devices, check_dir};
 use kiln::train::{Device, OptimizerKind, TrainOptions, train, write_metrics};
+use kiln_core::Backend;
 
 #[derive(Parser)]
 #[command(name = "kiln", version, about = "A deep-learning compute engine on WebGPU")]
@@ -69,6 +70,19 @@ enum Command {
         #[arg(long, default_value = kiln::nn::DEFAULT_DIR)]
         data: PathBuf,
     },
+    /// Time every dispatch of a model's training step: a table per kernel, and a Chrome trace.
+    Profile {
+        #[arg(long, default_value = "cnn")]
+        model: String,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Profiled steps (after one warm-up step).
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Write a Chrome/Perfetto trace JSON.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
     /// Print the adapter Kiln would use.
     Info,
 }
@@ -88,6 +102,7 @@ fn main() -> ExitCode {
             run_training(&opts, metrics_json.as_deref())
         }
         Command::Bench { workloads, json, data } => bench(&workloads, json.as_deref(), &data),
+        Command::Profile { model, batch, steps, trace } => profile(&model, batch, steps, trace.as_deref()),
         Command::Info => info(),
     };
     match result {
@@ -186,6 +201,29 @@ fn bench(workloads: &[String], json: Option<&std::path::Path>, data: &std::path:
             .map_err(|e| kiln_core::Error::data("bench", e.to_string()))?;
         kiln::train::write_atomically(path, &text)?;
         println!("figures written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn profile(model: &str, batch: usize, steps: usize, trace: Option<&std::path::Path>) -> kiln_core::Result<ExitCode> {
+    use kiln::models::{Optimizer, add_training};
+    let mut classifier = kiln::train::classifier(model, batch, 784, 1)?;
+    let backward_from = classifier.graph.nodes().len();
+    add_training(&mut classifier, Optimizer::Adam(kiln_core::Adam::new(1e-3)))?;
+    let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
+    println!("adapter: {}", gpu.name());
+    let mut exec = kiln_graph::Executor::compile(gpu, &classifier.graph, &[classifier.loss])?;
+    let (images, labels) = kiln::bench::random_batch(batch)?;
+    exec.set(classifier.images, &images)?;
+    exec.set(classifier.labels, &labels)?;
+    let profiled = kiln::profile::profile_steps(&mut exec, steps.max(1))?;
+    let rows = kiln::profile::table(&classifier.graph, &profiled, backward_from);
+    print!("{}", kiln::profile::render(&rows, &profiled));
+    if let Some(path) = trace {
+        let text = serde_json::to_string(&kiln::profile::chrome_trace(&classifier.graph, &profiled))
+            .map_err(|e| kiln_core::Error::data("trace", e.to_string()))?;
+        kiln::train::write_atomically(path, &text)?;
+        println!("trace written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

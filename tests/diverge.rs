@@ -45,6 +45,10 @@ impl Backend for Swapped {
     fn run(&self, kernels: &[Self::Kernel], reads: &[(&Self::Buffer, u64)]) -> Result<Vec<Vec<u8>>> {
         Cpu.run(kernels, reads)
     }
+
+    fn profile(&self, kernels: &[Self::Kernel]) -> Result<kiln::core::Timing> {
+        Cpu.profile(kernels)
+    }
 }
 
 #[test]

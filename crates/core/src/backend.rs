@@ -30,4 +30,17 @@ pub trait Backend {
     fn refresh(&self, kernel: &Self::Kernel, op: &Op) -> Result<()>;
     /// Runs `kernels` in order as one submission, then reads back `reads` (buffer, bytes).
     fn run(&self, kernels: &[Self::Kernel], reads: &[(&Self::Buffer, u64)]) -> Result<Vec<Vec<u8>>>;
+    /// Runs `kernels` once, timing each dispatch.
+    fn profile(&self, kernels: &[Self::Kernel]) -> Result<Timing>;
+}
+
+/// A step run with every dispatch timed.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// Per kernel, in order: each of its dispatches' label and seconds.
+    pub kernels: Vec<Vec<(String, f64)>>,
+    /// How the times were taken, e.g. "GPU timestamps (1 ns per tick)".
+    pub timer: String,
+    /// Host wall-clock of the whole step.
+    pub wall_seconds: f64,
 }

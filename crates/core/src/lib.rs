@@ -7,7 +7,7 @@ mod op;
 mod shape;
 mod tensor;
 
-pub use backend::{Backend, Bound};
+pub use backend::{Backend, Bound, Timing};
 pub use error::{Error, Result};
 pub use op::{
     Activation, Adagrad, Adam, Conv2d, Dropout, LossKind, LrSchedule, MatMul, Op, Pool2d, PoolKind, Reduce, Rmsprop,

@@ -1,7 +1,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use kiln_core::{Backend, Bound, DType, HostTensor, Op, Result, Shape};
+use std::time::Instant;
+
+use kiln_core::{Backend, Bound, DType, HostTensor, Op, Result, Shape, Timing};
 
 use crate::Tensor;
 
@@ -50,6 +52,21 @@ impl Backend for Cpu {
     fn refresh(&self, kernel: &CpuKernel, op: &Op) -> Result<()> {
         *kernel.op.borrow_mut() = op.clone();
         Ok(())
+    }
+
+    fn profile(&self, kernels: &[CpuKernel]) -> Result<Timing> {
+        let start = Instant::now();
+        let mut timed = Vec::with_capacity(kernels.len());
+        for kernel in kernels {
+            let begin = Instant::now();
+            self.run(std::slice::from_ref(kernel), &[])?;
+            timed.push(vec![(kernel.op.borrow().name().to_string(), begin.elapsed().as_secs_f64())]);
+        }
+        Ok(Timing {
+            kernels: timed,
+            timer: "host wall-clock per kernel".into(),
+            wall_seconds: start.elapsed().as_secs_f64(),
+        })
     }
 
     fn run(&self, kernels: &[CpuKernel], reads: &[(&CpuBuffer, u64)]) -> Result<Vec<Vec<u8>>> {

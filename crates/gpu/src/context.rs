@@ -218,7 +218,7 @@ impl Gpu {
     pub fn run(&self, dispatches: &[&Dispatch], reads: &[(&GpuBuffer, u64)]) -> Result<Vec<Vec<u8>>> {
         let (readback, index) = self.submit(dispatches, reads)?;
         // Waits even when nothing is read, so a run has finished on the device when it returns.
-        self.wait(index)?;
+        self.wait_for(index)?;
         let Some(readback) = readback else { return Ok(vec![]) };
         let sizes: Vec<u64> = reads.iter().map(|&(_, n)| n).collect();
         Ok(split(&pollster::block_on(readback)?, &sizes))
@@ -283,10 +283,10 @@ impl Gpu {
             staging
         });
         let index = self.queue().submit([encoder.finish()]);
-        Ok((staging.map(|staging| self.map(staging)), index))
+        Ok((staging.map(|staging| self.map_staging(staging)), index))
     }
 
-    fn map(&self, staging: wgpu::Buffer) -> Readback {
+    pub(crate) fn map_staging(&self, staging: wgpu::Buffer) -> Readback {
         let (sender, receiver) = oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |result| {
             let _ = sender.send(result);
@@ -302,7 +302,7 @@ impl Gpu {
     }
 
     /// Blocks until submission `index` completes, or fails at the timeout.
-    fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+    pub(crate) fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
         let poll = wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(self.inner.timeout) };
         match self.device().poll(poll) {
             Ok(_) => self.check("running a step"),

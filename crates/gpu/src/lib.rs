@@ -8,10 +8,12 @@ mod context;
 mod dispatch;
 mod errors;
 mod pool;
+mod profile;
 mod readback;
 
 pub use adapter::{AdapterChoice, describe};
 pub use context::{Gpu, PipelineKey};
 pub use dispatch::{Dispatch, fold_workgroups};
 pub use pool::{GpuBuffer, size_class};
+pub use profile::{Profile, Timer};
 pub use readback::Readback;

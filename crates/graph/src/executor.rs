@@ -180,6 +180,23 @@ impl<B: Backend> Executor<B> {
         reads.iter().zip(bytes).map(|(&v, b)| self.decode(v, &b)).collect()
     }
 
+    /// Runs one step like `run` (reading nothing back), with every dispatch timed: one entry
+    /// per dispatch, naming the graph node it computes.
+    pub fn profile(&mut self) -> Result<StepProfile> {
+        if self.runs > 0 {
+            self.refresh_step_attributes()?;
+        }
+        let timing = self.backend.profile(&self.kernels)?;
+        self.runs += 1;
+        let mut dispatches = Vec::new();
+        for (&node, timed) in self.kernel_nodes.iter().zip(timing.kernels) {
+            for (label, seconds) in timed {
+                dispatches.push(DispatchTime { node, op: self.graph.nodes()[node].op.name(), label, seconds });
+            }
+        }
+        Ok(StepProfile { dispatches, timer: timing.timer, wall_seconds: timing.wall_seconds })
+    }
+
     /// Reads values without running anything (parameters after training, say).
     pub fn read(&self, reads: &[Value]) -> Result<Vec<HostTensor>> {
         let requests = reads.iter().map(|&v| self.read_request(v)).collect::<Result<Vec<_>>>()?;
@@ -221,4 +238,23 @@ fn index_bounds(graph: &Graph) -> HashMap<usize, Vec<(&'static str, usize)>> {
         }
     }
     bounds
+}
+
+/// One dispatch of a profiled step.
+#[derive(Clone, Debug)]
+pub struct DispatchTime {
+    /// The graph node it computes, and that node's op.
+    pub node: usize,
+    pub op: &'static str,
+    /// The kernel (entry point) it ran.
+    pub label: String,
+    pub seconds: f64,
+}
+
+/// Every dispatch of one step with its time, how they were timed, and the step's wall time.
+#[derive(Clone, Debug)]
+pub struct StepProfile {
+    pub dispatches: Vec<DispatchTime>,
+    pub timer: String,
+    pub wall_seconds: f64,
 }

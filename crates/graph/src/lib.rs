@@ -10,6 +10,6 @@ mod losses;
 mod plan;
 
 pub use autodiff::{grad, grad_with};
-pub use executor::Executor;
+pub use executor::{DispatchTime, Executor, StepProfile};
 pub use graph::{Graph, Node, Value};
 pub use plan::MemoryPlan;

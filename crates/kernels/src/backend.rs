@@ -1,5 +1,5 @@
-use kiln_core::{Backend, Error, Op, Result};
-use kiln_gpu::{Dispatch, Gpu, GpuBuffer};
+use kiln_core::{Backend, Error, Op, Result, Timing};
+use kiln_gpu::{Dispatch, Gpu, GpuBuffer, Timer};
 
 use crate::{
     B, GpuKernel, activation, binary, conv, dropout, embedding, layout, loss, matmul, norm, optimizer, pool, reduce,
@@ -113,6 +113,21 @@ impl Backend for GpuBackend {
             self.gpu.queue().write_buffer(params, 4, &bytes[4..]);
         }
         Ok(())
+    }
+
+    fn profile(&self, kernels: &[GpuKernel]) -> Result<Timing> {
+        let dispatches: Vec<&Dispatch> = kernels.iter().flat_map(|k| &k.dispatches).collect();
+        let profile = self.gpu.profile(&dispatches)?;
+        let mut seconds = profile.seconds.into_iter();
+        let timed = kernels
+            .iter()
+            .map(|k| k.dispatches.iter().map(|d| (d.label.clone(), seconds.next().unwrap_or(0.0))).collect())
+            .collect();
+        let timer = match profile.timer {
+            Timer::Timestamps { period_ns } => format!("GPU timestamps ({period_ns} ns per tick)"),
+            Timer::WallClock => "host wall-clock of the submission, shared evenly (no timestamp support)".into(),
+        };
+        Ok(Timing { kernels: timed, timer, wall_seconds: profile.wall_seconds })
     }
 
     fn run(&self, kernels: &[GpuKernel], reads: &[(&GpuBuffer, u64)]) -> Result<Vec<Vec<u8>>> {

@@ -1,8 +1,8 @@
 use bytemuck::{Pod, Zeroable};
-use kiln_core::{Conv2d, DType, MatMul, Reduce, Result, Shape};
+use kiln_core::{Conv2d, DType, MatMul, Result, Shape};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer, fold_workgroups};
 
-use crate::{B, CONV, GpuKernel, Launch, grid_1d, matmul_dispatch, reduce};
+use crate::{B, CONV, GpuKernel, Launch, grid_1d, matmul_dispatch};
 
 pub const ENTRY_POINTS: &[&str] = &[
     "conv2d",
@@ -11,7 +11,8 @@ pub const ENTRY_POINTS: &[&str] = &[
     "conv2d_backward_weight",
     "conv2d_im2col",
     "conv2d_col2im",
-    "conv2d_add_bias",
+    "conv2d_from_rows",
+    "conv2d_to_rows",
 ];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
@@ -114,14 +115,7 @@ fn bound<'a>(buffer: &'a GpuBuffer, shape: &'a Shape) -> B<'a> {
     B { buffer, shape, dtype: DType::F32 }
 }
 
-/// `y[n, o, …] += b[o]` over the output `y`.
-fn add_bias(gpu: &Gpu, c: &Conv2d, y: &B<'_>, b: &B<'_>) -> Result<Dispatch> {
-    let yd = y.shape.dims();
-    let params = params(c, yd, yd, &[1, 1], true, y.shape.numel());
-    launch(gpu, "conv2d_add_bias", params, vec![(3, y.buffer), (4, b.buffer)], &[y.shape])
-}
-
-/// `cols [N, C·kH·kW, H'·W']` of `x` for the output extent `y_hw`.
+/// `cols [C·kH·kW, N·H'·W']` of `x` for the output extent `y_hw`.
 fn im2col(
     gpu: &Gpu,
     c: &Conv2d,
@@ -131,59 +125,69 @@ fn im2col(
 ) -> Result<(Dispatch, GpuBuffer, Shape)> {
     let xd = x.shape.dims();
     let taps = xd[1] * kernel[0] * kernel[1];
-    let (cols, shape) = scratch(gpu, "conv2d columns", vec![xd[0], taps, y_hw[0] * y_hw[1]])?;
+    let (cols, shape) = scratch(gpu, "conv2d columns", vec![taps, xd[0] * y_hw[0] * y_hw[1]])?;
     let yd = [xd[0], 1, y_hw[0], y_hw[1]];
     let params = params(c, xd, &yd, kernel, false, shape.numel());
     let dispatch = launch(gpu, "conv2d_im2col", params, vec![(1, x.buffer), (3, &cols)], &[x.shape])?;
     Ok((dispatch, cols, shape))
 }
 
+/// `rows [O, N·H'·W']` of `dy [N, O, H', W']`.
+fn to_rows(gpu: &Gpu, c: &Conv2d, dy: &B<'_>) -> Result<(Dispatch, GpuBuffer, Shape)> {
+    let d = dy.shape.dims();
+    let (rows, shape) = scratch(gpu, "conv2d output rows", vec![d[1], d[0] * d[2] * d[3]])?;
+    let params = params(c, d, d, &[1, 1], false, shape.numel());
+    let dispatch = launch(gpu, "conv2d_to_rows", params, vec![(3, &rows), (5, dy.buffer)], &[dy.shape])?;
+    Ok((dispatch, rows, shape))
+}
+
 /// `y = conv(x, w) + b`; without a bias, w is bound in its place (and never read there).
 pub fn conv2d(gpu: &Gpu, c: &Conv2d, x: &B<'_>, w: &B<'_>, b: Option<&B<'_>>, y: &B<'_>) -> Result<GpuKernel> {
     let (wd, yd) = (w.shape.dims(), y.shape.dims());
+    let bias = b.map_or(w.buffer, |b| b.buffer);
     if !lowered(c) {
         let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), y.shape.numel());
-        let bias = b.map_or(w.buffer, |b| b.buffer);
         let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
         return launch(gpu, "conv2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
     }
-    // y[n] = W [O, K] · cols[n] [K, P]
+    // rows [O, N·P] = W [O, K] · cols [K, N·P], then back to [N, O, P] with the bias.
     let (columns, cols, cols_shape) = im2col(gpu, c, x, &wd[2..], [yd[2], yd[3]])?;
-    let (w2, y3) = (Shape::new([wd[0], cols_shape.dims()[1]]), Shape::new([yd[0], yd[1], yd[2] * yd[3]]));
+    let w2 = Shape::new([wd[0], cols_shape.dims()[0]]);
+    let (rows, rows_shape) = scratch(gpu, "conv2d output rows", vec![wd[0], cols_shape.dims()[1]])?;
     let product = matmul_dispatch(
         gpu,
         MatMul::default(),
         None,
         &bound(w.buffer, &w2),
         &bound(&cols, &cols_shape),
-        &bound(y.buffer, &y3),
+        &bound(&rows, &rows_shape),
     )?;
-    let mut dispatches = vec![columns, product];
-    if let Some(b) = b {
-        dispatches.push(add_bias(gpu, c, y, b)?);
-    }
-    Ok(GpuKernel::new(dispatches, vec![cols]))
+    let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), y.shape.numel());
+    let back = launch(gpu, "conv2d_from_rows", params, vec![(1, &rows), (3, y.buffer), (4, bias)], &[y.shape])?;
+    Ok(GpuKernel::new(vec![columns, product, back], vec![cols, rows]))
 }
 
-/// `dx` of `[N,C,…]`: `cols = Wᵀ·dy[n]`, then col2im.
-fn input_gradient(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, w: &B<'_>, dx: &B<'_>) -> Result<(Vec<Dispatch>, GpuBuffer)> {
+/// `dx [N,C,…]` (+ a bias): `cols = Wᵀ · rows(dy)`, then col2im.
+fn input_gradient(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, w: &B<'_>, b: Option<&B<'_>>, dx: &B<'_>) -> Result<GpuKernel> {
     let (wd, dyd, dxd) = (w.shape.dims(), dy.shape.dims(), dx.shape.dims());
+    let (gather, rows, rows_shape) = to_rows(gpu, c, dy)?;
     let taps = wd[1] * wd[2] * wd[3];
-    let positions = dyd[2] * dyd[3];
-    let (cols, cols_shape) = scratch(gpu, "conv2d column gradients", vec![dyd[0], taps, positions])?;
-    let (w2, dy3) = (Shape::new([wd[0], taps]), Shape::new([dyd[0], dyd[1], positions]));
+    let (cols, cols_shape) = scratch(gpu, "conv2d column gradients", vec![taps, rows_shape.dims()[1]])?;
+    let w2 = Shape::new([wd[0], taps]);
     let transposed = MatMul { trans_a: true, trans_b: false };
     let product = matmul_dispatch(
         gpu,
         transposed,
         None,
         &bound(w.buffer, &w2),
-        &bound(dy.buffer, &dy3),
+        &bound(&rows, &rows_shape),
         &bound(&cols, &cols_shape),
     )?;
-    let params = params(c, dxd, dyd, &wd[2..], false, dx.shape.numel());
-    let gather = launch(gpu, "conv2d_col2im", params, vec![(1, &cols), (3, dx.buffer)], &[dy.shape, w.shape])?;
-    Ok((vec![product, gather], cols))
+    let params = params(c, dxd, dyd, &wd[2..], b.is_some(), dx.shape.numel());
+    let bias = b.map_or(w.buffer, |b| b.buffer);
+    let scatter =
+        launch(gpu, "conv2d_col2im", params, vec![(1, &cols), (3, dx.buffer), (4, bias)], &[dy.shape, w.shape])?;
+    Ok(GpuKernel::new(vec![gather, product, scatter], vec![rows, cols]))
 }
 
 /// `dx = conv2d_backward_input(dy, w)`.
@@ -193,8 +197,7 @@ pub fn conv2d_backward_input(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, w: &B<'_>, dx: &
         let bindings = vec![(1, dy.buffer), (2, w.buffer), (3, dx.buffer)];
         return launch(gpu, "conv2d_backward_input", params, bindings, &[dy.shape, w.shape]).map(GpuKernel::from);
     }
-    let (dispatches, cols) = input_gradient(gpu, c, dy, w, dx)?;
-    Ok(GpuKernel::new(dispatches, vec![cols]))
+    input_gradient(gpu, c, dy, w, None, dx)
 }
 
 /// `y = convᵀ(x, w) + b`: the input gradient of the convolution from y's shape to x's.
@@ -212,39 +215,32 @@ pub fn conv_transpose2d(
         let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
         return launch(gpu, "conv_transpose2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
     }
-    let (mut dispatches, cols) = input_gradient(gpu, c, x, w, y)?;
-    if let Some(b) = b {
-        dispatches.push(add_bias(gpu, c, y, b)?);
-    }
-    Ok(GpuKernel::new(dispatches, vec![cols]))
+    input_gradient(gpu, c, x, w, b, y)
 }
 
-/// `dw = conv2d_backward_weight(x, dy)`: per sample `dy[n] · cols[n]ᵀ`, then summed over n.
+/// `dw = conv2d_backward_weight(x, dy)`: `rows(dy) [O, N·P] · cols(x)ᵀ`, one product summing
+/// over the whole batch.
 pub fn conv2d_backward_weight(gpu: &Gpu, c: &Conv2d, x: &B<'_>, dy: &B<'_>, dw: &B<'_>) -> Result<GpuKernel> {
     let (dyd, dwd) = (dy.shape.dims(), dw.shape.dims());
-    // The product sums over every output position of a sample in one loop; where that is
+    // The product sums over every output position of the batch in one loop; where that is
     // longer than the adapter allows, the direct kernel's 64-way split is used instead.
-    let too_long = gpu.loop_limit().is_some_and(|limit| dyd[2] * dyd[3] > limit);
+    let too_long = gpu.loop_limit().is_some_and(|limit| dyd[0] * dyd[2] * dyd[3] > limit);
     if !lowered(c) || too_long {
         let params = params(c, x.shape.dims(), dyd, &dwd[2..], false, dw.shape.numel());
         let bindings = vec![(1, x.buffer), (3, dw.buffer), (5, dy.buffer)];
         return launch(gpu, "conv2d_backward_weight", params, bindings, &[x.shape, dy.shape]).map(GpuKernel::from);
     }
     let (columns, cols, cols_shape) = im2col(gpu, c, x, &dwd[2..], [dyd[2], dyd[3]])?;
-    let (n, o, taps) = (dyd[0], dyd[1], cols_shape.dims()[1]);
-    let (per_sample, per_sample_shape) = scratch(gpu, "conv2d weight gradients per sample", vec![n, o, taps])?;
-    let dy3 = Shape::new([n, o, dyd[2] * dyd[3]]);
+    let (gather, rows, rows_shape) = to_rows(gpu, c, dy)?;
+    let dw2 = Shape::new([dwd[0], cols_shape.dims()[0]]);
     let transposed = MatMul { trans_a: false, trans_b: true };
     let product = matmul_dispatch(
         gpu,
         transposed,
         None,
-        &bound(dy.buffer, &dy3),
+        &bound(&rows, &rows_shape),
         &bound(&cols, &cols_shape),
-        &bound(&per_sample, &per_sample_shape),
+        &bound(dw.buffer, &dw2),
     )?;
-    let (flat, total) = (Shape::new([n, o * taps]), Shape::new([o * taps]));
-    let over_batch = Reduce { axes: vec![0], keepdims: false, scale: 1.0 };
-    let sum = reduce::sum(gpu, &over_batch, &bound(&per_sample, &flat), &bound(dw.buffer, &total))?;
-    Ok(GpuKernel::new(vec![columns, product, sum], vec![cols, per_sample]))
+    Ok(GpuKernel::new(vec![columns, gather, product], vec![cols, rows]))
 }
