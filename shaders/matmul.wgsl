@@ -12,8 +12,12 @@
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
-// Invocations per workgroup side; the host lowers it for small outputs so every core gets work.
-override WORKGROUP: u32 = 8u;
+// The workgroup's shape, chosen by the host to fit the output's tiles (a [64, 12544] product
+// has four rows of 16×16 tiles: 16×4 invocations, not 8×8 with half of them idle) and lowered
+// for small outputs so every core gets work.
+override WORKGROUP_X: u32 = 8u;
+override WORKGROUP_Y: u32 = 8u;
+
 
 struct Params {
     m: u32,
@@ -44,7 +48,7 @@ fn b_at(base: u32, k: u32, col: u32) -> f32 {
     return b[base + k * p.n + col];
 }
 
-@compute @workgroup_size(WORKGROUP, WORKGROUP)
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_naive(@builtin(global_invocation_id) gid: vec3u) {
     let col = gid.x;
     let row = gid.y;
@@ -59,7 +63,7 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 // Edge indices are clamped so the inner loop has no branches; only valid outputs are stored.
-@compute @workgroup_size(WORKGROUP, WORKGROUP)
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul(@builtin(global_invocation_id) gid: vec3u) {
     let row0 = gid.y * 4u;
     let col0 = gid.x * 4u;
@@ -131,7 +135,7 @@ fn store_block(base: u32, row4: u32, col4: u32, block: mat4x4f) {
 
 // One 4×4 block of y per invocation, accumulated as a mat4x4 product (`b · a`: column r is
 // row r of the block): many light invocations, what real GPUs want.
-@compute @workgroup_size(WORKGROUP, WORKGROUP)
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_vec4(@builtin(global_invocation_id) gid: vec3u) {
     let row4 = gid.y;
     let col4 = gid.x;
@@ -149,7 +153,7 @@ fn matmul_vec4(@builtin(global_invocation_id) gid: vec3u) {
 // load four times. On lavapipe, where an invocation is a SIMD lane of one CPU thread, this
 // heavy register blocking measured 3.3× the 4×4 block. Edge blocks are clamped on load and
 // skipped on store.
-@compute @workgroup_size(WORKGROUP, WORKGROUP)
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_vec4_16x16(@builtin(global_invocation_id) gid: vec3u) {
     let row4 = gid.y * 4u;
     let col4 = gid.x * 4u;

@@ -95,8 +95,8 @@ pub fn matmul_dispatch(
     };
     let (block_x, block_y) = kernel.block();
     let invocations = [cols.div_ceil(block_x), rows.div_ceil(block_y)];
-    let side = workgroup_side(invocations, batch);
-    let workgroups = [invocations[0].div_ceil(side), invocations[1].div_ceil(side), batch];
+    let [wx, wy] = workgroup_shape(invocations, batch);
+    let workgroups = [invocations[0].div_ceil(wx), invocations[1].div_ceil(wy), batch];
     let max = gpu.limits().max_compute_workgroups_per_dimension;
     if workgroups.iter().any(|&w| w > max) {
         return Err(Error::attribute(
@@ -110,7 +110,8 @@ pub fn matmul_dispatch(
         constants: vec![
             ("TRANS_A", f64::from(u8::from(m.trans_a))),
             ("TRANS_B", f64::from(u8::from(m.trans_b))),
-            ("WORKGROUP", f64::from(side)),
+            ("WORKGROUP_X", f64::from(wx)),
+            ("WORKGROUP_Y", f64::from(wy)),
         ],
         params: bytemuck::bytes_of(&params),
         bindings: vec![(1, a.buffer), (2, b.buffer), (3, y.buffer)],
@@ -119,8 +120,15 @@ pub fn matmul_dispatch(
     launch.build(gpu)
 }
 
-/// The side of a square workgroup: 8 (64 invocations, eight SIMD rows on lavapipe) unless that
-/// leaves fewer than 16 workgroups, when smaller ones keep every core of a CPU adapter busy.
-fn workgroup_side([x, y]: [u32; 2], batch: u32) -> u32 {
-    [8, 4, 2].into_iter().find(|&side| x.div_ceil(side) * y.div_ceil(side) * batch >= 16).unwrap_or(1)
+/// The workgroup's shape over `[x, y]` invocations: 64 of them, no taller than the rows of
+/// tiles there are (so none idles), halved while that leaves fewer than 16 workgroups, so that
+/// every core of a CPU adapter stays busy.
+fn workgroup_shape([x, y]: [u32; 2], batch: u32) -> [u32; 2] {
+    let wy = y.next_power_of_two().clamp(1, 8);
+    let mut shape = [(64 / wy).min(x.next_power_of_two().max(1)), wy];
+    while shape[0] * shape[1] > 1 && x.div_ceil(shape[0]) * y.div_ceil(shape[1]) * batch < 16 {
+        let larger = usize::from(shape[1] > shape[0]);
+        shape[larger] /= 2;
+    }
+    shape
 }
