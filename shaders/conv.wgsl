@@ -238,3 +238,80 @@ fn conv2d_to_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
     let o = e / (positions * p.batch);
     out[e] = dy[(n * p.y_c + o) * positions + pos];
 }
+
+// Depthwise convolutions (groups = C, each output channel o reading input channel o / mult):
+// four adjacent output columns per invocation share every weight load and the row checks.
+//   depthwise_conv2d:                 y[n,o,oh,ow..ow+3]
+//   depthwise_conv2d_backward_input:  dx[n,c,ih,iw..iw+3] = Σ_{o of c, i, j} dy[n,o,oh,ow]·w[o,0,i,j]
+fn depthwise_tap(n: u32, c: u32, ih: i32, iw: i32) -> f32 {
+    if (ih < 0 || ih >= i32(p.x_h) || iw < 0 || iw >= i32(p.x_w)) { return 0.0; }
+    return x[((n * p.x_c + c) * p.x_h + u32(ih)) * p.x_w + u32(iw)];
+}
+
+@compute @workgroup_size(64)
+fn depthwise_conv2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    let quads = (p.y_w + 3u) / 4u;
+    if (e >= p.n) { return; }
+    let ow0 = (e % quads) * 4u;
+    let oh = (e / quads) % p.y_h;
+    let o = (e / (quads * p.y_h)) % p.y_c;
+    let n = e / (quads * p.y_h * p.y_c);
+    let c = o / (p.y_c / p.x_c);
+    var acc = vec4f(bias_of(o));
+    for (var i = 0u; i < p.k_h; i++) {
+        let ih = input_at(oh, i, p.stride_h, p.pad_h, p.dil_h);
+        if (ih < 0 || ih >= i32(p.x_h)) { continue; }
+        for (var j = 0u; j < p.k_w; j++) {
+            let weight = w[(o * p.k_h + i) * p.k_w + j];
+            let iw = input_at(ow0, j, p.stride_w, p.pad_w, p.dil_w);
+            let s = i32(p.stride_w);
+            let taps = vec4f(depthwise_tap(n, c, ih, iw), depthwise_tap(n, c, ih, iw + s),
+                             depthwise_tap(n, c, ih, iw + 2 * s), depthwise_tap(n, c, ih, iw + 3 * s));
+            acc += weight * taps;
+        }
+    }
+    let row = ((n * p.y_c + o) * p.y_h + oh) * p.y_w;
+    for (var q = 0u; q < 4u && ow0 + q < p.y_w; q++) {
+        out[row + ow0 + q] = acc[q];
+    }
+}
+
+// dy[n,o,oh,ow] (bound at 5) where the tap lands inside dy, else 0.
+fn depthwise_gradient(n: u32, o: u32, th: i32, tw: i32) -> f32 {
+    if (th < 0 || tw < 0) { return 0.0; }
+    let sh = p.stride_h;
+    let sw = p.stride_w;
+    if (u32(th) % sh != 0u || u32(tw) % sw != 0u || u32(th) / sh >= p.y_h || u32(tw) / sw >= p.y_w) { return 0.0; }
+    return dy[((n * p.y_c + o) * p.y_h + u32(th) / sh) * p.y_w + u32(tw) / sw];
+}
+
+@compute @workgroup_size(64)
+fn depthwise_conv2d_backward_input(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    let quads = (p.x_w + 3u) / 4u;
+    if (e >= p.n) { return; }
+    let iw0 = (e % quads) * 4u;
+    let ih = (e / quads) % p.x_h;
+    let c = (e / (quads * p.x_h)) % p.x_c;
+    let n = e / (quads * p.x_h * p.x_c);
+    let mult = p.y_c / p.x_c;
+    var acc = vec4f(0.0);
+    for (var m = 0u; m < mult; m++) {
+        let o = c * mult + m;
+        for (var i = 0u; i < p.k_h; i++) {
+            let th = i32(ih + p.pad_h) - i32(i * p.dil_h);
+            for (var j = 0u; j < p.k_w; j++) {
+                let weight = w[(o * p.k_h + i) * p.k_w + j];
+                let tw = i32(iw0 + p.pad_w) - i32(j * p.dil_w);
+                let grads = vec4f(depthwise_gradient(n, o, th, tw), depthwise_gradient(n, o, th, tw + 1),
+                                  depthwise_gradient(n, o, th, tw + 2), depthwise_gradient(n, o, th, tw + 3));
+                acc += weight * grads;
+            }
+        }
+    }
+    let row = ((n * p.x_c + c) * p.x_h + ih) * p.x_w;
+    for (var q = 0u; q < 4u && iw0 + q < p.x_w; q++) {
+        out[row + iw0 + q] = acc[q];
+    }
+}

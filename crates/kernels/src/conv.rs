@@ -13,6 +13,8 @@ pub const ENTRY_POINTS: &[&str] = &[
     "conv2d_col2im",
     "conv2d_from_rows",
     "conv2d_to_rows",
+    "depthwise_conv2d",
+    "depthwise_conv2d_backward_input",
 ];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
@@ -93,6 +95,7 @@ fn check(gpu: &Gpu, entry: &str, p: &Params, shapes: &[&kiln_core::Shape]) -> Re
     let taps = (p.k_h * (1 + p.k_w)) as usize;
     let iterations = match entry {
         "conv2d" => (p.x_c / p.groups) as usize * (1 + taps),
+        "depthwise_conv2d" => taps,
         "conv2d_backward_weight" => ((p.y_h * p.y_w) as usize).div_ceil(64) * (1 + p.batch as usize),
         _ => taps * (1 + (p.y_c / p.groups) as usize),
     };
@@ -103,6 +106,11 @@ fn check(gpu: &Gpu, entry: &str, p: &Params, shapes: &[&kiln_core::Shape]) -> Re
 /// (the tuned matmul kernels do the arithmetic); with groups, the direct gathers.
 fn lowered(c: &Conv2d) -> bool {
     c.groups == 1
+}
+
+/// One group per input channel: the depthwise kernels apply.
+fn depthwise(c: &Conv2d, input_channels: usize) -> bool {
+    c.groups > 1 && c.groups == input_channels
 }
 
 /// A scratch buffer of `shape`, and that shape.
@@ -145,6 +153,12 @@ fn to_rows(gpu: &Gpu, c: &Conv2d, dy: &B<'_>) -> Result<(Dispatch, GpuBuffer, Sh
 pub fn conv2d(gpu: &Gpu, c: &Conv2d, x: &B<'_>, w: &B<'_>, b: Option<&B<'_>>, y: &B<'_>) -> Result<GpuKernel> {
     let (wd, yd) = (w.shape.dims(), y.shape.dims());
     let bias = b.map_or(w.buffer, |b| b.buffer);
+    if depthwise(c, x.shape.dims()[1]) {
+        let quads = y.shape.numel() / yd[3] * yd[3].div_ceil(4);
+        let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), quads);
+        let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
+        return launch(gpu, "depthwise_conv2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
+    }
     if !lowered(c) {
         let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), y.shape.numel());
         let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
@@ -192,6 +206,14 @@ fn input_gradient(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, w: &B<'_>, b: Option<&B<'_>
 
 /// `dx = conv2d_backward_input(dy, w)`.
 pub fn conv2d_backward_input(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, w: &B<'_>, dx: &B<'_>) -> Result<GpuKernel> {
+    let dxd = dx.shape.dims();
+    if depthwise(c, dxd[1]) {
+        let quads = dx.shape.numel() / dxd[3] * dxd[3].div_ceil(4);
+        let params = params(c, dxd, dy.shape.dims(), &w.shape.dims()[2..], false, quads);
+        let bindings = vec![(2, w.buffer), (3, dx.buffer), (5, dy.buffer)];
+        let entry = "depthwise_conv2d_backward_input";
+        return launch(gpu, entry, params, bindings, &[dy.shape, w.shape]).map(GpuKernel::from);
+    }
     if !lowered(c) {
         let params = params(c, dx.shape.dims(), dy.shape.dims(), &w.shape.dims()[2..], false, dx.shape.numel());
         let bindings = vec![(1, dy.buffer), (2, w.buffer), (3, dx.buffer)];
