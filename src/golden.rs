@@ -84,8 +84,16 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Case>> {
     case_paths(dir)?.iter().map(|p| Case::load(p)).collect()
 }
 
-/// Runs `case` on `backend`; an empty list means it passed.
-pub fn check_case<B: Backend>(backend: B, case: &Case) -> Result<Vec<Mismatch>> {
+/// A case built as a graph: the op, its gradients, and the tensors to compare by name.
+pub struct CaseGraph {
+    pub graph: Graph,
+    /// Index of the first node autodiff added (the graph's forward part ends there).
+    pub backward_from: usize,
+    pub wanted: Vec<(String, Value)>,
+}
+
+/// Builds `case`'s op and, where the case has gradients, their vector-Jacobian products.
+pub fn build_case(case: &Case) -> Result<CaseGraph> {
     let mut g = Graph::new();
     let optimizer = case.op.ends_with("_step");
     let inputs: BTreeMap<String, Value> = case
@@ -97,12 +105,19 @@ pub fn check_case<B: Backend>(backend: B, case: &Case) -> Result<Vec<Mismatch>> 
         })
         .collect();
     let outputs = build_op(&mut g, &case.op, &case.attrs, &inputs)?;
+    let backward_from = g.nodes().len();
     let grads = if case.grad { differentiate(&mut g, case, &outputs, &inputs)? } else { BTreeMap::new() };
     let wanted: Vec<(String, Value)> = outputs
         .iter()
         .map(|(k, &v)| (format!("out.{k}"), v))
         .chain(grads.iter().map(|(k, &v)| (format!("grad_in.{k}"), v)))
         .collect();
+    Ok(CaseGraph { graph: g, backward_from, wanted })
+}
+
+/// Runs `case` on `backend`; an empty list means it passed.
+pub fn check_case<B: Backend>(backend: B, case: &Case) -> Result<Vec<Mismatch>> {
+    let CaseGraph { graph: g, wanted, .. } = build_case(case)?;
     let values: Vec<Value> = wanted.iter().map(|(_, v)| *v).collect();
     let mut exec = Executor::compile(backend, &g, &values)?;
     feed(&exec, &g, case)?;

@@ -8,6 +8,7 @@ pub mod golden;
 pub mod models;
 pub mod ops;
 pub mod profile;
+pub mod support;
 pub mod train;
 
 pub use kiln_core as core;

@@ -83,6 +83,12 @@ enum Command {
         #[arg(long)]
         trace: Option<PathBuf>,
     },
+    /// Print the operator support matrix (op × GPU/CPU × forward/backward), found by running
+    /// one golden case of every operator on both backends.
+    Ops {
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"))]
+        cases: PathBuf,
+    },
     /// Print the adapter Kiln would use.
     Info,
 }
@@ -103,6 +109,7 @@ fn main() -> ExitCode {
         }
         Command::Bench { workloads, json, data } => bench(&workloads, json.as_deref(), &data),
         Command::Profile { model, batch, steps, trace } => profile(&model, batch, steps, trace.as_deref()),
+        Command::Ops { cases } => ops(&cases),
         Command::Info => info(),
     };
     match result {
@@ -225,6 +232,13 @@ fn profile(model: &str, batch: usize, steps: usize, trace: Option<&std::path::Pa
         kiln::train::write_atomically(path, &text)?;
         println!("trace written to {}", path.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ops(cases: &std::path::Path) -> kiln_core::Result<ExitCode> {
+    let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
+    let rows = kiln::support::support_matrix(cases, gpu, kiln_cpu::Cpu)?;
+    print!("{}", kiln::support::render(&rows));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -55,3 +55,59 @@ fn check_graph_compares_a_training_step_node_by_node() {
     let (ok, text) = kiln(&["check", "--graph", "resnet"]);
     assert!(!ok && text.contains("the sample models are mlp and cnn"), "{text}");
 }
+
+#[test]
+fn profile_writes_a_trace_with_every_dispatch_inside_its_step() {
+    let trace = std::env::temp_dir().join(format!("kiln-trace-{}.json", std::process::id()));
+    let (ok, text) =
+        kiln(&["profile", "--model", "cnn", "--batch", "4", "--steps", "2", "--trace", trace.to_str().expect("utf-8")]);
+    assert!(ok, "{text}");
+    assert!(text.contains("conv2d_backward_weight") && text.contains("GFLOP/s") && text.contains("timer:"), "{text}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).expect("trace")).expect("json");
+    let events = json["traceEvents"].as_array().expect("events");
+    let slices = |cat: &str| events.iter().filter(|e| e["cat"] == cat).cloned().collect::<Vec<_>>();
+    let (steps, dispatches) = (slices("step"), slices("dispatch"));
+    assert_eq!(steps.len(), 2);
+    assert_eq!(dispatches.len() % 2, 0, "each step has the same dispatches");
+    let per_step = dispatches.len() / 2;
+    assert!(per_step > 30, "a CNN training step has many dispatches: {per_step}");
+    for (i, d) in dispatches.iter().enumerate() {
+        let step = &steps[i / per_step];
+        let (ts, dur) = (d["ts"].as_f64().expect("ts"), d["dur"].as_f64().expect("dur"));
+        let (start, end) =
+            (step["ts"].as_f64().expect("ts"), step["ts"].as_f64().expect("ts") + step["dur"].as_f64().expect("dur"));
+        assert!(dur >= 0.0 && ts >= start - 1e-6 && ts + dur <= end + 1e-3, "{d} outside {step}");
+        assert!(d["args"]["op"].is_string() && d["args"]["node"].is_u64(), "{d}");
+    }
+}
+
+#[test]
+fn ops_prints_the_support_matrix_of_every_operator() {
+    let (ok, text) = kiln(&["ops"]);
+    assert!(ok, "{text}");
+    let rows: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| op") && !l.starts_with("| ---")).collect();
+    assert_eq!(rows.len(), 50, "{text}");
+    assert!(rows.iter().all(|r| !r.contains('✗')), "{text}");
+    assert!(text.contains("| conv2d | ✓ | ✓ | ✓ | ✓ |"), "{text}");
+}
+
+#[test]
+fn dumped_shaders_carry_their_entry_point_and_constants() {
+    let dir = std::env::temp_dir().join(format!("kiln-shaders-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["check", "--graph", "mlp", "--device", "gpu"])
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .env("KILN_DUMP_SHADERS", &dir)
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dumped")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into())
+        .collect();
+    let matmul =
+        names.iter().find(|n| n.starts_with("matmul.") && n.contains("TRANS_B=1")).expect("a transposed matmul");
+    let text = std::fs::read_to_string(dir.join(matmul)).expect("read");
+    assert!(text.starts_with("// Kiln pipeline: shaders/matmul.wgsl") && text.contains("fn matmul"), "{text}");
+}

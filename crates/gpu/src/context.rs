@@ -182,6 +182,7 @@ impl Gpu {
                 cache: None,
             })
         })?;
+        crate::dump::dump_shader(key, source)?;
         let pipeline = Arc::new(pipeline);
         lock(&self.inner.pipelines).insert(key.clone(), Arc::clone(&pipeline));
         Ok(pipeline)

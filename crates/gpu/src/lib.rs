@@ -6,6 +6,7 @@
 mod adapter;
 mod context;
 mod dispatch;
+mod dump;
 mod errors;
 mod pool;
 mod profile;
