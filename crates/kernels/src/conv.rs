@@ -103,9 +103,14 @@ fn check(gpu: &Gpu, entry: &str, p: &Params, shapes: &[&kiln_core::Shape]) -> Re
 }
 
 /// Which kernels run a convolution: without groups, matrix products around im2col/col2im
-/// (the tuned matmul kernels do the arithmetic); with groups, the direct gathers.
-fn lowered(c: &Conv2d) -> bool {
-    c.groups == 1
+/// (the tuned matmul kernels do the arithmetic), as long as the columns (`[C·kH·kW, N·P]`,
+/// and the rows `[O, N·P]`) fit one storage binding; otherwise, and with groups, the direct
+/// gathers. `x` is the convolution's input side, `y` its output side, `w` its weights.
+fn lowered(gpu: &Gpu, c: &Conv2d, x: &[usize], w: &[usize], y: &[usize]) -> bool {
+    let positions = (y[0] * y[2] * y[3]) as u64;
+    let widest = (x[1] * w[2] * w[3]).max(y[1]) as u64;
+    let limit = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
+    c.groups == 1 && 4 * widest * positions <= limit
 }
 
 /// One group per input channel: the depthwise kernels apply.
@@ -159,7 +164,7 @@ pub fn conv2d(gpu: &Gpu, c: &Conv2d, x: &B<'_>, w: &B<'_>, b: Option<&B<'_>>, y:
         let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
         return launch(gpu, "depthwise_conv2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
     }
-    if !lowered(c) {
+    if !lowered(gpu, c, x.shape.dims(), wd, yd) {
         let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), y.shape.numel());
         let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
         return launch(gpu, "conv2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
@@ -214,7 +219,7 @@ pub fn conv2d_backward_input(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, w: &B<'_>, dx: &
         let entry = "depthwise_conv2d_backward_input";
         return launch(gpu, entry, params, bindings, &[dy.shape, w.shape]).map(GpuKernel::from);
     }
-    if !lowered(c) {
+    if !lowered(gpu, c, dxd, w.shape.dims(), dy.shape.dims()) {
         let params = params(c, dx.shape.dims(), dy.shape.dims(), &w.shape.dims()[2..], false, dx.shape.numel());
         let bindings = vec![(1, dy.buffer), (2, w.buffer), (3, dx.buffer)];
         return launch(gpu, "conv2d_backward_input", params, bindings, &[dy.shape, w.shape]).map(GpuKernel::from);
@@ -231,7 +236,7 @@ pub fn conv_transpose2d(
     b: Option<&B<'_>>,
     y: &B<'_>,
 ) -> Result<GpuKernel> {
-    if !lowered(c) {
+    if !lowered(gpu, c, y.shape.dims(), w.shape.dims(), x.shape.dims()) {
         let params = params(c, y.shape.dims(), x.shape.dims(), &w.shape.dims()[2..], b.is_some(), y.shape.numel());
         let bias = b.map_or(w.buffer, |b| b.buffer);
         let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
@@ -247,7 +252,7 @@ pub fn conv2d_backward_weight(gpu: &Gpu, c: &Conv2d, x: &B<'_>, dy: &B<'_>, dw: 
     // The product sums over every output position of the batch in one loop; where that is
     // longer than the adapter allows, the direct kernel's 64-way split is used instead.
     let too_long = gpu.loop_limit().is_some_and(|limit| dyd[0] * dyd[2] * dyd[3] > limit);
-    if !lowered(c) || too_long {
+    if !lowered(gpu, c, x.shape.dims(), dwd, dyd) || too_long {
         let params = params(c, x.shape.dims(), dyd, &dwd[2..], false, dw.shape.numel());
         let bindings = vec![(1, x.buffer), (3, dw.buffer), (5, dy.buffer)];
         return launch(gpu, "conv2d_backward_weight", params, bindings, &[x.shape, dy.shape]).map(GpuKernel::from);
