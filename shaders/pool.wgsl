@@ -8,6 +8,9 @@
 //   max/min: dx = Σ dy of the windows whose winning tap it is
 //   avg:     dx = Σ dy / divisor(window)
 //   lp:      dx = Σ dy·sign(x)·(|x|/y)^(p-1)   (windows with y = 0 give nothing)
+// When the windows tile the image exactly (stride = kernel, no padding, sizes divisible),
+// `pool2d_backward_tiled` runs one invocation per window instead, writing its taps' gradients
+// (`kind`: 0 max, 1 min, 2 avg, 3 lp): one extreme search per window, not per element.
 // Bindings: 0 params, 1 x, 2 y (the forward output), 3 dy, 4 out.
 
 struct Params {
@@ -24,7 +27,7 @@ struct Params {
     pad_w: u32,
     count_include_pad: u32,
     power: f32,
-    _pad0: u32,
+    kind: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -191,4 +194,27 @@ fn lp_pool2d_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wo
     let e = flat(gid, groups);
     if (e >= p.n) { return; }
     out[e] = gather(e, 3u);
+}
+
+@compute @workgroup_size(64)
+fn pool2d_backward_tiled(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let o = flat(gid, groups);
+    if (o >= p.n) { return; }
+    let win = output_window(o);
+    let winner = select(0u, extreme(win, p.kind == 0u), p.kind < 2u);
+    for (var ih = win.h0; ih < win.h1; ih++) {
+        for (var iw = win.w0; iw < win.w1; iw++) {
+            let i = at(win.plane, ih, iw);
+            var g = 0.0;
+            switch p.kind {
+                case 0u, 1u: { g = select(0.0, dy[o], i == winner); }
+                case 2u: { g = dy[o] / divisor(win); }
+                default: {
+                    let v = x[i];
+                    g = select(0.0, dy[o] * sign(v) * pow(abs(v) / y[o], p.power - 1.0), y[o] > 0.0);
+                }
+            }
+            out[i] = g;
+        }
+    }
 }

@@ -13,6 +13,7 @@ pub const ENTRY_POINTS: &[&str] = &[
     "min_pool2d_backward",
     "avg_pool2d_backward",
     "lp_pool2d_backward",
+    "pool2d_backward_tiled",
 ];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
@@ -32,15 +33,17 @@ struct Params {
     pad_w: u32,
     count_include_pad: u32,
     power: f32,
-    _pad: [u32; 3],
+    kind: u32,
+    _pad: [u32; 2],
 }
 
 fn params(pool: &Pool2d, x: &[usize], y: &[usize], n: usize) -> Params {
     let u = |v: usize| v as u32;
-    let (count_include_pad, power) = match pool.kind {
-        PoolKind::Avg { count_include_pad } => (u32::from(count_include_pad), 1.0),
-        PoolKind::Lp { p } => (0, p),
-        PoolKind::Max | PoolKind::Min => (0, 1.0),
+    let (count_include_pad, power, kind) = match pool.kind {
+        PoolKind::Max => (0, 1.0, 0),
+        PoolKind::Min => (0, 1.0, 1),
+        PoolKind::Avg { count_include_pad } => (u32::from(count_include_pad), 1.0, 2),
+        PoolKind::Lp { p } => (0, p, 3),
     };
     Params {
         n: u(n),
@@ -56,7 +59,8 @@ fn params(pool: &Pool2d, x: &[usize], y: &[usize], n: usize) -> Params {
         pad_w: u(pool.padding[1]),
         count_include_pad,
         power,
-        _pad: [0; 3],
+        kind,
+        _pad: [0; 2],
     }
 }
 
@@ -75,13 +79,20 @@ pub fn pool2d(gpu: &Gpu, pool: &Pool2d, x: &B<'_>, y: &B<'_>) -> Result<Dispatch
     launch.build(gpu)
 }
 
-/// `dx` gathered from the windows over each element of x.
+/// Whether the windows tile x exactly: every element in exactly one window.
+fn tiles(pool: &Pool2d, x: &[usize]) -> bool {
+    pool.stride == pool.kernel && pool.padding == [0, 0] && (0..2).all(|i| x[2 + i].is_multiple_of(pool.kernel[i]))
+}
+
+/// `dx` gathered from the windows over each element of x, or written window by window where
+/// the windows tile x.
 pub fn pool2d_backward(gpu: &Gpu, pool: &Pool2d, x: &B<'_>, y: &B<'_>, dy: &B<'_>, dx: &B<'_>) -> Result<Dispatch> {
-    let n = dx.shape.numel();
+    let tiled = tiles(pool, x.shape.dims());
+    let n = if tiled { y.shape.numel() } else { dx.shape.numel() };
     let params = params(pool, x.shape.dims(), y.shape.dims(), n);
     let launch = Launch {
         shader: POOL,
-        entry: pool.backward_name(),
+        entry: if tiled { "pool2d_backward_tiled" } else { pool.backward_name() },
         constants: vec![],
         params: bytemuck::bytes_of(&params),
         bindings: vec![(1, x.buffer), (2, y.buffer), (3, dy.buffer), (4, dx.buffer)],
