@@ -12,8 +12,8 @@ export XDG_RUNTIME_DIR ?= /tmp
 .PHONY: demo test deps vulkan data toolchain
 
 demo: deps
-	cargo run --release -- train --model mlp --optimizer sgd --lr 0.1 --batch 100 --steps 3000 --seed 1 \
-		--data $(DATA) --metrics-json target/demo-metrics.json
+	cargo run --release -- train --model mlp --optimizer sgd --lr 0.1 --batch 100 --epochs 5 --seed 1 \
+		--data $(DATA) --metrics-json target/demo-metrics.json --checkpoint target/demo-mlp.safetensors
 
 # Ends with one 'N passed, M failed' line summed over every test binary.
 test: deps

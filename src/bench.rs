@@ -162,12 +162,19 @@ pub fn epoch<B: Backend + Clone + 'static>(backend: &B, data: &std::path::Path) 
         model: "cnn".into(),
         optimizer: crate::train::OptimizerKind::Adam,
         lr: 1e-3,
+        schedule: crate::train::ScheduleKind::Constant,
         batch: 64,
-        steps: 60_000 / 64,
+        epochs: 1,
+        steps: None,
         seed: 1,
         data: data.to_path_buf(),
         device: crate::train::Device::Gpu,
         progress: true,
+        validation: 0,
+        patience: None,
+        checkpoint: None,
+        resume: None,
+        plots: None,
     };
     let _ = backend;
     let metrics = crate::train::train(&opts)?;

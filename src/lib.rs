@@ -3,10 +3,13 @@
 
 pub mod bench;
 pub mod check;
+pub mod checkpoint;
 pub mod diverge;
 pub mod golden;
 pub mod models;
 pub mod ops;
+pub mod plot;
+pub mod predict;
 pub mod profile;
 pub mod support;
 pub mod train;

@@ -1,9 +1,25 @@
-//! Models as graphs, and their optimizer updates appended as in-place nodes.
+//! Models as graphs — `mlp`, `cnn`, `cnn-bn`, `mobilenet`, `lstm` — built in training mode
+//! (batch statistics with running averages updated in place, dropout on) or eval mode
+//! (running statistics, no dropout), and their optimizer updates appended as in-place nodes.
+//!
+//! ```no_run
+//! # fn main() -> kiln_core::Result<()> {
+//! use kiln::models::{Optimizer, add_training, build};
+//! let mut model = build("cnn-bn", 64, 784, true, 1)?;
+//! add_training(&mut model, Optimizer::Adam(kiln_core::Adam::new(1e-3)))?;
+//! # Ok(()) }
+//! ```
 
-use kiln_core::{Conv2d, DType, HostTensor, Pool2d, PoolKind, Result, Sgd, Shape};
+use kiln_core::{Conv2d, DType, Error, HostTensor, Pool2d, PoolKind, Result, Sgd, Shape};
 use kiln_graph::{Graph, Value, grad};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+/// The models `build` knows.
+pub const MODELS: &[&str] = &["mlp", "cnn", "cnn-bn", "mobilenet", "lstm"];
+
+/// Fashion-MNIST's classes.
+pub const CLASSES: usize = 10;
 
 /// A classifier graph: an image batch in, logits out, and the parameters in between.
 pub struct Classifier {
@@ -22,93 +38,206 @@ pub enum Optimizer {
     Adam(kiln_core::Adam),
 }
 
-/// Parameters initialised like PyTorch's layers: uniform in ±1/√fan_in.
-struct Params {
+/// Builds a model's layers, keeping its parameters (initialised like PyTorch's layers:
+/// uniform in ±1/√fan_in) and its mode.
+pub struct Layers {
+    pub g: Graph,
     rng: StdRng,
-    values: Vec<Value>,
+    params: Vec<Value>,
+    training: bool,
+    seed: u32,
 }
 
-impl Params {
-    fn new(seed: u64) -> Self {
-        Params { rng: StdRng::seed_from_u64(seed), values: Vec::new() }
+impl Layers {
+    pub fn new(training: bool, seed: u64) -> Self {
+        Layers { g: Graph::new(), rng: StdRng::seed_from_u64(seed), params: Vec::new(), training, seed: seed as u32 }
     }
 
-    fn uniform(&mut self, g: &mut Graph, name: &str, shape: Shape, fan_in: usize) -> Result<Value> {
+    fn uniform(&mut self, name: &str, shape: Shape, fan_in: usize) -> Result<Value> {
         let bound = 1.0 / (fan_in as f32).sqrt();
         let data = (0..shape.numel()).map(|_| self.rng.random_range(-bound..bound)).collect();
-        let v = g.variable_init(name, HostTensor::f32(shape, data)?);
-        self.values.push(v);
+        let v = self.g.variable_init(name, HostTensor::f32(shape, data)?);
+        self.params.push(v);
+        Ok(v)
+    }
+
+    fn constant(&mut self, name: &str, shape: Shape, value: f32) -> Result<Value> {
+        let n = shape.numel();
+        let v = self.g.variable_init(name, HostTensor::f32(shape, vec![value; n])?);
+        self.params.push(v);
         Ok(v)
     }
 
     /// `y = x wᵀ + b` with `x [N,I]`.
-    fn linear(&mut self, g: &mut Graph, name: &str, x: Value, outputs: usize) -> Result<Value> {
-        let inputs = g.shape(x).dims()[1];
-        let w = self.uniform(g, &format!("{name}.weight"), Shape::new([outputs, inputs]), inputs)?;
-        let b = self.uniform(g, &format!("{name}.bias"), Shape::new([outputs]), inputs)?;
-        g.linear(x, w, b)
+    pub fn linear(&mut self, name: &str, x: Value, outputs: usize) -> Result<Value> {
+        let inputs = self.g.shape(x).dims()[1];
+        let w = self.uniform(&format!("{name}.weight"), Shape::new([outputs, inputs]), inputs)?;
+        let b = self.uniform(&format!("{name}.bias"), Shape::new([outputs]), inputs)?;
+        self.g.linear(x, w, b)
     }
 
-    /// A k×k convolution with padding k/2 and a bias.
-    fn conv(&mut self, g: &mut Graph, name: &str, x: Value, outputs: usize, k: usize) -> Result<Value> {
-        let inputs = g.shape(x).dims()[1];
-        let fan_in = inputs * k * k;
-        let w = self.uniform(g, &format!("{name}.weight"), Shape::new([outputs, inputs, k, k]), fan_in)?;
-        let b = self.uniform(g, &format!("{name}.bias"), Shape::new([outputs]), fan_in)?;
-        let same = Conv2d { padding: [k / 2, k / 2], ..Conv2d::default() };
-        g.conv2d(x, w, Some(b), same)
+    /// A k×k convolution with padding k/2, `groups` groups and a bias.
+    pub fn conv(&mut self, name: &str, x: Value, outputs: usize, k: usize, groups: usize) -> Result<Value> {
+        let inputs = self.g.shape(x).dims()[1];
+        let fan_in = inputs / groups * k * k;
+        let w = self.uniform(&format!("{name}.weight"), Shape::new([outputs, inputs / groups, k, k]), fan_in)?;
+        let b = self.uniform(&format!("{name}.bias"), Shape::new([outputs]), fan_in)?;
+        let same = Conv2d { padding: [k / 2, k / 2], groups, ..Conv2d::default() };
+        self.g.conv2d(x, w, Some(b), same)
+    }
+
+    /// Batch norm over axis 1: batch statistics (folded into `{name}.running`, momentum 0.1)
+    /// when training, the running statistics otherwise.
+    pub fn batch_norm(&mut self, name: &str, x: Value) -> Result<Value> {
+        let c = self.g.shape(x).dims()[1];
+        let gamma = self.constant(&format!("{name}.weight"), Shape::new([c]), 1.0)?;
+        let beta = self.constant(&format!("{name}.bias"), Shape::new([c]), 0.0)?;
+        let init = HostTensor::f32(vec![2, c], [vec![0.0; c], vec![1.0; c]].concat())?;
+        let running = self.g.variable_init(&format!("{name}.running"), init);
+        if !self.training {
+            return self.g.batch_norm_eval(x, running, gamma, beta, 1e-5);
+        }
+        let (y, stats) = self.g.batch_norm(x, gamma, beta, 1e-5)?;
+        self.g.batch_norm_running_update(running, stats, x, 0.1)?;
+        Ok(y)
+    }
+
+    pub fn relu(&mut self, x: Value) -> Result<Value> {
+        self.g.relu(x)
+    }
+
+    pub fn max_pool(&mut self, x: Value) -> Result<Value> {
+        self.g.pool2d(x, Pool2d { kind: PoolKind::Max, kernel: [2, 2], stride: [2, 2], padding: [0, 0] })
+    }
+
+    /// Dropout with probability `p` when training (a mask seeded per layer and run).
+    pub fn dropout(&mut self, x: Value, p: f32) -> Result<Value> {
+        self.seed = self.seed.wrapping_add(0x9e37_79b9);
+        self.g.dropout(x, p, self.seed, self.training)
+    }
+
+    /// `[N, C·H·W]` from `[N,C,H,W]`.
+    pub fn flatten(&mut self, x: Value) -> Result<Value> {
+        let d = self.g.shape(x).dims().to_vec();
+        self.g.reshape(x, vec![d[0], d[1..].iter().product()])
+    }
+
+    /// The classifier: cross-entropy of `logits` against a labels input.
+    pub fn finish(mut self, images: Value, logits: Value) -> Result<Classifier> {
+        let batch = self.g.shape(images).dims()[0];
+        let labels = self.g.input("labels", vec![batch], DType::I32);
+        let loss = self.g.cross_entropy(logits, labels)?;
+        Ok(Classifier { graph: self.g, images, labels, logits, loss, params: self.params })
     }
 }
 
-/// Images `[batch, pixels]` and labels `[batch]`.
-fn inputs(g: &mut Graph, batch: usize, pixels: usize) -> (Value, Value) {
-    (g.input("images", vec![batch, pixels], DType::F32), g.input("labels", vec![batch], DType::I32))
+/// `name`'s model for `batch` images of `pixels` square pixels, in training or eval mode.
+pub fn build(name: &str, batch: usize, pixels: usize, training: bool, seed: u64) -> Result<Classifier> {
+    let side = (pixels as f64).sqrt() as usize;
+    let mut l = Layers::new(training, seed);
+    let images = l.g.input("images", vec![batch, pixels], DType::F32);
+    let square = |l: &mut Layers| l.g.reshape(images, vec![batch, 1, side, side]);
+    let logits = match name {
+        "mlp" => {
+            let h = l.linear("fc0", images, 100)?;
+            let h = l.relu(h)?;
+            l.linear("fc1", h, CLASSES)?
+        }
+        "cnn" => {
+            let mut x = square(&mut l)?;
+            for (i, c) in [32, 64].into_iter().enumerate() {
+                x = l.conv(&format!("conv{i}"), x, c, 3, 1)?;
+                x = l.relu(x)?;
+                x = l.max_pool(x)?;
+            }
+            let x = l.flatten(x)?;
+            let h = l.linear("fc0", x, 128)?;
+            let h = l.relu(h)?;
+            l.linear("fc1", h, CLASSES)?
+        }
+        "cnn-bn" => {
+            let mut x = square(&mut l)?;
+            for (i, c) in [32, 64].into_iter().enumerate() {
+                x = l.conv(&format!("conv{i}"), x, c, 3, 1)?;
+                x = l.batch_norm(&format!("bn{i}"), x)?;
+                x = l.relu(x)?;
+                x = l.max_pool(x)?;
+            }
+            let x = l.flatten(x)?;
+            let x = l.dropout(x, 0.25)?;
+            let h = l.linear("fc0", x, 128)?;
+            let h = l.relu(h)?;
+            let h = l.dropout(h, 0.25)?;
+            l.linear("fc1", h, CLASSES)?
+        }
+        "mobilenet" => {
+            let mut x = square(&mut l)?;
+            x = l.conv("stem", x, 32, 3, 1)?;
+            x = l.batch_norm("stem.bn", x)?;
+            x = l.relu(x)?;
+            for (i, c) in [64, 128].into_iter().enumerate() {
+                let channels = l.g.shape(x).dims()[1];
+                x = l.conv(&format!("block{i}.depthwise"), x, channels, 3, channels)?;
+                x = l.batch_norm(&format!("block{i}.depthwise.bn"), x)?;
+                x = l.relu(x)?;
+                x = l.conv(&format!("block{i}.pointwise"), x, c, 1, 1)?;
+                x = l.batch_norm(&format!("block{i}.pointwise.bn"), x)?;
+                x = l.relu(x)?;
+                x = l.max_pool(x)?;
+            }
+            let x = l.g.global_avg_pool2d(x)?;
+            l.linear("fc", x, CLASSES)?
+        }
+        "lstm" => lstm(&mut l, images, side)?,
+        other => return Err(unknown(other)),
+    };
+    l.finish(images, logits)
 }
 
-fn finish(mut g: Graph, images: Value, labels: Value, logits: Value, params: Params) -> Result<Classifier> {
-    let loss = g.cross_entropy(logits, labels)?;
-    Ok(Classifier { graph: g, images, labels, logits, loss, params: params.values })
+/// The image's rows as a sequence through one LSTM cell (hidden 128), then a linear layer.
+fn lstm(l: &mut Layers, images: Value, side: usize) -> Result<Value> {
+    const HIDDEN: usize = 128;
+    let w_ih = l.uniform("lstm.weight_ih", Shape::new([4 * HIDDEN, side]), HIDDEN)?;
+    let w_hh = l.uniform("lstm.weight_hh", Shape::new([4 * HIDDEN, HIDDEN]), HIDDEN)?;
+    let b_ih = l.uniform("lstm.bias_ih", Shape::new([4 * HIDDEN]), HIDDEN)?;
+    let b_hh = l.uniform("lstm.bias_hh", Shape::new([4 * HIDDEN]), HIDDEN)?;
+    // The zero initial state is one row, broadcast over the batch by the cell's products and
+    // sums, so the training and eval graphs (other batch sizes) share it.
+    let zeros = HostTensor::f32(vec![1, HIDDEN], vec![0.0; HIDDEN])?;
+    let (mut h, mut c) = (l.g.variable_init("lstm.h0", zeros.clone()), l.g.variable_init("lstm.c0", zeros));
+
+    for row in 0..side {
+        let x = l.g.slice(images, 1, row * side, side)?;
+        (h, c) = l.g.lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh)?;
+    }
+    l.linear("fc", h, CLASSES)
+}
+
+fn unknown(model: &str) -> Error {
+    Error::Unsupported(format!("model `{model}`: the models are {}", MODELS.join(", ")))
 }
 
 /// A ReLU multilayer perceptron with `sizes` = [inputs, hidden…, classes].
 pub fn mlp(batch: usize, sizes: &[usize], seed: u64) -> Result<Classifier> {
-    let mut g = Graph::new();
-    let mut params = Params::new(seed);
-    let (images, labels) = inputs(&mut g, batch, sizes[0]);
+    let mut l = Layers::new(true, seed);
+    let images = l.g.input("images", vec![batch, sizes[0]], DType::F32);
     let mut x = images;
     for (layer, &width) in sizes[1..].iter().enumerate() {
-        x = params.linear(&mut g, &format!("fc{layer}"), x, width)?;
+        x = l.linear(&format!("fc{layer}"), x, width)?;
         if layer + 2 < sizes.len() {
-            x = g.relu(x)?;
+            x = l.relu(x)?;
         }
     }
-    finish(g, images, labels, x, params)
+    l.finish(images, x)
 }
 
-/// The reference CNN of the benchmark workloads on `side`×`side` single-channel images:
-/// conv(1→32, 3×3, pad 1) → ReLU → maxpool 2 → conv(32→64, 3×3, pad 1) → ReLU → maxpool 2 →
-/// linear(→128) → ReLU → linear(128→`classes`).
-pub fn cnn(batch: usize, side: usize, classes: usize, seed: u64) -> Result<Classifier> {
-    let mut g = Graph::new();
-    let mut params = Params::new(seed);
-    let (images, labels) = inputs(&mut g, batch, side * side);
-    let pool = Pool2d { kind: PoolKind::Max, kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
-    let mut x = g.reshape(images, vec![batch, 1, side, side])?;
-    for (layer, channels) in [32, 64].into_iter().enumerate() {
-        x = params.conv(&mut g, &format!("conv{layer}"), x, channels, 3)?;
-        x = g.relu(x)?;
-        x = g.pool2d(x, pool)?;
-    }
-    let flat = g.shape(x).numel() / batch;
-    x = g.reshape(x, vec![batch, flat])?;
-    x = params.linear(&mut g, "fc0", x, 128)?;
-    x = g.relu(x)?;
-    let logits = params.linear(&mut g, "fc1", x, classes)?;
-    finish(g, images, labels, logits, params)
+/// The reference CNN of the benchmark workloads (`build("cnn", …)`).
+pub fn cnn(batch: usize, side: usize, _classes: usize, seed: u64) -> Result<Classifier> {
+    build("cnn", batch, side * side, true, seed)
 }
 
 /// Appends the backward pass and one in-place update per parameter, with the optimizer's
-/// state as zero-initialised variables.
+/// state as zero-initialised variables named after the parameter.
 pub fn add_training(model: &mut Classifier, optimizer: Optimizer) -> Result<()> {
     let g = &mut model.graph;
     let grads = grad(g, model.loss, &model.params)?;

@@ -1,16 +1,21 @@
-//! `kiln train`: trains a classifier on Fashion-MNIST, one submission per step, and reports
-//! the test accuracy.
+//! `kiln train`: trains a classifier on Fashion-MNIST, one submission per step, epoch by
+//! epoch: a seeded shuffle of the training images less a held-out validation split, a progress
+//! bar, a summary row per epoch (train loss and accuracy, validation and test accuracy, time),
+//! a checkpoint written atomically after every epoch, early stopping on validation accuracy,
+//! and `--resume` continuing a run exactly where its checkpoint left it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kiln_core::{Adam, Backend, Error, HostTensor, Result, Sgd};
+use kiln_core::{Adam, Backend, Error, HostTensor, LrSchedule, Result, Sgd};
 use kiln_graph::Executor;
-use kiln_nn::{Dataset, FashionMnist};
-use serde::Serialize;
+use kiln_nn::{Dataset, FashionMnist, shuffled_indices};
+use serde::{Deserialize, Serialize};
 
-use crate::models::{Classifier, Optimizer, add_training, cnn, mlp};
+use crate::checkpoint::{Checkpoint, copy_state};
+use crate::models::{CLASSES, Classifier, MODELS, Optimizer, add_training, build};
 
 /// Where a run computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -26,17 +31,50 @@ pub enum OptimizerKind {
     Adam,
 }
 
+/// How the learning rate moves over the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleKind {
+    Constant,
+    /// Halved every two epochs.
+    Step,
+    /// Cosine from `--lr` down to `--lr`/100 over the whole run.
+    Cosine,
+}
+
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
     pub model: String,
     pub optimizer: OptimizerKind,
     pub lr: f32,
+    pub schedule: ScheduleKind,
     pub batch: usize,
-    pub steps: usize,
+    pub epochs: usize,
+    /// Stop after this many steps in all (a short run); `None`: whole epochs.
+    pub steps: Option<usize>,
     pub seed: u64,
     pub data: PathBuf,
     pub device: Device,
     pub progress: bool,
+    /// Training images held out to choose the epoch (and stop early) by.
+    pub validation: usize,
+    /// Stop when validation accuracy has not improved for this many epochs.
+    pub patience: Option<usize>,
+    pub checkpoint: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
+    /// A folder for pictures: the history plot after every epoch, the first layer's filters.
+    pub plots: Option<PathBuf>,
+}
+
+/// One epoch's summary.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochRow {
+    pub epoch: usize,
+    pub steps: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub validation_accuracy: Option<f64>,
+    pub test_accuracy: f64,
+    pub seconds: f64,
 }
 
 /// What `--metrics-json` writes.
@@ -46,43 +84,31 @@ pub struct Metrics {
     pub device: Device,
     pub adapter: String,
     pub test_accuracy: f64,
-    /// Mean loss over the last 100 steps.
+    /// Mean loss over the last epoch's steps.
     pub train_loss: f64,
     pub steps: usize,
     pub batch: usize,
     pub samples_per_sec: f64,
     pub train_seconds: f64,
     pub planned_step_bytes: u64,
+    pub epochs: Vec<EpochRow>,
 }
 
 /// Images evaluated per submission (a CNN's lowered convolutions stay well inside one
 /// storage binding at this size).
 const EVAL_BATCH: usize = 250;
 
-const CLASSES: usize = 10;
-
-/// The models `--model` names.
-pub const MODELS: &[&str] = &["mlp", "cnn"];
-
-fn unknown_model(model: &str) -> Error {
-    Error::Unsupported(format!("model `{model}`: the models are {}", MODELS.join(", ")))
-}
-
-/// The classifier `model` names, for images of `pixels` square pixels.
+/// The classifier `model` names in training mode, for images of `pixels` square pixels.
 pub fn classifier(model: &str, batch: usize, pixels: usize, seed: u64) -> Result<Classifier> {
-    match model {
-        "mlp" => mlp(batch, &[pixels, 100, CLASSES], seed),
-        "cnn" => cnn(batch, (pixels as f64).sqrt() as usize, CLASSES, seed),
-        other => Err(unknown_model(other)),
-    }
+    build(model, batch, pixels, true, seed)
 }
 
 pub fn train(opts: &TrainOptions) -> Result<Metrics> {
     if !MODELS.contains(&opts.model.as_str()) {
-        return Err(unknown_model(&opts.model));
+        return Err(Error::Unsupported(format!("model `{}`: the models are {}", opts.model, MODELS.join(", "))));
     }
-    if opts.batch == 0 || opts.steps == 0 {
-        return Err(Error::attribute("train", "--batch and --steps must be positive"));
+    if opts.batch == 0 || opts.epochs == 0 || opts.steps == Some(0) {
+        return Err(Error::attribute("train", "--batch, --epochs and --steps must be positive"));
     }
     let data = FashionMnist::load(&opts.data).map_err(|e| Error::data("dataset", e.to_string()))?;
     match opts.device {
@@ -91,100 +117,298 @@ pub fn train(opts: &TrainOptions) -> Result<Metrics> {
     }
 }
 
-fn optimizer(opts: &TrainOptions) -> Optimizer {
+/// The optimizer, its schedule spread over the planned epochs (not cut short by `--steps`, so
+/// that a run stopped early and resumed follows the same schedule).
+fn optimizer(opts: &TrainOptions, steps_per_epoch: usize) -> Optimizer {
+    let planned_steps = opts.epochs * steps_per_epoch;
+    let schedule = match opts.schedule {
+        ScheduleKind::Constant => LrSchedule::Constant,
+        ScheduleKind::Step => LrSchedule::Step { every: (2 * steps_per_epoch) as u32, gamma: 0.5 },
+        ScheduleKind::Cosine => LrSchedule::Cosine { total: planned_steps as u32, min_lr: opts.lr / 100.0 },
+    };
     match opts.optimizer {
-        OptimizerKind::Sgd => Optimizer::Sgd(Sgd::new(opts.lr, 0.0, 0.0)),
-        OptimizerKind::Adam => Optimizer::Adam(Adam::new(opts.lr)),
+        OptimizerKind::Sgd => Optimizer::Sgd(Sgd { schedule, ..Sgd::new(opts.lr, 0.0, 0.0) }),
+        OptimizerKind::Adam => Optimizer::Adam(Adam { schedule, ..Adam::new(opts.lr) }),
     }
+}
+
+/// The training and validation images: a fixed permutation of the training set, the last
+/// `validation` of them held out.
+fn split(set: &Dataset, validation: usize) -> Result<(Vec<usize>, Vec<usize>)> {
+    if validation >= set.len() {
+        return Err(Error::attribute(
+            "train",
+            format!("--validation {validation} leaves no training images of {}", set.len()),
+        ));
+    }
+    let mut order = shuffled_indices(set.len(), 0x5eed);
+    let held = order.split_off(set.len() - validation);
+    Ok((order, held))
+}
+
+/// A run in progress: the training and eval executors, the data, and the history.
+struct Run<'a, B: Backend> {
+    opts: &'a TrainOptions,
+    data: &'a FashionMnist,
+    model: Classifier,
+    exec: Executor<B>,
+    eval_model: Classifier,
+    eval: Executor<B>,
+    train_indices: Vec<usize>,
+    validation_indices: Vec<usize>,
+    steps_per_epoch: usize,
+    total_steps: usize,
+    history: Vec<EpochRow>,
 }
 
 fn run<B: Backend + Clone>(backend: B, opts: &TrainOptions, data: &FashionMnist) -> Result<Metrics> {
     let pixels = data.train.image_size();
-    let mut model = classifier(&opts.model, opts.batch, pixels, opts.seed)?;
-    add_training(&mut model, optimizer(opts))?;
-    let mut exec = Executor::compile(backend.clone(), &model.graph, &[model.loss])?;
-    let adapter = backend.name();
-    let plan = exec.plan();
-    log::info!(
-        "training {} on {adapter}: {} graph nodes per step, {} KiB of parameters and state, {} KiB peak per step",
-        opts.model,
-        model.graph.nodes().len(),
-        plan.persistent_bytes / 1024,
-        plan.peak_step_bytes / 1024
-    );
-    let bar = progress_bar(opts);
-    let mut batches = Batches::new(&data.train, opts.batch, opts.seed);
-    let mut recent = Vec::with_capacity(opts.steps);
-    let start = Instant::now();
-    for step in 0..opts.steps {
-        let (images, labels) = batches.next()?;
-        exec.set(model.images, &images)?;
-        exec.set(model.labels, &labels)?;
-        let loss = exec.run(&[model.loss])?[0].as_f32()?[0];
-        if !loss.is_finite() {
-            return Err(Error::data("train", format!("loss became {loss} at step {step}: lower --lr")));
-        }
-        recent.push(loss as f64);
-        if step % 10 == 0 || step + 1 == opts.steps {
-            let rate = ((step + 1) * opts.batch) as f64 / start.elapsed().as_secs_f64();
-            bar.set_message(format!("loss {loss:.4}  {rate:.0} samples/s"));
-            bar.set_position(step as u64 + 1);
-        }
+    let (train_indices, validation_indices) = split(&data.train, opts.validation)?;
+    let steps_per_epoch = train_indices.len() / opts.batch;
+    if steps_per_epoch == 0 {
+        return Err(Error::attribute(
+            "train",
+            format!("--batch {} exceeds the {} training images", opts.batch, train_indices.len()),
+        ));
     }
-    let train_seconds = start.elapsed().as_secs_f64();
-    bar.finish();
-    let params = exec.read(&model.params)?;
-    let test_accuracy = evaluate(backend, &opts.model, opts.seed, &params, &data.test)?;
-    let tail = &recent[recent.len().saturating_sub(100)..];
-    Ok(Metrics {
-        model: opts.model.clone(),
-        device: opts.device,
-        adapter,
-        test_accuracy,
-        train_loss: tail.iter().sum::<f64>() / tail.len() as f64,
-        steps: opts.steps,
-        batch: opts.batch,
-        samples_per_sec: (opts.steps * opts.batch) as f64 / train_seconds,
-        train_seconds,
-        planned_step_bytes: exec.plan().peak_step_bytes,
-    })
+    let total_steps = opts.steps.unwrap_or(opts.epochs * steps_per_epoch);
+    let mut model = build(&opts.model, opts.batch, pixels, true, opts.seed)?;
+    add_training(&mut model, optimizer(opts, steps_per_epoch))?;
+
+    let exec = Executor::compile(backend.clone(), &model.graph, &[model.loss, model.logits])?;
+    let eval_model = build(&opts.model, EVAL_BATCH, pixels, false, opts.seed)?;
+    let eval = Executor::compile(backend.clone(), &eval_model.graph, &[eval_model.logits])?;
+    log::info!(
+        "training {} on {}: {} graph nodes per step, {} KiB of parameters and state, {} KiB peak per step",
+        opts.model,
+        backend.name(),
+        model.graph.nodes().len(),
+        exec.plan().persistent_bytes / 1024,
+        exec.plan().peak_step_bytes / 1024
+    );
+    let mut run = Run {
+        opts,
+        data,
+        model,
+        exec,
+        eval_model,
+        eval,
+        train_indices,
+        validation_indices,
+        steps_per_epoch,
+        total_steps,
+        history: Vec::new(),
+    };
+    if let Some(path) = &opts.resume {
+        run.resume(path)?;
+    }
+    run.epochs(&backend.name())
 }
 
-fn progress_bar(opts: &TrainOptions) -> ProgressBar {
+impl<B: Backend> Run<'_, B> {
+    fn steps_done(&self) -> usize {
+        self.history.iter().map(|e| e.steps).sum()
+    }
+
+    fn epochs(mut self, adapter: &str) -> Result<Metrics> {
+        let start = Instant::now();
+        let (mut seconds, mut samples) = (0.0, 0usize);
+        while self.steps_done() < self.total_steps && self.history.len() < self.opts.epochs {
+            let epoch_start = Instant::now();
+            let row = self.epoch()?;
+            seconds += epoch_start.elapsed().as_secs_f64();
+            samples += row.steps * self.opts.batch;
+            println!("{}", summary(&row));
+            self.history.push(row);
+            if let Some(path) = &self.opts.checkpoint {
+                self.save(path)?;
+            }
+            if let Some(dir) = &self.opts.plots {
+                self.pictures(dir)?;
+            }
+            if self.stop_early() {
+                println!(
+                    "validation accuracy has not improved for {} epochs: stopping",
+                    self.opts.patience.unwrap_or(0)
+                );
+                break;
+            }
+        }
+        log::debug!("trained in {:.1} s", start.elapsed().as_secs_f64());
+        let last = self.history.last().ok_or_else(|| Error::attribute("train", "no epoch ran"))?;
+        Ok(Metrics {
+            model: self.opts.model.clone(),
+            device: self.opts.device,
+            adapter: adapter.into(),
+            test_accuracy: last.test_accuracy,
+            train_loss: last.train_loss,
+            steps: self.steps_done(),
+            batch: self.opts.batch,
+            samples_per_sec: samples as f64 / seconds.max(1e-9),
+            train_seconds: seconds,
+            planned_step_bytes: self.exec.plan().peak_step_bytes,
+            epochs: self.history.clone(),
+        })
+    }
+
+    /// One epoch (or what is left of `--steps`), then its evaluation.
+    fn epoch(&mut self) -> Result<EpochRow> {
+        let epoch = self.history.len();
+        let steps = self.steps_per_epoch.min(self.total_steps - self.steps_done());
+        let order = shuffled_indices(self.train_indices.len(), self.opts.seed.wrapping_add(epoch as u64));
+        let bar = progress_bar(self.opts, epoch, steps);
+        let start = Instant::now();
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        for step in 0..steps {
+            let indices: Vec<usize> = order[step * self.opts.batch..(step + 1) * self.opts.batch]
+                .iter()
+                .map(|&i| self.train_indices[i])
+                .collect();
+            let (images, labels) = to_tensors(&self.data.train, &indices)?;
+            self.exec.set(self.model.images, &images)?;
+            self.exec.set(self.model.labels, &labels)?;
+            let out = self.exec.run(&[self.model.loss, self.model.logits])?;
+            let loss = out[0].as_f32()?[0];
+            if !loss.is_finite() {
+                return Err(Error::data(
+                    "train",
+                    format!("loss became {loss} in epoch {}, step {step}: lower --lr", epoch + 1),
+                ));
+            }
+            loss_sum += loss as f64;
+            correct += count_correct(&out[1], labels.as_i32()?)?;
+            if step % 10 == 0 || step + 1 == steps {
+                let seen = (step + 1) * self.opts.batch;
+                let rate = seen as f64 / start.elapsed().as_secs_f64();
+                let accuracy = correct as f64 / seen as f64;
+                bar.set_message(format!(
+                    "loss {:.4}  accuracy {accuracy:.4}  {rate:.0} samples/s",
+                    loss_sum / (step + 1) as f64
+                ));
+                bar.set_position(step as u64 + 1);
+            }
+        }
+        bar.finish_and_clear();
+        let seconds = start.elapsed().as_secs_f64();
+        copy_state(&self.exec, &self.eval)?;
+        let validation_accuracy = if self.validation_indices.is_empty() {
+            None
+        } else {
+            Some(self.accuracy(&self.data.train, &self.validation_indices.clone())?)
+        };
+        let test: Vec<usize> = (0..self.data.test.len()).collect();
+        Ok(EpochRow {
+            epoch: epoch + 1,
+            steps,
+            train_loss: loss_sum / steps.max(1) as f64,
+            train_accuracy: correct as f64 / (steps * self.opts.batch).max(1) as f64,
+            validation_accuracy,
+            test_accuracy: self.accuracy(&self.data.test, &test)?,
+            seconds,
+        })
+    }
+
+    /// Fraction of `indices` of `set` the eval graph classifies correctly.
+    fn accuracy(&mut self, set: &Dataset, indices: &[usize]) -> Result<f64> {
+        let mut correct = 0;
+        for chunk in indices.chunks(EVAL_BATCH) {
+            // The last chunk is padded with its own first image; only its real rows count.
+            let padded: Vec<usize> = (0..EVAL_BATCH).map(|i| chunk[i.min(chunk.len() - 1)]).collect();
+            let (images, labels) = to_tensors(set, &padded)?;
+            self.eval.set(self.eval_model.images, &images)?;
+            self.eval.set(self.eval_model.labels, &labels)?;
+            let logits = self.eval.run(&[self.eval_model.logits])?.remove(0);
+            let rows = HostTensor::f32(vec![chunk.len(), CLASSES], logits.as_f32()?[..chunk.len() * CLASSES].to_vec())?;
+            correct += count_correct(&rows, &labels.as_i32()?[..chunk.len()])?;
+        }
+        Ok(correct as f64 / indices.len().max(1) as f64)
+    }
+
+    fn stop_early(&self) -> bool {
+        let Some(patience) = self.opts.patience else { return false };
+        let scores: Vec<f64> = self.history.iter().filter_map(|e| e.validation_accuracy).collect();
+        let best = scores.iter().copied().enumerate().fold((0, f64::MIN), |b, (i, s)| if s > b.1 { (i, s) } else { b });
+        scores.len() > best.0 + patience
+    }
+
+    /// `<model>-history.png`, and `<model>-filters.png` where the first layer is a
+    /// one-channel convolution.
+    fn pictures(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io { context: dir.display().to_string(), source })?;
+        crate::plot::plot_history(&self.history, &dir.join(format!("{}-history.png", self.opts.model)))?;
+        let first_conv = crate::checkpoint::variables(self.exec.graph())
+            .into_values()
+            .filter(|&v| self.model.params.contains(&v))
+            .find(|&v| matches!(self.exec.graph().shape(v).dims(), &[_, 1, _, _]));
+        if let Some(v) = first_conv {
+            let weights = self.exec.read(&[v])?.remove(0);
+            crate::plot::plot_filters(&weights, &dir.join(format!("{}-filters.png", self.opts.model)))?;
+        }
+        Ok(())
+    }
+
+    /// Parameters, optimizer state, running statistics and the history, atomically.
+    fn save(&self, path: &Path) -> Result<()> {
+        let history = serde_json::to_string(&self.history).map_err(|e| Error::data("checkpoint", e.to_string()))?;
+        let metadata = HashMap::from([
+            ("model".to_string(), self.opts.model.clone()),
+            ("runs".to_string(), self.exec.runs().to_string()),
+            ("history".to_string(), history),
+            ("seed".to_string(), self.opts.seed.to_string()),
+            ("batch".to_string(), self.opts.batch.to_string()),
+        ]);
+        Checkpoint::capture(&self.exec, metadata)?.save(path)
+    }
+
+    /// Continues the run a checkpoint of the same model and batch describes.
+    fn resume(&mut self, path: &Path) -> Result<()> {
+        let checkpoint = Checkpoint::load(path)?;
+        for (key, want) in [("model", self.opts.model.clone()), ("batch", self.opts.batch.to_string())] {
+            if checkpoint.meta(key)? != want {
+                let got = checkpoint.meta(key)?;
+                return Err(Error::data(
+                    path.display().to_string(),
+                    format!("was written with {key} {got}, not {want}"),
+                ));
+            }
+        }
+        checkpoint.restore(&self.exec)?;
+        let runs = checkpoint.meta("runs")?.parse().map_err(|e| Error::data("checkpoint", format!("runs: {e}")))?;
+        self.exec.resume_at(runs);
+        self.history = serde_json::from_str(checkpoint.meta("history")?)
+            .map_err(|e| Error::data("checkpoint", format!("history: {e}")))?;
+        println!("resumed from {} after epoch {}", path.display(), self.history.len());
+        Ok(())
+    }
+}
+
+fn summary(row: &EpochRow) -> String {
+    let validation = row.validation_accuracy.map_or("-".into(), |v| format!("{v:.4}"));
+    format!(
+        "epoch {:>3}  train loss {:.4}  train accuracy {:.4}  validation accuracy {validation}  test accuracy {:.4}  {:.1} s",
+        row.epoch, row.train_loss, row.train_accuracy, row.test_accuracy, row.seconds
+    )
+}
+
+fn progress_bar(opts: &TrainOptions, epoch: usize, steps: usize) -> ProgressBar {
     if !opts.progress {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(opts.steps as u64);
-    let style = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] step {pos}/{len} {msg} (eta {eta})")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = ProgressBar::new(steps as u64);
+    let template =
+        format!("epoch {} {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {{msg}} (eta {{eta}})", epoch + 1);
+    let style = ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
     bar
 }
 
-/// Fraction of `test` classified correctly by an MLP with `params`.
-fn evaluate<B: Backend>(backend: B, model: &str, seed: u64, params: &[HostTensor], test: &Dataset) -> Result<f64> {
-    let model: Classifier = classifier(model, EVAL_BATCH, test.image_size(), seed)?;
-    let exec = Executor::compile(backend, &model.graph, &[model.logits])?;
-    for (&v, tensor) in model.params.iter().zip(params) {
-        exec.set(v, tensor)?;
-    }
-    let mut exec = exec;
-    let mut correct = 0usize;
-    for start in (0..test.len()).step_by(EVAL_BATCH) {
-        let indices: Vec<usize> = (start..start + EVAL_BATCH).map(|i| i.min(test.len() - 1)).collect();
-        let (images, labels) = to_tensors(test, &indices)?;
-        exec.set(model.images, &images)?;
-        exec.set(model.labels, &labels)?;
-        let logits = exec.run(&[model.logits])?.remove(0);
-        let classes = CLASSES;
-        let valid = (test.len() - start).min(EVAL_BATCH);
-        let rows = logits.as_f32()?.chunks(classes).take(valid);
-        correct += rows.zip(labels.as_i32()?).filter(|(row, label)| argmax(row) == **label as usize).count();
-    }
-    Ok(correct as f64 / test.len() as f64)
+/// Rows of `logits` whose largest entry is their label.
+fn count_correct(logits: &HostTensor, labels: &[i32]) -> Result<usize> {
+    let rows = logits.as_f32()?.chunks(CLASSES);
+    Ok(rows.zip(labels).filter(|(row, label)| argmax(row) == **label as usize).count())
 }
 
-fn argmax(row: &[f32]) -> usize {
+pub fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
 }
 
@@ -194,51 +418,24 @@ fn to_tensors(set: &Dataset, indices: &[usize]) -> Result<(HostTensor, HostTenso
     Ok((images, HostTensor::i32([indices.len()].to_vec(), labels)?))
 }
 
-/// Seeded shuffled mini-batches, reshuffled every epoch.
-struct Batches<'a> {
-    set: &'a Dataset,
-    batch: usize,
-    seed: u64,
-    epoch: u64,
-    order: Vec<usize>,
-    at: usize,
-}
-
-impl<'a> Batches<'a> {
-    fn new(set: &'a Dataset, batch: usize, seed: u64) -> Self {
-        Batches { set, batch, seed, epoch: 0, order: Vec::new(), at: usize::MAX }
-    }
-
-    fn next(&mut self) -> Result<(HostTensor, HostTensor)> {
-        if self.batch > self.set.len() {
-            return Err(Error::attribute(
-                "train",
-                format!("--batch {} exceeds the {} training images", self.batch, self.set.len()),
-            ));
-        }
-        if self.at.saturating_add(self.batch) > self.order.len() {
-            self.order = kiln_nn::shuffled_indices(self.set.len(), self.seed.wrapping_add(self.epoch));
-            self.epoch += 1;
-            self.at = 0;
-        }
-        self.at += self.batch;
-        to_tensors(self.set, &self.order[self.at - self.batch..self.at])
-    }
-}
-
 /// Writes `metrics` as JSON through a temporary file and a rename, so a reader never sees half.
 pub fn write_metrics(path: &Path, metrics: &Metrics) -> Result<()> {
     let json = serde_json::to_string_pretty(metrics).map_err(|e| Error::data("metrics", e.to_string()))?;
     write_atomically(path, &json)
 }
 
-/// Writes `text` (and a final newline) to `path` through a temporary file, fsync and a
-/// rename, so a reader never sees half a file and a crash never leaves one.
+/// Writes `text` (and a final newline) to `path` atomically.
 pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    write_bytes_atomically(path, format!("{text}\n").as_bytes())
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, fsync and a rename, so a
+/// reader never sees half a file and a crash never leaves one.
+pub fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let io = |source| Error::Io { context: path.display().to_string(), source };
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(text.as_bytes()).and_then(|_| file.write_all(b"\n")).and_then(|_| file.sync_all()).map_err(io)?;
+    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }

@@ -197,6 +197,16 @@ impl<B: Backend> Executor<B> {
         Ok(StepProfile { dispatches, timer: timing.timer, wall_seconds: timing.wall_seconds })
     }
 
+    /// Runs so far: the step counts and dropout masks of the next run follow from it.
+    pub fn runs(&self) -> u32 {
+        self.runs
+    }
+
+    /// Continues as if `runs` runs had happened (resuming from a checkpoint).
+    pub fn resume_at(&mut self, runs: u32) {
+        self.runs = runs;
+    }
+
     /// Reads values without running anything (parameters after training, say).
     pub fn read(&self, reads: &[Value]) -> Result<Vec<HostTensor>> {
         let requests = reads.iter().map(|&v| self.read_request(v)).collect::<Result<Vec<_>>>()?;

@@ -1,0 +1,52 @@
+//! `kiln predict`: classifies image files with a trained checkpoint. Each image is read
+//! (PNG or JPEG), made grayscale, resized to the model's 28×28 and scaled to [0, 1]; an image
+//! on a light background is inverted to Fashion-MNIST's light-on-dark.
+
+use std::path::Path;
+
+use kiln_core::{Backend, Error, HostTensor, Result};
+use kiln_graph::Executor;
+
+use crate::checkpoint::Checkpoint;
+use crate::models::{CLASSES, build};
+
+/// Fashion-MNIST's class names, by label.
+pub const CLASS_NAMES: [&str; CLASSES] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+const SIDE: u32 = 28;
+
+/// The pixels of `path` as the model sees them, or an error naming the file.
+pub fn load_image(path: &Path) -> Result<Vec<f32>> {
+    let image =
+        image::open(path).map_err(|e| Error::data(path.display().to_string(), format!("not a readable image: {e}")))?;
+    let gray = image::imageops::resize(&image.to_luma8(), SIDE, SIDE, image::imageops::FilterType::Triangle);
+    let pixels: Vec<f32> = gray.pixels().map(|p| p.0[0] as f32 / 255.0).collect();
+    let mean = pixels.iter().sum::<f32>() / pixels.len() as f32;
+    Ok(if mean > 0.5 { pixels.iter().map(|v| 1.0 - v).collect() } else { pixels })
+}
+
+/// The three likeliest classes of each image, with their probabilities.
+pub fn predict<B: Backend>(backend: B, checkpoint: &Path, images: &[&Path]) -> Result<Vec<Vec<(&'static str, f32)>>> {
+    let saved = Checkpoint::load(checkpoint)?;
+    let seed = saved.meta("seed")?.parse().unwrap_or(1);
+    let model = build(saved.meta("model")?, images.len(), (SIDE * SIDE) as usize, false, seed)?;
+    let mut g = model.graph;
+    let probabilities = g.softmax(model.logits, -1)?;
+    let mut exec = Executor::compile(backend, &g, &[probabilities])?;
+    saved.restore(&exec)?;
+    let pixels: Vec<f32> = images.iter().map(|p| load_image(p)).collect::<Result<Vec<_>>>()?.concat();
+    exec.set(model.images, &HostTensor::f32(vec![images.len(), (SIDE * SIDE) as usize], pixels)?)?;
+    exec.set(model.labels, &HostTensor::i32(vec![images.len()], vec![0; images.len()])?)?;
+    let out = exec.run(&[probabilities])?.remove(0);
+    Ok(out
+        .as_f32()?
+        .chunks(CLASSES)
+        .map(|row| {
+            let mut ranked: Vec<(&'static str, f32)> = CLASS_NAMES.iter().copied().zip(row.iter().copied()).collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+            ranked.truncate(3);
+            ranked
+        })
+        .collect())
+}

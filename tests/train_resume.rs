@@ -1,0 +1,120 @@
+//! `kiln train` as a library: a run resumed from its checkpoint continues exactly as the run
+//! that never stopped (same losses and accuracies, epoch by epoch), checkpoints are complete
+//! files, and every model learns on the GPU. The data is a small synthetic set of 12×12 images
+//! in the IDX format — class k: stripes, horizontal for k < 5 and vertical otherwise, every
+//! (2 + k mod 5)th line, at a random phase, over noise — so the test is quick.
+
+mod common;
+
+use std::path::PathBuf;
+
+use kiln::train::{Device, EpochRow, OptimizerKind, ScheduleKind, TrainOptions, train};
+
+const SIDE: usize = 12;
+
+/// Writes `count` synthetic images and labels as `<prefix>-images-idx3-ubyte` and
+/// `<prefix>-labels-idx1-ubyte` into `dir`.
+fn write_idx(dir: &std::path::Path, prefix: &str, count: usize, seed: u64) {
+    let per = SIDE * SIDE + 1;
+    let noise = common::random_vec(count * per, seed);
+    let labels: Vec<u8> = (0..count).map(|i| ((i * 7 + seed as usize) % 10) as u8).collect();
+    let mut images = Vec::with_capacity(count * SIDE * SIDE);
+    for (i, &label) in labels.iter().enumerate() {
+        let (spacing, phase) = (2 + label as usize % 5, (noise[i * per].abs() * 7.0) as usize);
+        for p in 0..SIDE * SIDE {
+            let line = if label < 5 { p / SIDE } else { p % SIDE };
+            let v = if (line + phase) % spacing == 0 { 220.0 } else { 60.0 + 40.0 * noise[i * per + 1 + p] };
+            images.push(v as u8);
+        }
+    }
+    let header = |magic: u32, dims: &[usize]| -> Vec<u8> {
+        [magic].into_iter().chain(dims.iter().map(|&d| d as u32)).flat_map(|v| v.to_be_bytes()).collect()
+    };
+    let images = [header(0x0803, &[count, SIDE, SIDE]), images].concat();
+    let labels = [header(0x0801, &[count]), labels].concat();
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).expect("images");
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).expect("labels");
+}
+
+/// A folder of synthetic data: 600 training images, 100 test images.
+fn data() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-synthetic-{}", std::process::id()));
+    if !dir.join("t10k-labels-idx1-ubyte").exists() {
+        std::fs::create_dir_all(&dir).expect("dir");
+        write_idx(&dir, "train", 600, 1);
+        write_idx(&dir, "t10k", 100, 2);
+    }
+    dir
+}
+
+fn options(model: &str, epochs: usize, checkpoint: Option<PathBuf>, resume: Option<PathBuf>) -> TrainOptions {
+    TrainOptions {
+        model: model.into(),
+        optimizer: OptimizerKind::Adam,
+        lr: 1e-2,
+        schedule: ScheduleKind::Cosine,
+        batch: 50,
+        epochs,
+        steps: None,
+        seed: 3,
+        data: data(),
+        device: Device::Gpu,
+        progress: false,
+        // 200 held out: 400 training images, eight steps an epoch.
+        validation: 200,
+        patience: None,
+        checkpoint,
+        resume,
+        plots: None,
+    }
+}
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("kiln-{name}-{}.safetensors", std::process::id()))
+}
+
+fn curve(rows: &[EpochRow]) -> Vec<(f64, f64, Option<f64>)> {
+    rows.iter().map(|r| (r.train_loss, r.test_accuracy, r.validation_accuracy)).collect()
+}
+
+#[test]
+fn a_resumed_run_continues_exactly_like_an_uninterrupted_one() {
+    let whole = train(&options("cnn-bn", 3, None, None)).expect("three epochs");
+    let path = temp("resume");
+    // The same three-epoch run, killed after its second epoch.
+    let killed = TrainOptions { steps: Some(16), ..options("cnn-bn", 3, Some(path.clone()), None) };
+    let first = train(&killed).expect("two epochs");
+    assert!(!path.with_extension("tmp").exists(), "the temporary file is renamed away");
+    let rest = train(&options("cnn-bn", 3, None, Some(path.clone()))).expect("resumed");
+    assert_eq!(curve(&first.epochs), curve(&whole.epochs[..2]));
+    assert_eq!(
+        curve(&rest.epochs),
+        curve(&whole.epochs),
+        "masks, Adam's step, the schedule and the shuffle all resume"
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_checkpoint_of_another_model_is_refused_by_name() {
+    let path = temp("other");
+    train(&options("mlp", 1, Some(path.clone()), None)).expect("one epoch");
+    let text = train(&options("cnn", 2, None, Some(path.clone()))).expect_err("refused").to_string();
+    assert!(text.contains("model mlp, not cnn"), "{text}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn every_model_learns_and_draws_its_pictures() {
+    for model in kiln::models::MODELS {
+        let plots = std::env::temp_dir().join(format!("kiln-plots-{}", std::process::id()));
+        let metrics = train(&TrainOptions { lr: 3e-3, plots: Some(plots.clone()), ..options(model, 5, None, None) })
+            .unwrap_or_else(|e| panic!("{model}: {e}"));
+        let accuracy = metrics.test_accuracy;
+        assert!(accuracy > 0.2, "{model}: test accuracy {accuracy} after five epochs of 400 images (chance: 0.1)");
+        let history = image::open(plots.join(format!("{model}-history.png"))).expect("a history plot");
+        assert_eq!((history.width(), history.height()), (640, 240));
+        let filters = plots.join(format!("{model}-filters.png")).exists();
+        assert_eq!(filters, *model != "mlp" && *model != "lstm", "{model}: first-layer filters");
+    }
+}
