@@ -356,6 +356,7 @@ impl<B: Backend> Run<'_, B> {
             ("history".to_string(), history),
             ("seed".to_string(), self.opts.seed.to_string()),
             ("batch".to_string(), self.opts.batch.to_string()),
+            ("pixels".to_string(), self.data.train.image_size().to_string()),
         ]);
         Checkpoint::capture(&self.exec, metadata)?.save(path)
     }

@@ -118,3 +118,20 @@ fn every_model_learns_and_draws_its_pictures() {
         assert_eq!(filters, *model != "mlp" && *model != "lstm", "{model}: first-layer filters");
     }
 }
+
+#[test]
+fn predict_ranks_three_classes_of_an_image_and_names_a_bad_file() {
+    let path = temp("predict");
+    train(&options("mlp", 2, Some(path.clone()), None)).expect("two epochs");
+    let png = std::env::temp_dir().join(format!("kiln-stripes-{}.png", std::process::id()));
+    let stripes = image::GrayImage::from_fn(48, 48, |_, y| image::Luma([if y % 12 < 3 { 230 } else { 40 }]));
+    stripes.save(&png).expect("png");
+    let top = kiln::predict::predict(common::gpu(), &path, &[png.as_path()]).expect("predicts");
+    assert_eq!(top.len(), 1);
+    assert_eq!(top[0].len(), 3);
+    assert!(top[0].windows(2).all(|w| w[0].1 >= w[1].1) && top[0].iter().map(|(_, p)| p).sum::<f32>() <= 1.0001);
+    assert!(top[0].iter().all(|(name, _)| kiln::predict::CLASS_NAMES.contains(name)));
+    let text = kiln::predict::predict(common::gpu(), &path, &[path.as_path()]).expect_err("not an image").to_string();
+    assert!(text.contains("kiln-predict") && text.contains("not a readable image"), "{text}");
+    let _ = (std::fs::remove_file(path), std::fs::remove_file(png));
+}
