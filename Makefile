@@ -27,7 +27,7 @@ toolchain:
 	@command -v cargo >/dev/null || { echo "Rust is missing: install it with rustup (https://rustup.rs), then run make again"; exit 1; }
 
 vulkan:
-	@if ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 && ldconfig -p | grep -q libvulkan.so.1; then \
+	@if ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json 2>/dev/null | grep -q . && ldconfig -p | grep -q libvulkan.so.1; then \
 		echo "Vulkan driver present"; \
 	else \
 		echo "No Vulkan driver: installing Mesa's (lavapipe runs on the CPU)"; \

@@ -214,9 +214,8 @@ impl<B: Backend> Run<'_, B> {
         let start = Instant::now();
         let (mut seconds, mut samples) = (0.0, 0usize);
         while self.steps_done() < self.total_steps && self.history.len() < self.opts.epochs {
-            let epoch_start = Instant::now();
             let row = self.epoch()?;
-            seconds += epoch_start.elapsed().as_secs_f64();
+            seconds += row.seconds;
             samples += row.steps * self.opts.batch;
             println!("{}", summary(&row));
             self.history.push(row);
