@@ -175,6 +175,7 @@ pub fn epoch<B: Backend + Clone + 'static>(backend: &B, data: &std::path::Path) 
         checkpoint: None,
         resume: None,
         plots: None,
+        augment: false,
     };
     let _ = backend;
     let metrics = crate::train::train(&opts)?;

@@ -70,6 +70,9 @@ enum Command {
         /// Write PNG pictures here: loss and accuracy per epoch, the first layer's filters.
         #[arg(long)]
         plots: Option<PathBuf>,
+        /// Flip and shift the training images at random.
+        #[arg(long)]
+        augment: bool,
         /// Folder with the IDX files (raw or .gz).
         #[arg(long, default_value = kiln::nn::DEFAULT_DIR)]
         data: PathBuf,
@@ -145,6 +148,7 @@ fn main() -> ExitCode {
             checkpoint,
             resume,
             plots,
+            augment,
             data,
             device,
             metrics_json,
@@ -166,6 +170,7 @@ fn main() -> ExitCode {
                 checkpoint,
                 resume,
                 plots,
+                augment,
             };
             run_training(&opts, metrics_json.as_deref())
         }

@@ -63,6 +63,8 @@ pub struct TrainOptions {
     pub resume: Option<PathBuf>,
     /// A folder for pictures: the history plot after every epoch, the first layer's filters.
     pub plots: Option<PathBuf>,
+    /// Random horizontal flips and shifts of up to two pixels of the training images.
+    pub augment: bool,
 }
 
 /// One epoch's summary.
@@ -263,7 +265,11 @@ impl<B: Backend> Run<'_, B> {
                 .iter()
                 .map(|&i| self.train_indices[i])
                 .collect();
-            let (images, labels) = to_tensors(&self.data.train, &indices)?;
+            let (mut images, labels) = to_tensors(&self.data.train, &indices)?;
+            if self.opts.augment {
+                let seed = self.opts.seed ^ ((epoch as u64) << 32) ^ step as u64;
+                images = augment(&images, self.data.train.cols, seed)?;
+            }
             self.exec.set(self.model.images, &images)?;
             self.exec.set(self.model.labels, &labels)?;
             let out = self.exec.run(&[self.model.loss, self.model.logits])?;
@@ -380,6 +386,28 @@ impl<B: Backend> Run<'_, B> {
         println!("resumed from {} after epoch {}", path.display(), self.history.len());
         Ok(())
     }
+}
+
+/// Each image of `batch` flipped left to right with probability ½ and shifted by up to two
+/// pixels each way (zero fill), from a generator seeded by `seed` (so a resumed run draws the
+/// same).
+fn augment(batch: &HostTensor, side: usize, seed: u64) -> Result<HostTensor> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(batch.shape.numel());
+    for image in batch.as_f32()?.chunks(side * side) {
+        let flip = rng.random_bool(0.5);
+        let (dy, dx) = (rng.random_range(-2i64..=2), rng.random_range(-2i64..=2));
+        for r in 0..side as i64 {
+            for c in 0..side as i64 {
+                let (sr, shifted) = (r - dy, c - dx);
+                let sc = if flip { side as i64 - 1 - shifted } else { shifted };
+                let inside = (0..side as i64).contains(&sr) && (0..side as i64).contains(&sc);
+                out.push(if inside { image[(sr * side as i64 + sc) as usize] } else { 0.0 });
+            }
+        }
+    }
+    HostTensor::f32(batch.shape.clone(), out)
 }
 
 fn summary(row: &EpochRow) -> String {

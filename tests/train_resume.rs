@@ -66,6 +66,7 @@ fn options(model: &str, epochs: usize, checkpoint: Option<PathBuf>, resume: Opti
         checkpoint,
         resume,
         plots: None,
+        augment: false,
     }
 }
 
@@ -79,13 +80,16 @@ fn curve(rows: &[EpochRow]) -> Vec<(f64, f64, Option<f64>)> {
 
 #[test]
 fn a_resumed_run_continues_exactly_like_an_uninterrupted_one() {
-    let whole = train(&options("cnn-bn", 3, None, None)).expect("three epochs");
+    // With augmentation too: its flips and shifts are drawn per step from the seed.
+    let run = |epochs, steps, checkpoint, resume| {
+        train(&TrainOptions { steps, augment: true, ..options("cnn-bn", epochs, checkpoint, resume) })
+    };
+    let whole = run(3, None, None, None).expect("three epochs");
     let path = temp("resume");
     // The same three-epoch run, killed after its second epoch.
-    let killed = TrainOptions { steps: Some(16), ..options("cnn-bn", 3, Some(path.clone()), None) };
-    let first = train(&killed).expect("two epochs");
+    let first = run(3, Some(16), Some(path.clone()), None).expect("two epochs");
     assert!(!path.with_extension("tmp").exists(), "the temporary file is renamed away");
-    let rest = train(&options("cnn-bn", 3, None, Some(path.clone()))).expect("resumed");
+    let rest = run(3, None, None, Some(path.clone())).expect("resumed");
     assert_eq!(curve(&first.epochs), curve(&whole.epochs[..2]));
     assert_eq!(
         curve(&rest.epochs),
