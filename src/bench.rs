@@ -181,7 +181,7 @@ pub fn epoch<B: Backend + Clone + 'static>(backend: &B, data: &std::path::Path) 
     let metrics = crate::train::train(&opts)?;
     let once = |name: &str, unit, v: f64| summary("W5", name, unit, vec![v]);
     Ok(vec![
-        once("epoch_cnn_test_accuracy", "fraction", metrics.test_accuracy),
+        once("epoch_cnn_test_accuracy", "fraction", metrics.test_accuracy.unwrap_or(f64::NAN)),
         once("epoch_cnn_seconds", "s", metrics.train_seconds),
     ])
 }

@@ -232,11 +232,15 @@ fn check_graph(model: &str, device: Devices, tolerance: f64) -> kiln_core::Resul
 
 fn run_training(opts: &TrainOptions, metrics_json: Option<&std::path::Path>) -> kiln_core::Result<ExitCode> {
     let metrics = train(opts)?;
+    let result = match (metrics.test_accuracy, metrics.test_mse) {
+        (Some(accuracy), _) => format!("test accuracy {accuracy:.4}"),
+        (None, Some(mse)) => format!("test mse {mse:.5}"),
+        (None, None) => "no evaluation".into(),
+    };
     println!(
-        "{} on {}: test accuracy {:.4}, train loss {:.4}, {:.0} samples/s over {} steps ({:.1} s)",
+        "{} on {}: {result}, train loss {:.4}, {:.0} samples/s over {} steps ({:.1} s)",
         metrics.model,
         metrics.adapter,
-        metrics.test_accuracy,
         metrics.train_loss,
         metrics.samples_per_sec,
         metrics.steps,

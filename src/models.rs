@@ -1,4 +1,5 @@
-//! Models as graphs — `mlp`, `cnn`, `cnn-bn`, `mobilenet`, `lstm` — built in training mode
+//! Models as graphs — classifiers `mlp`, `cnn`, `cnn-bn`, `mobilenet`, `lstm`, and the
+//! convolutional `autoencoder` — built in training mode
 //! (batch statistics with running averages updated in place, dropout on) or eval mode
 //! (running statistics, no dropout), and their optimizer updates appended as in-place nodes.
 //!
@@ -16,12 +17,22 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// The models `build` knows.
-pub const MODELS: &[&str] = &["mlp", "cnn", "cnn-bn", "mobilenet", "lstm"];
+pub const MODELS: &[&str] = &["mlp", "cnn", "cnn-bn", "mobilenet", "lstm", "autoencoder"];
 
 /// Fashion-MNIST's classes.
 pub const CLASSES: usize = 10;
 
-/// A classifier graph: an image batch in, logits out, and the parameters in between.
+/// What a model learns from its images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Logits over the classes, cross-entropy against the labels.
+    Classes,
+    /// The images themselves (in `logits`, `[N, pixels]`), mean squared error.
+    Reconstruction,
+}
+
+/// A model's graph: an image batch (and labels) in, logits (or a reconstruction) out, and the
+/// parameters in between.
 pub struct Classifier {
     pub graph: Graph,
     pub images: Value,
@@ -29,6 +40,7 @@ pub struct Classifier {
     pub logits: Value,
     pub loss: Value,
     pub params: Vec<Value>,
+    pub task: Task,
 }
 
 /// The optimizer of a training run.
@@ -78,12 +90,35 @@ impl Layers {
 
     /// A k×k convolution with padding k/2, `groups` groups and a bias.
     pub fn conv(&mut self, name: &str, x: Value, outputs: usize, k: usize, groups: usize) -> Result<Value> {
+        self.conv_strided(name, x, outputs, k, groups, 1)
+    }
+
+    pub fn conv_strided(
+        &mut self,
+        name: &str,
+        x: Value,
+        outputs: usize,
+        k: usize,
+        groups: usize,
+        stride: usize,
+    ) -> Result<Value> {
         let inputs = self.g.shape(x).dims()[1];
         let fan_in = inputs / groups * k * k;
         let w = self.uniform(&format!("{name}.weight"), Shape::new([outputs, inputs / groups, k, k]), fan_in)?;
         let b = self.uniform(&format!("{name}.bias"), Shape::new([outputs]), fan_in)?;
-        let same = Conv2d { padding: [k / 2, k / 2], groups, ..Conv2d::default() };
-        self.g.conv2d(x, w, Some(b), same)
+        let c = Conv2d { stride: [stride, stride], padding: [k / 2, k / 2], groups, ..Conv2d::default() };
+        self.g.conv2d(x, w, Some(b), c)
+    }
+
+    /// A k×k transposed convolution that doubles the image (stride 2, padding k/2, output
+    /// padding 1), with a bias.
+    pub fn upsample(&mut self, name: &str, x: Value, outputs: usize, k: usize) -> Result<Value> {
+        let inputs = self.g.shape(x).dims()[1];
+        let fan_in = outputs * k * k;
+        let w = self.uniform(&format!("{name}.weight"), Shape::new([inputs, outputs, k, k]), fan_in)?;
+        let b = self.uniform(&format!("{name}.bias"), Shape::new([outputs]), fan_in)?;
+        let c = Conv2d { stride: [2, 2], padding: [k / 2, k / 2], ..Conv2d::default() };
+        self.g.conv_transpose2d(x, w, Some(b), c, [1, 1])
     }
 
     /// Batch norm over axis 1: batch statistics (folded into `{name}.running`, momentum 0.1)
@@ -122,12 +157,16 @@ impl Layers {
         self.g.reshape(x, vec![d[0], d[1..].iter().product()])
     }
 
-    /// The classifier: cross-entropy of `logits` against a labels input.
-    pub fn finish(mut self, images: Value, logits: Value) -> Result<Classifier> {
+    /// The model: cross-entropy of `logits` against a labels input, or for a reconstruction
+    /// its mean squared error against the images (the labels input is then unused).
+    pub fn finish(mut self, images: Value, logits: Value, task: Task) -> Result<Classifier> {
         let batch = self.g.shape(images).dims()[0];
         let labels = self.g.input("labels", vec![batch], DType::I32);
-        let loss = self.g.cross_entropy(logits, labels)?;
-        Ok(Classifier { graph: self.g, images, labels, logits, loss, params: self.params })
+        let loss = match task {
+            Task::Classes => self.g.cross_entropy(logits, labels)?,
+            Task::Reconstruction => self.g.mse_loss(logits, images)?,
+        };
+        Ok(Classifier { graph: self.g, images, labels, logits, loss, params: self.params, task })
     }
 }
 
@@ -189,9 +228,23 @@ pub fn build(name: &str, batch: usize, pixels: usize, training: bool, seed: u64)
             l.linear("fc", x, CLASSES)?
         }
         "lstm" => lstm(&mut l, images, side)?,
+        "autoencoder" => {
+            // 28² → 14² → 7² and back: strided convolutions down, transposed ones up.
+            let mut x = square(&mut l)?;
+            x = l.conv_strided("encoder0", x, 16, 3, 1, 2)?;
+            x = l.relu(x)?;
+            x = l.conv_strided("encoder1", x, 32, 3, 1, 2)?;
+            x = l.relu(x)?;
+            x = l.upsample("decoder0", x, 16, 3)?;
+            x = l.relu(x)?;
+            x = l.upsample("decoder1", x, 1, 3)?;
+            x = l.g.sigmoid(x)?;
+            let reconstruction = l.g.reshape(x, vec![batch, pixels])?;
+            return l.finish(images, reconstruction, Task::Reconstruction);
+        }
         other => return Err(unknown(other)),
     };
-    l.finish(images, logits)
+    l.finish(images, logits, Task::Classes)
 }
 
 /// The image's rows as a sequence through one LSTM cell (hidden 128), then a linear layer.
@@ -228,7 +281,7 @@ pub fn mlp(batch: usize, sizes: &[usize], seed: u64) -> Result<Classifier> {
             x = l.relu(x)?;
         }
     }
-    l.finish(images, x)
+    l.finish(images, x, Task::Classes)
 }
 
 /// The reference CNN of the benchmark workloads (`build("cnn", …)`).

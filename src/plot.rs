@@ -71,16 +71,16 @@ fn png(img: &RgbImage) -> Result<Vec<u8>> {
 }
 
 /// Left: the training loss per epoch (blue, 0 to its maximum). Right: train (green),
-/// validation (orange) and test (red) accuracy per epoch, on a 0–1 scale.
+/// validation (orange) and test (red) accuracy per epoch, on a 0–1 scale (a classifier's).
 pub fn plot_history(rows: &[EpochRow], path: &Path) -> Result<()> {
     let mut img = RgbImage::from_pixel(2 * PANEL.0, PANEL.1, Rgb([255, 255, 255]));
     let loss: Vec<f64> = rows.iter().map(|r| r.train_loss).collect();
     let top = loss.iter().copied().fold(0.0, f64::max);
     panel(&mut img, 0, &[(loss, Rgb([31, 119, 180]))], 0.0, top);
     let accuracies = vec![
-        (rows.iter().map(|r| r.train_accuracy).collect(), Rgb([44, 160, 44])),
+        (rows.iter().filter_map(|r| r.train_accuracy).collect(), Rgb([44, 160, 44])),
         (rows.iter().filter_map(|r| r.validation_accuracy).collect(), Rgb([255, 127, 14])),
-        (rows.iter().map(|r| r.test_accuracy).collect(), Rgb([214, 39, 40])),
+        (rows.iter().filter_map(|r| r.test_accuracy).collect(), Rgb([214, 39, 40])),
     ];
     panel(&mut img, PANEL.0, &accuracies, 0.0, 1.0);
     write_bytes_atomically(path, &png(&img)?)
@@ -106,6 +106,28 @@ pub fn plot_filters(weights: &HostTensor, path: &Path) -> Result<()> {
             let (tx, ty) = (t as u32 % kw, t as u32 / kw);
             for (dx, dy) in (0..scale).flat_map(|dx| (0..scale).map(move |dy| (dx, dy))) {
                 img.put_pixel(x0 + tx * scale + dx, y0 + ty * scale + dy, Rgb([shade, shade, shade]));
+            }
+        }
+    }
+    write_bytes_atomically(path, &png(&img)?)
+}
+
+/// Two rows of `count` images `side`×`side`: the inputs above their reconstructions.
+pub fn plot_reconstructions(inputs: &[f32], outputs: &[f32], side: usize, path: &Path) -> Result<()> {
+    let count = (inputs.len() / (side * side)).min(outputs.len() / (side * side));
+    let (scale, cell) = (3u32, side as u32 * 3 + 2);
+    let mut img = RgbImage::from_pixel(count as u32 * cell, 2 * cell, Rgb([255, 255, 255]));
+    for (row, images) in [inputs, outputs].into_iter().enumerate() {
+        for (i, pixels) in images.chunks(side * side).take(count).enumerate() {
+            for (p, &v) in pixels.iter().enumerate() {
+                let shade = (255.0 * v.clamp(0.0, 1.0)) as u8;
+                let (x0, y0) = (
+                    i as u32 * cell + 1 + (p % side) as u32 * scale,
+                    row as u32 * cell + 1 + (p / side) as u32 * scale,
+                );
+                for (dx, dy) in (0..scale).flat_map(|dx| (0..scale).map(move |dy| (dx, dy))) {
+                    img.put_pixel(x0 + dx, y0 + dy, Rgb([shade, shade, shade]));
+                }
             }
         }
     }

@@ -15,7 +15,7 @@ use kiln_nn::{Dataset, FashionMnist, shuffled_indices};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, copy_state};
-use crate::models::{CLASSES, Classifier, MODELS, Optimizer, add_training, build};
+use crate::models::{CLASSES, Classifier, MODELS, Optimizer, Task, add_training, build};
 
 /// Where a run computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -73,9 +73,12 @@ pub struct EpochRow {
     pub epoch: usize,
     pub steps: usize,
     pub train_loss: f64,
-    pub train_accuracy: f64,
+    /// Classifiers: accuracies (validation only with a validation split).
+    pub train_accuracy: Option<f64>,
     pub validation_accuracy: Option<f64>,
-    pub test_accuracy: f64,
+    pub test_accuracy: Option<f64>,
+    /// The autoencoder: mean squared error per pixel on the test images.
+    pub test_mse: Option<f64>,
     pub seconds: f64,
 }
 
@@ -85,7 +88,8 @@ pub struct Metrics {
     pub model: String,
     pub device: Device,
     pub adapter: String,
-    pub test_accuracy: f64,
+    pub test_accuracy: Option<f64>,
+    pub test_mse: Option<f64>,
     /// Mean loss over the last epoch's steps.
     pub train_loss: f64,
     pub steps: usize,
@@ -242,6 +246,7 @@ impl<B: Backend> Run<'_, B> {
             device: self.opts.device,
             adapter: adapter.into(),
             test_accuracy: last.test_accuracy,
+            test_mse: last.test_mse,
             train_loss: last.train_loss,
             steps: self.steps_done(),
             batch: self.opts.batch,
@@ -260,6 +265,7 @@ impl<B: Backend> Run<'_, B> {
         let bar = progress_bar(self.opts, epoch, steps);
         let start = Instant::now();
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        let classes = self.model.task == Task::Classes;
         for step in 0..steps {
             let indices: Vec<usize> = order[step * self.opts.batch..(step + 1) * self.opts.batch]
                 .iter()
@@ -281,7 +287,9 @@ impl<B: Backend> Run<'_, B> {
                 ));
             }
             loss_sum += loss as f64;
-            correct += count_correct(&out[1], labels.as_i32()?)?;
+            if classes {
+                correct += count_correct(&out[1], labels.as_i32()?)?;
+            }
             if step % 10 == 0 || step + 1 == steps {
                 let seen = (step + 1) * self.opts.batch;
                 let rate = seen as f64 / start.elapsed().as_secs_f64();
@@ -296,37 +304,66 @@ impl<B: Backend> Run<'_, B> {
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f64();
         copy_state(&self.exec, &self.eval)?;
-        let validation_accuracy = if self.validation_indices.is_empty() {
+        let validation_accuracy = if self.validation_indices.is_empty() || !classes {
             None
         } else {
-            Some(self.accuracy(&self.data.train, &self.validation_indices.clone())?)
+            Some(self.evaluate(&self.data.train, &self.validation_indices.clone())?)
         };
         let test: Vec<usize> = (0..self.data.test.len()).collect();
+        let test_score = self.evaluate(&self.data.test, &test)?;
         Ok(EpochRow {
             epoch: epoch + 1,
             steps,
             train_loss: loss_sum / steps.max(1) as f64,
-            train_accuracy: correct as f64 / (steps * self.opts.batch).max(1) as f64,
+            train_accuracy: classes.then(|| correct as f64 / (steps * self.opts.batch).max(1) as f64),
             validation_accuracy,
-            test_accuracy: self.accuracy(&self.data.test, &test)?,
+            test_accuracy: classes.then_some(test_score),
+            test_mse: (!classes).then_some(test_score),
             seconds,
         })
     }
 
-    /// Fraction of `indices` of `set` the eval graph classifies correctly.
-    fn accuracy(&mut self, set: &Dataset, indices: &[usize]) -> Result<f64> {
-        let mut correct = 0;
+    /// The eval graph's outputs for `indices` of `set`, `EVAL_BATCH` images at a time, each
+    /// chunk with its images and labels (the last padded with its own first image; only its
+    /// real rows are passed on).
+    fn eval_chunks(
+        &mut self,
+        set: &Dataset,
+        indices: &[usize],
+        mut each: impl FnMut(&[f32], &[f32], &[i32]) -> Result<()>,
+    ) -> Result<()> {
         for chunk in indices.chunks(EVAL_BATCH) {
-            // The last chunk is padded with its own first image; only its real rows count.
             let padded: Vec<usize> = (0..EVAL_BATCH).map(|i| chunk[i.min(chunk.len() - 1)]).collect();
             let (images, labels) = to_tensors(set, &padded)?;
             self.eval.set(self.eval_model.images, &images)?;
             self.eval.set(self.eval_model.labels, &labels)?;
-            let logits = self.eval.run(&[self.eval_model.logits])?.remove(0);
-            let rows = HostTensor::f32(vec![chunk.len(), CLASSES], logits.as_f32()?[..chunk.len() * CLASSES].to_vec())?;
-            correct += count_correct(&rows, &labels.as_i32()?[..chunk.len()])?;
+            let outputs = self.eval.run(&[self.eval_model.logits])?.remove(0);
+            let width = outputs.shape.numel() / EVAL_BATCH;
+            let (out, pixels) = (&outputs.as_f32()?[..chunk.len() * width], set.image_size());
+            each(out, &images.as_f32()?[..chunk.len() * pixels], &labels.as_i32()?[..chunk.len()])?;
         }
-        Ok(correct as f64 / indices.len().max(1) as f64)
+        Ok(())
+    }
+
+    /// The accuracy on `indices` of `set` (classifiers), or the mean squared error per pixel
+    /// of their reconstructions (the autoencoder).
+    fn evaluate(&mut self, set: &Dataset, indices: &[usize]) -> Result<f64> {
+        let task = self.model.task;
+        let mut total = 0.0f64;
+        self.eval_chunks(set, indices, |out, images, labels| {
+            total += match task {
+                Task::Classes => {
+                    let rows = HostTensor::f32(vec![labels.len(), CLASSES], out.to_vec())?;
+                    count_correct(&rows, labels)? as f64
+                }
+                Task::Reconstruction => {
+                    out.iter().zip(images).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>()
+                }
+            };
+            Ok(())
+        })?;
+        let per = if task == Task::Classes { 1 } else { set.image_size() };
+        Ok(total / (indices.len() * per).max(1) as f64)
     }
 
     fn stop_early(&self) -> bool {
@@ -336,9 +373,10 @@ impl<B: Backend> Run<'_, B> {
         scores.len() > best.0 + patience
     }
 
-    /// `<model>-history.png`, and `<model>-filters.png` where the first layer is a
-    /// one-channel convolution.
-    fn pictures(&self, dir: &Path) -> Result<()> {
+    /// `<model>-history.png`; `<model>-filters.png` where the first layer is a one-channel
+    /// convolution; `<model>-reconstructions.png` (eight test images over their
+    /// reconstructions) for the autoencoder.
+    fn pictures(&mut self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|source| Error::Io { context: dir.display().to_string(), source })?;
         crate::plot::plot_history(&self.history, &dir.join(format!("{}-history.png", self.opts.model)))?;
         let first_conv = crate::checkpoint::variables(self.exec.graph())
@@ -348,6 +386,16 @@ impl<B: Backend> Run<'_, B> {
         if let Some(v) = first_conv {
             let weights = self.exec.read(&[v])?.remove(0);
             crate::plot::plot_filters(&weights, &dir.join(format!("{}-filters.png", self.opts.model)))?;
+        }
+        if self.model.task == Task::Reconstruction {
+            let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+            self.eval_chunks(&self.data.test, &(0..8).collect::<Vec<_>>(), |out, images, _| {
+                outputs.extend_from_slice(out);
+                inputs.extend_from_slice(images);
+                Ok(())
+            })?;
+            let path = dir.join(format!("{}-reconstructions.png", self.opts.model));
+            crate::plot::plot_reconstructions(&inputs, &outputs, self.data.test.cols, &path)?;
         }
         Ok(())
     }
@@ -411,10 +459,16 @@ fn augment(batch: &HostTensor, side: usize, seed: u64) -> Result<HostTensor> {
 }
 
 fn summary(row: &EpochRow) -> String {
-    let validation = row.validation_accuracy.map_or("-".into(), |v| format!("{v:.4}"));
+    let show = |label: &str, v: Option<f64>| v.map_or(String::new(), |v| format!("  {label} {v:.4}"));
     format!(
-        "epoch {:>3}  train loss {:.4}  train accuracy {:.4}  validation accuracy {validation}  test accuracy {:.4}  {:.1} s",
-        row.epoch, row.train_loss, row.train_accuracy, row.test_accuracy, row.seconds
+        "epoch {:>3}  train loss {:.4}{}{}{}{}  {:.1} s",
+        row.epoch,
+        row.train_loss,
+        show("train accuracy", row.train_accuracy),
+        show("validation accuracy", row.validation_accuracy),
+        show("test accuracy", row.test_accuracy),
+        show("test mse", row.test_mse),
+        row.seconds
     )
 }
 
