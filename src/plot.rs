@@ -86,19 +86,19 @@ pub fn plot_history(rows: &[EpochRow], path: &Path) -> Result<()> {
     write_bytes_atomically(path, &png(&img)?)
 }
 
-/// A grid of a first layer's filters `[O, 1, kH, kW]`, each scaled to its own range and drawn
-/// `scale` pixels to a tap, dark negative to bright positive.
-pub fn plot_filters(weights: &HostTensor, path: &Path) -> Result<()> {
-    let d = weights.shape.dims();
+/// A grid of `[K, 1, h, w]` planes (a first layer's filters; a layer's feature maps), each
+/// scaled to its own range and drawn `scale` pixels to a value, low dark to high bright.
+pub fn plot_grid(planes: &HostTensor, scale: u32, path: &Path) -> Result<()> {
+    let d = planes.shape.dims();
     if d.len() != 4 || d[1] != 1 {
-        return Err(Error::shape("plot_filters", "expects one-channel filters", "[O, 1, kH, kW]", &weights.shape));
+        return Err(Error::shape("plot_grid", "expects one-channel planes", "[K, 1, h, w]", &planes.shape));
     }
-    let (count, kh, kw, scale) = (d[0], d[2] as u32, d[3] as u32, 8u32);
+    let (count, kh, kw) = (d[0], d[2] as u32, d[3] as u32);
     let columns = (count as f64).sqrt().ceil() as u32;
     let rows = (count as u32).div_ceil(columns);
     let cell = (kw * scale + 2, kh * scale + 2);
     let mut img = RgbImage::from_pixel(columns * cell.0, rows * cell.1, Rgb([255, 255, 255]));
-    for (f, taps) in weights.as_f32()?.chunks((kh * kw) as usize).enumerate() {
+    for (f, taps) in planes.as_f32()?.chunks((kh * kw) as usize).enumerate() {
         let (lo, hi) = taps.iter().fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
         let (x0, y0) = ((f as u32 % columns) * cell.0 + 1, (f as u32 / columns) * cell.1 + 1);
         for (t, &v) in taps.iter().enumerate() {

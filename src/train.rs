@@ -211,7 +211,7 @@ fn run<B: Backend + Clone>(backend: B, opts: &TrainOptions, data: &FashionMnist)
     run.epochs(&backend.name())
 }
 
-impl<B: Backend> Run<'_, B> {
+impl<B: Backend + Clone> Run<'_, B> {
     fn steps_done(&self) -> usize {
         self.history.iter().map(|e| e.steps).sum()
     }
@@ -385,7 +385,9 @@ impl<B: Backend> Run<'_, B> {
             .find(|&v| matches!(self.exec.graph().shape(v).dims(), &[_, 1, _, _]));
         if let Some(v) = first_conv {
             let weights = self.exec.read(&[v])?.remove(0);
-            crate::plot::plot_filters(&weights, &dir.join(format!("{}-filters.png", self.opts.model)))?;
+            crate::plot::plot_grid(&weights, 8, &dir.join(format!("{}-filters.png", self.opts.model)))?;
+            let maps = self.feature_maps()?;
+            crate::plot::plot_grid(&maps, 3, &dir.join(format!("{}-feature-maps.png", self.opts.model)))?;
         }
         if self.model.task == Task::Reconstruction {
             let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
@@ -398,6 +400,24 @@ impl<B: Backend> Run<'_, B> {
             crate::plot::plot_reconstructions(&inputs, &outputs, self.data.test.cols, &path)?;
         }
         Ok(())
+    }
+
+    /// The first convolution's output for the first test image, as `[C, 1, H, W]` planes.
+    fn feature_maps(&self) -> Result<HostTensor> {
+        let pixels = self.data.test.image_size();
+        let model = build(&self.opts.model, 1, pixels, false, self.opts.seed)?;
+        let conv = (0..model.graph.nodes().len())
+            .map(kiln_graph::Value)
+            .find(|&v| matches!(model.graph.node(v).op, kiln_core::Op::Conv2d(_)))
+            .ok_or_else(|| Error::attribute("plots", "the model has no convolution"))?;
+        let mut exec = Executor::compile(self.exec.backend().clone(), &model.graph, &[conv])?;
+        copy_state(&self.exec, &exec)?;
+        let (images, labels) = to_tensors(&self.data.test, &[0])?;
+        exec.set(model.images, &images)?;
+        exec.set(model.labels, &labels)?;
+        let maps = exec.run(&[conv])?.remove(0);
+        let d = maps.shape.dims().to_vec();
+        HostTensor::f32(vec![d[1], 1, d[2], d[3]], maps.as_f32()?.to_vec())
     }
 
     /// Parameters, optimizer state, running statistics and the history, atomically.

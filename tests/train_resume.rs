@@ -129,6 +129,8 @@ fn every_model_learns_and_draws_its_pictures() {
         assert_eq!((history.width(), history.height()), (640, 240));
         let filters = plots.join(format!("{model}-filters.png")).exists();
         assert_eq!(filters, !["mlp", "lstm"].contains(model), "{model}: first-layer filters");
+        let maps = plots.join(format!("{model}-feature-maps.png")).exists();
+        assert_eq!(maps, filters, "{model}: the first layer's feature maps of a test image");
     }
 }
 
