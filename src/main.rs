@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kiln::check::{Devices, check_dir};
-use kiln::train::{Device, OptimizerKind, ScheduleKind, TrainOptions, train, write_metrics};
+use kiln::train::{TrainOptions, train, write_metrics};
 use kiln_core::Backend;
 
 #[derive(Parser)]
@@ -35,49 +35,10 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         ops: Option<Vec<String>>,
     },
-    /// Train a classifier on Fashion-MNIST, epoch by epoch, and print its test accuracy.
+    /// Train a model on Fashion-MNIST, epoch by epoch, and print its test accuracy.
     Train {
-        /// mlp, cnn, cnn-bn, mobilenet or lstm.
-        #[arg(long, default_value = "mlp")]
-        model: String,
-        #[arg(long, value_enum, default_value = "sgd")]
-        optimizer: OptimizerKind,
-        #[arg(long, default_value_t = 0.1)]
-        lr: f32,
-        #[arg(long, value_enum, default_value = "constant")]
-        schedule: ScheduleKind,
-        #[arg(long, default_value_t = 100)]
-        batch: usize,
-        #[arg(long, default_value_t = 1)]
-        epochs: usize,
-        /// Stop after this many steps in all (part of an epoch counts as one).
-        #[arg(long)]
-        steps: Option<usize>,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Training images held out for validation (choosing the epoch, early stopping).
-        #[arg(long, default_value_t = 5000)]
-        validation: usize,
-        /// Stop when validation accuracy has not improved for this many epochs.
-        #[arg(long)]
-        patience: Option<usize>,
-        /// Write a checkpoint (safetensors, atomically) after every epoch.
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-        /// Continue the run a checkpoint left off.
-        #[arg(long)]
-        resume: Option<PathBuf>,
-        /// Write PNG pictures here: loss and accuracy per epoch, the first layer's filters.
-        #[arg(long)]
-        plots: Option<PathBuf>,
-        /// Flip and shift the training images at random.
-        #[arg(long)]
-        augment: bool,
-        /// Folder with the IDX files (raw or .gz).
-        #[arg(long, default_value = kiln::nn::DEFAULT_DIR)]
-        data: PathBuf,
-        #[arg(long, value_enum, default_value = "gpu")]
-        device: Device,
+        #[command(flatten)]
+        opts: TrainOptions,
         /// Write the run's figures as a JSON object, with a row per epoch.
         #[arg(long)]
         metrics_json: Option<PathBuf>,
@@ -134,46 +95,7 @@ fn main() -> ExitCode {
         Command::Check { graph: Some(model), device, tolerance, .. } => check_graph(&model, device, tolerance),
         Command::Check { dir: Some(dir), device, ops, .. } => check(&dir, device, ops.as_deref()),
         Command::Check { .. } => Err(kiln_core::Error::attribute("check", "give a folder of cases or --graph MODEL")),
-        Command::Train {
-            model,
-            optimizer,
-            lr,
-            schedule,
-            batch,
-            epochs,
-            steps,
-            seed,
-            validation,
-            patience,
-            checkpoint,
-            resume,
-            plots,
-            augment,
-            data,
-            device,
-            metrics_json,
-        } => {
-            let opts = TrainOptions {
-                model,
-                optimizer,
-                lr,
-                schedule,
-                batch,
-                epochs,
-                steps,
-                seed,
-                data,
-                device,
-                progress: true,
-                validation,
-                patience,
-                checkpoint,
-                resume,
-                plots,
-                augment,
-            };
-            run_training(&opts, metrics_json.as_deref())
-        }
+        Command::Train { opts, metrics_json } => run_training(&opts, metrics_json.as_deref()),
         Command::Predict { checkpoint, images } => predict(&checkpoint, &images),
         Command::Bench { workloads, json, data } => bench(&workloads, json.as_deref(), &data),
         Command::Profile { model, batch, steps, trace } => profile(&model, batch, steps, trace.as_deref()),

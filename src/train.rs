@@ -41,29 +41,53 @@ pub enum ScheduleKind {
     Cosine,
 }
 
-#[derive(Clone, Debug)]
+/// A training run's settings; the `kiln train` command line is these.
+#[derive(Clone, Debug, clap::Args)]
 pub struct TrainOptions {
+    /// mlp, cnn, cnn-bn, mobilenet, lstm or autoencoder.
+    #[arg(long, default_value = "mlp")]
     pub model: String,
+    #[arg(long, value_enum, default_value = "sgd")]
     pub optimizer: OptimizerKind,
+    #[arg(long, default_value_t = 0.1)]
     pub lr: f32,
+    #[arg(long, value_enum, default_value = "constant")]
     pub schedule: ScheduleKind,
+    #[arg(long, default_value_t = 100)]
     pub batch: usize,
+    #[arg(long, default_value_t = 1)]
     pub epochs: usize,
     /// Stop after this many steps in all (a short run); `None`: whole epochs.
+    #[arg(long)]
     pub steps: Option<usize>,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Folder with the IDX files (raw or .gz).
+    #[arg(long, default_value = kiln_nn::DEFAULT_DIR)]
     pub data: PathBuf,
+    #[arg(long, value_enum, default_value = "gpu")]
     pub device: Device,
+    /// Show a progress bar (the command line always does).
+    #[arg(skip = true)]
     pub progress: bool,
     /// Training images held out to choose the epoch (and stop early) by.
+    #[arg(long, default_value_t = 5000)]
     pub validation: usize,
     /// Stop when validation accuracy has not improved for this many epochs.
+    #[arg(long)]
     pub patience: Option<usize>,
+    /// Write a checkpoint (safetensors, atomically) after every epoch.
+    #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// Continue the run a checkpoint left off.
+    #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// A folder for pictures: the history plot after every epoch, the first layer's filters.
+    /// A folder for PNG pictures: loss and accuracy per epoch, the first layer's filters and
+    /// feature maps, an autoencoder's reconstructions.
+    #[arg(long)]
     pub plots: Option<PathBuf>,
     /// Random horizontal flips and shifts of up to two pixels of the training images.
+    #[arg(long)]
     pub augment: bool,
 }
 
