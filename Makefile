@@ -13,7 +13,7 @@ export XDG_RUNTIME_DIR ?= /tmp
 
 demo: deps
 	cargo run --release -- train --model mlp --optimizer sgd --lr 0.1 --batch 100 --epochs 5 --seed 1 \
-		--data $(DATA) --metrics-json target/demo-metrics.json --checkpoint target/demo-mlp.safetensors
+		--data $(DATA) --metrics-json target/demo-metrics.json --checkpoint target/demo-mlp.safetensors --plots target/demo-plots
 
 # Ends with one 'N passed, M failed' line summed over every test binary.
 test: deps

@@ -55,9 +55,29 @@ fn workgroup_sum(v: vec2f, lid: u32) -> vec2f {
     return total;
 }
 
-// Flat index of the k-th element of channel c.
-fn channel_element(c: u32, k: u32) -> u32 {
-    return ((k / p.inner) * p.channels + c) * p.inner + k % p.inner;
+// The elements of a channel that invocation `lid` visits, k = lid, lid + 64, …, as digits
+// (sample, position) = (k / inner, k % inner), advanced by the digits of 64 rather than
+// divided out for every element (lavapipe scalarises integer division).
+fn first_digits(lid: u32) -> vec2u {
+    return vec2u(lid / p.inner, lid % p.inner);
+}
+
+// The digits of 64, computed once per loop rather than per element.
+fn digit_step() -> vec2u {
+    return vec2u(64u / p.inner, 64u % p.inner);
+}
+
+fn next_digits(digits: vec2u, step: vec2u) -> vec2u {
+    var next = digits + step;
+    if (next.y >= p.inner) {
+        next = vec2u(next.x + 1u, next.y - p.inner);
+    }
+    return next;
+}
+
+// Flat index of the element of channel c at `digits`.
+fn channel_element(c: u32, digits: vec2u) -> u32 {
+    return (digits.x * p.channels + c) * p.inner + digits.y;
 }
 
 fn inv_std(var_: f32) -> f32 {
@@ -72,15 +92,20 @@ fn batch_xhat(i: u32, c: u32) -> f32 {
 @compute @workgroup_size(64)
 fn batch_norm_stats(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
     let c = wid.x;
+    let step = digit_step();
     var acc = vec2f(0.0);
+    var at = first_digits(lid);
     for (var k = lid; k < p.count; k += 64u) {
-        acc.x += x[channel_element(c, k)];
+        acc.x += x[channel_element(c, at)];
+        at = next_digits(at, step);
     }
     let mean = workgroup_sum(acc, lid).x / f32(p.count);
     acc = vec2f(0.0);
+    at = first_digits(lid);
     for (var k = lid; k < p.count; k += 64u) {
-        let d = x[channel_element(c, k)] - mean;
+        let d = x[channel_element(c, at)] - mean;
         acc.x += d * d;
+        at = next_digits(at, step);
     }
     let var_ = workgroup_sum(acc, lid).x / f32(p.count);
     if (lid == 0u) {
@@ -100,10 +125,13 @@ fn batch_norm(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups
 @compute @workgroup_size(64)
 fn batch_norm_backward_reduce(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
     let c = wid.x;
+    let step = digit_step();
     var acc = vec2f(0.0);
+    var at = first_digits(lid);
     for (var k = lid; k < p.count; k += 64u) {
-        let i = channel_element(c, k);
+        let i = channel_element(c, at);
         acc += vec2f(dy[i], dy[i] * batch_xhat(i, c));
+        at = next_digits(at, step);
     }
     let total = workgroup_sum(acc, lid);
     if (lid == 0u) {

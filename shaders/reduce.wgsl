@@ -1,11 +1,14 @@
 // Reductions over `axes`, one workgroup per output element:
 //   sum(x) · scale     (mean is sum with scale = 1/count); its gradient is `broadcast_to`
+//   sum_rows            the same, one invocation per output (short planar reductions)
 //   max_forward(x)      the maximum
 //   max_backward(x, ymax, dy):  dx = dy/k at the k elements equal to their maximum, else 0
 //                               (ties share the gradient, as JAX's rule does)
 // The 64 invocations of a workgroup stride over the reduced elements, then add their partial
 // sums in a tree in workgroup memory: log2(64) barriers, pairwise-style rounding.
-// `kept_*` describe the output's axes in x, `red_*` the reduced axes (shape, stride in x).
+// `kept_*` describe the output's axes in x, `red_*` the reduced axes (shape, stride in x),
+// neighbouring axes of a kind merged by the host. With `planar` there are exactly two reduced
+// axes and `sum` steps their digits: no integer division per element, which lavapipe scalarises.
 // Bindings: 0 params, 1 x, 2 y (dx for max_backward), 3 ymax, 4 dy.
 
 struct Params {
@@ -14,7 +17,7 @@ struct Params {
     kept_rank: u32,
     red_rank: u32,
     scale: f32,
-    _pad0: u32,
+    planar: u32,
     _pad1: u32,
     _pad2: u32,
     kept_shape: array<vec4u, 2>,
@@ -55,14 +58,55 @@ fn sum(
     var acc = 0.0;
     if (o < p.n_out) {
         let base = strided_offset(o, p.kept_rank, p.kept_shape, p.kept_strides);
-        for (var r = lid; r < p.n_red; r += 64u) {
-            acc += x[base + strided_offset(r, p.red_rank, p.red_shape, p.red_strides)];
+        if (p.planar != 0u) {
+            acc = planar_sum(base, lid);
+        } else {
+            for (var r = lid; r < p.n_red; r += 64u) {
+                acc += x[base + strided_offset(r, p.red_rank, p.red_shape, p.red_strides)];
+            }
         }
     }
     let total = workgroup_sum(acc, lid);
     if (lid == 0u && o < p.n_out) {
         y[o] = total * p.scale;
     }
+}
+
+@compute @workgroup_size(64)
+fn sum_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let o = gid.y * groups.x * 64u + gid.x;
+    if (o >= p.n_out) { return; }
+    let base = strided_offset(o, p.kept_rank, p.kept_shape, p.kept_strides);
+    let inner = p.red_shape[0][1];
+    var digits = vec2u(0u);
+    var acc = 0.0;
+    for (var r = 0u; r < p.n_red; r++) {
+        acc += x[base + digits.x * p.red_strides[0][0] + digits.y * p.red_strides[0][1]];
+        digits.y += 1u;
+        if (digits.y == inner) {
+            digits = vec2u(digits.x + 1u, 0u);
+        }
+    }
+    y[o] = acc * p.scale;
+}
+
+// This invocation's share of the sum over two reduced axes (outer, inner): elements
+// r = lid, lid + 64, … as digits (r / inner, r % inner), advanced by the digits of 64.
+fn planar_sum(base: u32, lid: u32) -> f32 {
+    let inner = p.red_shape[0][1];
+    let outer_stride = p.red_strides[0][0];
+    let inner_stride = p.red_strides[0][1];
+    let step = vec2u(64u / inner, 64u % inner);
+    var digits = vec2u(lid / inner, lid % inner);
+    var acc = 0.0;
+    for (var r = lid; r < p.n_red; r += 64u) {
+        acc += x[base + digits.x * outer_stride + digits.y * inner_stride];
+        digits += step;
+        if (digits.y >= inner) {
+            digits = vec2u(digits.x + 1u, digits.y - inner);
+        }
+    }
+    return acc;
 }
 
 // The sum of every invocation's `v`, given to all of them.

@@ -172,7 +172,30 @@ fn run_training(opts: &TrainOptions, metrics_json: Option<&std::path::Path>) -> 
         write_metrics(path, &metrics)?;
         println!("metrics written to {}", path.display());
     }
+    if let Some(path) = &opts.checkpoint {
+        println!("checkpoint written to {}", path.display());
+    }
+    if let Some(dir) = &opts.plots {
+        for picture in pictures(dir, &opts.model)? {
+            println!("picture drawn: {}", picture.display());
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The PNG pictures of `model` in `dir`, by name.
+fn pictures(dir: &std::path::Path, model: &str) -> kiln_core::Result<Vec<PathBuf>> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|source| kiln_core::Error::Io { context: dir.display().to_string(), source })?;
+    let mut pictures: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with(&format!("{model}-")) && name.ends_with(".png")
+        })
+        .collect();
+    pictures.sort();
+    Ok(pictures)
 }
 
 fn bench(workloads: &[String], json: Option<&std::path::Path>, data: &std::path::Path) -> kiln_core::Result<ExitCode> {

@@ -4,7 +4,11 @@ use kiln_gpu::{Dispatch, Gpu, GpuBuffer, fold_workgroups};
 
 use crate::{B, Launch, REDUCE, pack8};
 
-pub const ENTRY_POINTS: &[&str] = &["sum", "max_forward", "max_backward"];
+pub const ENTRY_POINTS: &[&str] = &["sum", "sum_rows", "max_forward", "max_backward"];
+
+/// Sums of at most this many elements take one invocation each (`sum_rows`): a workgroup
+/// per output would mostly idle and pay for its barriers (dearly on CPU adapters).
+const SHORT_ROW: usize = 256;
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
 #[repr(C)]
@@ -15,14 +19,15 @@ struct Params {
     kept_rank: u32,
     red_rank: u32,
     scale: f32,
-    _pad: [u32; 3],
+    planar: u32,
+    _pad: [u32; 2],
     kept_shape: [u32; 8],
     kept_strides: [u32; 8],
     red_shape: [u32; 8],
     red_strides: [u32; 8],
 }
 
-/// `y = scale · Σ_axes x`, one workgroup per output element.
+/// `y = scale · Σ_axes x`, one workgroup per output element (or one invocation, when short).
 pub fn sum(gpu: &Gpu, r: &Reduce, x: &B<'_>, y: &B<'_>) -> Result<Dispatch> {
     reduce(gpu, "sum", r, x, vec![(1, x.buffer), (2, y.buffer)], y.shape.numel())
 }
@@ -50,28 +55,70 @@ fn reduce(
     let n_red = x.shape.numel() / n_out.max(1);
     crate::check_loops(gpu, entry, 2 * n_red.div_ceil(64), &[x.shape])?;
 
-    let strides = contiguous_strides(dims);
-    let (red, kept): (Vec<usize>, Vec<usize>) = (0..dims.len()).partition(|d| r.axes.contains(d));
-    let pick = |axes: &[usize], of: &[usize]| axes.iter().map(|&d| of[d]).collect::<Vec<_>>();
+    let (kept, red) = split_axes(dims, &r.axes);
+    // At most two reduced axes (the common case: batch and image): the shader steps their
+    // digits instead of dividing for every element, which Mesa's CPU drivers do slowly.
+    let planar = red.len() <= 2;
+    let red = if planar { [vec![(1, 0); 2 - red.len()], red].concat() } else { red };
+    let rows = entry == "sum" && planar && n_red <= SHORT_ROW;
+    let (entry, workgroups) = match rows {
+        true => ("sum_rows", crate::grid_1d(gpu, n_out)),
+        false => (entry, fold_workgroups(n_out as u32, gpu.limits().max_compute_workgroups_per_dimension)),
+    };
+    let column = |axes: &[Axis], i: usize| axes.iter().map(|a| [a.0, a.1][i]).collect::<Vec<_>>();
     let params = Params {
         n_out: n_out as u32,
-        n_red: pick(&red, dims).iter().product::<usize>() as u32,
+        n_red: n_red as u32,
         kept_rank: kept.len() as u32,
         red_rank: red.len() as u32,
         scale: r.scale,
-        _pad: [0; 3],
-        kept_shape: pack8(&pick(&kept, dims)),
-        kept_strides: pack8(&pick(&kept, &strides)),
-        red_shape: pack8(&pick(&red, dims)),
-        red_strides: pack8(&pick(&red, &strides)),
+        planar: planar as u32,
+        _pad: [0; 2],
+        kept_shape: pack8(&column(&kept, 0)),
+        kept_strides: pack8(&column(&kept, 1)),
+        red_shape: pack8(&column(&red, 0)),
+        red_strides: pack8(&column(&red, 1)),
     };
-    let launch = Launch {
-        shader: REDUCE,
-        entry,
-        constants: vec![],
-        params: bytemuck::bytes_of(&params),
-        bindings,
-        workgroups: fold_workgroups(n_out as u32, gpu.limits().max_compute_workgroups_per_dimension),
-    };
+    let launch =
+        Launch { shader: REDUCE, entry, constants: vec![], params: bytemuck::bytes_of(&params), bindings, workgroups };
     launch.build(gpu)
+}
+
+/// An axis of x as (size, stride).
+type Axis = (usize, usize);
+
+/// The kept and the reduced axes of a contiguous `dims`, neighbours of the same kind merged
+/// into one axis (they are contiguous with each other).
+fn split_axes(dims: &[usize], reduced: &[usize]) -> (Vec<Axis>, Vec<Axis>) {
+    let strides = contiguous_strides(dims);
+    let (mut kept, mut red): (Vec<Axis>, Vec<Axis>) = (vec![], vec![]);
+    for d in 0..dims.len() {
+        let is_reduced = reduced.contains(&d);
+        let axes = if is_reduced { &mut red } else { &mut kept };
+        match axes.last_mut() {
+            Some(last) if d > 0 && reduced.contains(&(d - 1)) == is_reduced => {
+                *last = (last.0 * dims[d], strides[d]);
+            }
+            _ => axes.push((dims[d], strides[d])),
+        }
+    }
+    (kept, red)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_axes;
+
+    #[test]
+    fn neighbouring_axes_of_a_kind_merge() {
+        // [N, C, H, W] summed over N, H, W: the bias gradient of a convolution.
+        let (kept, red) = split_axes(&[64, 32, 28, 28], &[0, 2, 3]);
+        assert_eq!(kept, vec![(32, 784)]);
+        assert_eq!(red, vec![(64, 25088), (784, 1)]);
+        let (kept, red) = split_axes(&[2, 3, 4, 5, 6], &[1, 3]);
+        assert_eq!(kept, vec![(2, 360), (4, 30), (6, 1)]);
+        assert_eq!(red, vec![(3, 120), (5, 6)]);
+        let (kept, red) = split_axes(&[7, 9], &[]);
+        assert_eq!((kept, red), (vec![(63, 1)], vec![]));
+    }
 }
