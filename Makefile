@@ -12,7 +12,7 @@ export XDG_RUNTIME_DIR ?= /tmp
 .PHONY: demo test deps vulkan data toolchain
 
 demo: deps
-	cargo run --release -- train --model mlp --optimizer sgd --lr 0.1 --batch 100 --epochs 5 --seed 1 \
+	cargo run --release -- train --model mlp --optimizer adam --lr 1e-3 --schedule cosine --batch 64 --epochs 10 --validation 0 --seed 1 \
 		--data $(DATA) --metrics-json target/demo-metrics.json --checkpoint target/demo-mlp.safetensors --plots target/demo-plots
 
 # Ends with one 'N passed, M failed' line summed over every test binary.

@@ -1,5 +1,5 @@
-//! Pictures of a run, drawn with the image crate alone (no fonts): the loss and accuracies per
-//! epoch, and a model's first-layer filters.
+//! Pictures of a run, drawn with the image crate alone (no font libraries: numbers come from a
+//! 3×5 pixel digit font): the loss and accuracies per epoch, and a model's first-layer filters.
 
 use std::path::Path;
 
@@ -35,8 +35,43 @@ fn line(img: &mut RgbImage, (x0, y0): (i64, i64), (x1, y1): (i64, i64), color: R
     }
 }
 
+/// Rows of the digits 0–9 and '.', three bits wide (high bit left), five rows tall.
+const GLYPHS: [[u8; 5]; 11] = [
+    [7, 5, 5, 5, 7],
+    [2, 6, 2, 2, 7],
+    [7, 1, 7, 4, 7],
+    [7, 1, 3, 1, 7],
+    [5, 5, 7, 1, 1],
+    [7, 4, 7, 1, 7],
+    [7, 4, 7, 5, 7],
+    [7, 1, 1, 1, 1],
+    [7, 5, 7, 5, 7],
+    [7, 5, 7, 1, 7],
+    [0, 0, 0, 0, 2],
+];
+
+/// Writes `text` (digits and points; anything else is skipped) with its top left at (x, y),
+/// two pixels to a glyph pixel.
+fn text(img: &mut RgbImage, (x, y): (u32, u32), text: &str, color: Rgb<u8>) {
+    let glyphs = text.chars().filter_map(|c| if c == '.' { Some(10) } else { c.to_digit(10).map(|d| d as usize) });
+    for (i, glyph) in glyphs.enumerate() {
+        for (row, bits) in GLYPHS[glyph].iter().enumerate() {
+            for col in (0..3).filter(|col| bits & (4 >> col) != 0) {
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    let (px, py) = (x + 8 * i as u32 + 2 * col + dx, y + 2 * row as u32 + dy);
+                    if px < img.width() && py < img.height() {
+                        img.put_pixel(px, py, color);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One panel at horizontal offset `left`: each series of values over epochs, scaled to the
-/// panel between `lo` and `hi`, with a gray frame and a gray line per tenth of the range.
+/// panel between `lo` and `hi`, with a gray line per tenth of the range; `lo` and `hi` are
+/// written at the bottom and top lines, the number of epochs at the bottom right and each
+/// series' last value at the top right, in its colour.
 fn panel(img: &mut RgbImage, left: u32, series: &[(Vec<f64>, Rgb<u8>)], lo: f64, hi: f64) {
     let (w, h) = (PANEL.0 - 2 * MARGIN, PANEL.1 - 2 * MARGIN);
     let gray = Rgb([200, 200, 200]);
@@ -44,7 +79,17 @@ fn panel(img: &mut RgbImage, left: u32, series: &[(Vec<f64>, Rgb<u8>)], lo: f64,
         let y = (MARGIN + h - h * tenth / 10) as i64;
         line(img, ((left + MARGIN) as i64, y), ((left + MARGIN + w) as i64, y), gray);
     }
-    let epochs = series.iter().map(|(v, _)| v.len()).max().unwrap_or(1).max(2);
+    let dark = Rgb([90, 90, 90]);
+    text(img, (left + MARGIN, MARGIN - 12), &format!("{hi:.3}"), dark);
+    text(img, (left + MARGIN, MARGIN + h + 3), &format!("{lo:.3}"), dark);
+    let epochs = series.iter().map(|(v, _)| v.len()).max().unwrap_or(1);
+    text(img, (left + MARGIN + w - 16, MARGIN + h + 3), &epochs.to_string(), dark);
+    for (i, (values, color)) in series.iter().enumerate() {
+        if let Some(last) = values.last() {
+            text(img, (left + MARGIN + w - 48 - 56 * i as u32, MARGIN - 12), &format!("{last:.4}"), *color);
+        }
+    }
+    let epochs = epochs.max(2);
     let at = |i: usize, v: f64| {
         let x = left + MARGIN + (w as usize * i / (epochs - 1)) as u32;
         let t = ((v - lo) / (hi - lo).max(1e-12)).clamp(0.0, 1.0);
@@ -132,4 +177,22 @@ pub fn plot_reconstructions(inputs: &[f32], outputs: &[f32], side: usize, path: 
         }
     }
     write_bytes_atomically(path, &png(&img)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_draws_each_glyph_pixel_as_a_two_by_two_square() {
+        let mut img = RgbImage::from_pixel(40, 12, Rgb([255, 255, 255]));
+        text(&mut img, (0, 0), "1.7", Rgb([0, 0, 0]));
+        let black = |x: u32, y: u32| img.get_pixel(x, y) == &Rgb([0, 0, 0]);
+        // '1' is 8 glyph pixels, '.' 1, '7' 7: four image pixels each.
+        assert_eq!(img.pixels().filter(|p| **p == Rgb([0, 0, 0])).count(), 4 * (8 + 1 + 7));
+        // The top of the '1' is its middle column; the '.' sits on the bottom row of the second glyph.
+        assert!(black(2, 0) && black(3, 1) && !black(0, 0));
+        assert!(black(10, 8) && black(11, 9) && !black(10, 0));
+        assert!(black(16, 0) && black(21, 9) && !black(16, 9));
+    }
 }
