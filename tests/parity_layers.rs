@@ -95,6 +95,19 @@ proptest! {
     }
 
     #[test]
+    fn sums(dims in prop::collection::vec(prop::sample::select(vec![1usize, 2, 3, 5]), 5), long in 0usize..6, axes in prop::sample::subsequence(vec![0i64, 1, 2, 3, 4], 1..=5), keep: bool, seed: u64) {
+        // Mostly one axis of 300: reductions on either side of the one-invocation-per-output
+        // length (256), with up to three separate reduced runs of axes (the general path).
+        let mut dims = dims;
+        if long < 5 {
+            dims[long] = 300;
+        }
+        let x = [t(&dims, seed)];
+        assert_parity("sum", &x, |g, x| g.sum(x[0], &axes, keep));
+        assert_parity("mean", &x, |g, x| g.mean(x[0], &axes, keep));
+    }
+
+    #[test]
     fn max_and_slice(d0 in dim(), d1 in dim(), d2 in dim(), axes in prop::sample::subsequence(vec![0i64, 1, -1], 1..=3), keep: bool, seed: u64) {
         let x = [t(&[d0, d1, d2], seed)];
         assert_parity("max", &x, |g, x| g.max(x[0], &axes, keep));
