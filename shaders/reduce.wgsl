@@ -77,15 +77,11 @@ fn sum_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
     let o = gid.y * groups.x * 64u + gid.x;
     if (o >= p.n_out) { return; }
     let base = strided_offset(o, p.kept_rank, p.kept_shape, p.kept_strides);
-    let inner = p.red_shape[0][1];
     var digits = vec2u(0u);
     var acc = 0.0;
     for (var r = 0u; r < p.n_red; r++) {
-        acc += x[base + digits.x * p.red_strides[0][0] + digits.y * p.red_strides[0][1]];
-        digits.y += 1u;
-        if (digits.y == inner) {
-            digits = vec2u(digits.x + 1u, 0u);
-        }
+        acc += x[base + planar_offset(digits)];
+        digits = next_digits(digits, vec2u(0u, 1u));
     }
     y[o] = acc * p.scale;
 }
@@ -94,19 +90,25 @@ fn sum_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
 // r = lid, lid + 64, … as digits (r / inner, r % inner), advanced by the digits of 64.
 fn planar_sum(base: u32, lid: u32) -> f32 {
     let inner = p.red_shape[0][1];
-    let outer_stride = p.red_strides[0][0];
-    let inner_stride = p.red_strides[0][1];
     let step = vec2u(64u / inner, 64u % inner);
     var digits = vec2u(lid / inner, lid % inner);
     var acc = 0.0;
     for (var r = lid; r < p.n_red; r += 64u) {
-        acc += x[base + digits.x * outer_stride + digits.y * inner_stride];
-        digits += step;
-        if (digits.y >= inner) {
-            digits = vec2u(digits.x + 1u, digits.y - inner);
-        }
+        acc += x[base + planar_offset(digits)];
+        digits = next_digits(digits, step);
     }
     return acc;
+}
+
+// Offset in x of the reduced element at digits (outer, inner) of a planar reduction.
+fn planar_offset(digits: vec2u) -> u32 {
+    return digits.x * p.red_strides[0][0] + digits.y * p.red_strides[0][1];
+}
+
+// Digits (outer, inner) advanced by `step` (inner < inner extent), carrying into outer.
+fn next_digits(digits: vec2u, step: vec2u) -> vec2u {
+    let next = digits + step;
+    return select(next, vec2u(next.x + 1u, next.y - p.red_shape[0][1]), next.y >= p.red_shape[0][1]);
 }
 
 // The sum of every invocation's `v`, given to all of them.
