@@ -15,11 +15,12 @@ const STEPS: usize = 300;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| DEFAULT_DIR.into());
     let data = FashionMnist::load(dir.as_ref())?;
+    let (rows, cols) = (data.train.rows, data.train.cols);
 
     // images [64, 784] → [64, 1, 28, 28] → (conv, pool, batch norm, ReLU) ×2 → linear → 10 logits
     let mut l = Layers::new(true, 1);
-    let images = l.g.input("images", vec![BATCH, 784], DType::F32);
-    let mut x = l.g.reshape(images, vec![BATCH, 1, 28, 28])?;
+    let images = l.g.input("images", vec![BATCH, rows * cols], DType::F32);
+    let mut x = l.g.reshape(images, vec![BATCH, 1, rows, cols])?;
     for (i, channels) in [16, 32].into_iter().enumerate() {
         x = l.conv(&format!("conv{i}"), x, channels, 3, 1)?;
         x = l.max_pool(x)?;
@@ -38,12 +39,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut window = 0.0;
     for (step, indices) in order.chunks_exact(BATCH).take(STEPS).enumerate() {
         let (pixels, labels) = data.train.batch(indices);
-        exec.set(model.images, &HostTensor::f32(vec![BATCH, 784], pixels)?)?;
+        exec.set(model.images, &HostTensor::f32(vec![BATCH, rows * cols], pixels)?)?;
         exec.set(model.labels, &HostTensor::i32(vec![BATCH], labels)?)?;
         // One submission per step: forward, backward and the Adam updates; only the loss comes back.
         window += exec.run(&[model.loss])?[0].as_f32()?[0];
         if (step + 1) % 50 == 0 {
-            println!("steps {:3}-{:3}  mean loss {:.4}", step - 48, step + 1, window / 50.0);
+            println!("after step {:3}: mean loss of the last 50 {:.4}", step + 1, window / 50.0);
             window = 0.0;
         }
     }

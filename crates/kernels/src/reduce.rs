@@ -5,11 +5,11 @@ use kiln_gpu::{Dispatch, Gpu, GpuBuffer, fold_workgroups};
 use crate::{B, Launch, REDUCE, pack8};
 
 pub const ENTRY_POINTS: &[&str] = &["sum", "sum_rows", "max_forward", "max_backward"];
+pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
 /// Sums of at most this many elements take one invocation each (`sum_rows`): a workgroup
 /// per output would mostly idle and pay for its barriers (dearly on CPU adapters).
 const SHORT_ROW: usize = 256;
-pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
