@@ -7,7 +7,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln::core::{Bound, DType, MatMul, Shape};
 use kiln::gpu::Gpu;
-use kiln::kernels::{MatmulKernel, matmul_dispatch};
+use kiln::kernels::{MatmulKernel, matmul_kernel};
 
 const N: usize = 1024;
 
@@ -25,12 +25,20 @@ fn matmul(c: &mut Criterion) {
     let bound = |buffer| Bound { buffer, shape: &shape, dtype: DType::F32 };
     let mut group = c.benchmark_group(format!("matmul_{N} on {}", gpu.info().name));
     group.sample_size(10).throughput(Throughput::Elements(2 * (N as u64).pow(3)));
-    for kernel in [MatmulKernel::Naive, MatmulKernel::Blocked, MatmulKernel::Vec4, MatmulKernel::Vec4Tile16] {
-        let dispatch =
-            matmul_dispatch(&gpu, MatMul::default(), Some(kernel), &bound(&a), &bound(&b), &bound(&y)).expect("kernel");
+    let kernels = [
+        MatmulKernel::Naive,
+        MatmulKernel::Blocked,
+        MatmulKernel::Vec4,
+        MatmulKernel::Vec4Tile16,
+        MatmulKernel::Texels16,
+    ];
+    for kernel in kernels {
+        let prepared =
+            matmul_kernel(&gpu, MatMul::default(), Some(kernel), &bound(&a), &bound(&b), &bound(&y)).expect("kernel");
+        let dispatches: Vec<_> = prepared.dispatches.iter().collect();
         // Reading 4 bytes back ends each run only when the product is complete on the device.
         group.bench_function(format!("{kernel:?}"), |bench| {
-            bench.iter(|| gpu.run(&[&dispatch], &[(&y, 4)]).expect("run"))
+            bench.iter(|| gpu.run(&dispatches, &[(&y, 4)]).expect("run"))
         });
     }
     group.finish();

@@ -10,31 +10,35 @@
 //                            per weight
 // Without groups, the host lowers each of these to one matrix product (matmul.wgsl) over the
 // whole batch, with K = C·kH·kW taps and P = H'·W' output positions per sample:
-//   conv2d_im2col:       cols[(c,i,j), n, (oh,ow)] = x[n, c, ih, iw] (zero in the padding)
+//   conv2d_im2col:       cols[(c,i,j), n, (oh,ow)] = x[n, c, ih, iw] (zero in the padding, and
+//                        in any rows the host adds to make K a multiple of 4)
 //   conv2d_col2im:       dx[n, c, ih, iw] = Σ over the taps reaching it of cols[(c,i,j), n, (oh,ow)]
 //                        (+ b[c], for conv_transpose2d)
 //   conv2d_from_rows:    y[n, o, p] = rows[o, n, p] + b[o]  (the product's [O, N·P] back to NCHW)
 //   conv2d_to_rows:      rows[o, n, p] = dy[n, o, p]
-// `x_*` always describe the convolution's input side and `y_*` its output side, whichever
+// `X_*` always describe the convolution's input side and `Y_*` its output side, whichever
 // tensor plays each role. Bindings: 0 params, 1 x (or dy, or cols), 2 w, 3 out, 4 bias, 5 dy.
 
+// The geometry, fixed per pipeline: Mesa's CPU drivers divide by a runtime value one lane at
+// a time, through a scalar division, but by a constant with a few vector multiplications.
+override BATCH: u32;
+override X_C: u32;
+override X_H: u32;
+override X_W: u32;
+override Y_C: u32;
+override Y_H: u32;
+override Y_W: u32;
+override GROUPS: u32;
+override K_H: u32;
+override K_W: u32;
+override STRIDE_H: u32;
+override STRIDE_W: u32;
+override PAD_H: u32;
+override PAD_W: u32;
+override DIL_H: u32;
+override DIL_W: u32;
+
 struct Params {
-    batch: u32,
-    x_c: u32,
-    x_h: u32,
-    x_w: u32,
-    y_c: u32,
-    y_h: u32,
-    y_w: u32,
-    groups: u32,
-    k_h: u32,
-    k_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
-    dil_h: u32,
-    dil_w: u32,
     has_bias: u32,
     n: u32,
     _pad0: u32,
@@ -66,23 +70,23 @@ fn bias_of(o: u32) -> f32 {
 fn conv2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
     if (e >= p.n) { return; }
-    let ow = e % p.y_w;
-    let oh = (e / p.y_w) % p.y_h;
-    let o = (e / (p.y_w * p.y_h)) % p.y_c;
-    let n = e / (p.y_w * p.y_h * p.y_c);
-    let per_group = p.x_c / p.groups;
-    let c0 = o / (p.y_c / p.groups) * per_group;
+    let ow = e % Y_W;
+    let oh = (e / Y_W) % Y_H;
+    let o = (e / (Y_W * Y_H)) % Y_C;
+    let n = e / (Y_W * Y_H * Y_C);
+    let per_group = X_C / GROUPS;
+    let c0 = o / (Y_C / GROUPS) * per_group;
     var acc = bias_of(o);
     for (var c = 0u; c < per_group; c++) {
-        let x_plane = (n * p.x_c + c0 + c) * p.x_h;
-        let w_plane = (o * per_group + c) * p.k_h;
-        for (var i = 0u; i < p.k_h; i++) {
-            let ih = input_at(oh, i, p.stride_h, p.pad_h, p.dil_h);
-            if (ih < 0 || ih >= i32(p.x_h)) { continue; }
-            for (var j = 0u; j < p.k_w; j++) {
-                let iw = input_at(ow, j, p.stride_w, p.pad_w, p.dil_w);
-                if (iw < 0 || iw >= i32(p.x_w)) { continue; }
-                acc += x[(x_plane + u32(ih)) * p.x_w + u32(iw)] * w[(w_plane + i) * p.k_w + j];
+        let x_plane = (n * X_C + c0 + c) * X_H;
+        let w_plane = (o * per_group + c) * K_H;
+        for (var i = 0u; i < K_H; i++) {
+            let ih = input_at(oh, i, STRIDE_H, PAD_H, DIL_H);
+            if (ih < 0 || ih >= i32(X_H)) { continue; }
+            for (var j = 0u; j < K_W; j++) {
+                let iw = input_at(ow, j, STRIDE_W, PAD_W, DIL_W);
+                if (iw < 0 || iw >= i32(X_W)) { continue; }
+                acc += x[(x_plane + u32(ih)) * X_W + u32(iw)] * w[(w_plane + i) * K_W + j];
             }
         }
     }
@@ -91,25 +95,25 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) gr
 
 // Σ over the taps reaching input element e of dy (bound at 1, as `x`) times w.
 fn gather_input(e: u32) -> f32 {
-    let iw = e % p.x_w;
-    let ih = (e / p.x_w) % p.x_h;
-    let c = (e / (p.x_w * p.x_h)) % p.x_c;
-    let n = e / (p.x_w * p.x_h * p.x_c);
-    let per_group = p.x_c / p.groups;
-    let outs = p.y_c / p.groups;
+    let iw = e % X_W;
+    let ih = (e / X_W) % X_H;
+    let c = (e / (X_W * X_H)) % X_C;
+    let n = e / (X_W * X_H * X_C);
+    let per_group = X_C / GROUPS;
+    let outs = Y_C / GROUPS;
     let o0 = c / per_group * outs;
     let ci = c % per_group;
     var acc = 0.0;
-    for (var i = 0u; i < p.k_h; i++) {
-        let th = i32(ih + p.pad_h) - i32(i * p.dil_h);
-        if (th < 0 || u32(th) % p.stride_h != 0u || u32(th) / p.stride_h >= p.y_h) { continue; }
-        let oh = u32(th) / p.stride_h;
-        for (var j = 0u; j < p.k_w; j++) {
-            let tw = i32(iw + p.pad_w) - i32(j * p.dil_w);
-            if (tw < 0 || u32(tw) % p.stride_w != 0u || u32(tw) / p.stride_w >= p.y_w) { continue; }
-            let ow = u32(tw) / p.stride_w;
+    for (var i = 0u; i < K_H; i++) {
+        let th = i32(ih + PAD_H) - i32(i * DIL_H);
+        if (th < 0 || u32(th) % STRIDE_H != 0u || u32(th) / STRIDE_H >= Y_H) { continue; }
+        let oh = u32(th) / STRIDE_H;
+        for (var j = 0u; j < K_W; j++) {
+            let tw = i32(iw + PAD_W) - i32(j * DIL_W);
+            if (tw < 0 || u32(tw) % STRIDE_W != 0u || u32(tw) / STRIDE_W >= Y_W) { continue; }
+            let ow = u32(tw) / STRIDE_W;
             for (var o = o0; o < o0 + outs; o++) {
-                acc += x[((n * p.y_c + o) * p.y_h + oh) * p.y_w + ow] * w[((o * per_group + ci) * p.k_h + i) * p.k_w + j];
+                acc += x[((n * Y_C + o) * Y_H + oh) * Y_W + ow] * w[((o * per_group + ci) * K_H + i) * K_W + j];
             }
         }
     }
@@ -127,7 +131,7 @@ fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3u, @builtin(num
 fn conv_transpose2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
     if (e >= p.n) { return; }
-    out[e] = gather_input(e) + bias_of((e / (p.x_w * p.x_h)) % p.x_c);
+    out[e] = gather_input(e) + bias_of((e / (X_W * X_H)) % X_C);
 }
 
 var<workgroup> partial: array<f32, 64>;
@@ -143,21 +147,21 @@ fn conv2d_backward_weight(
 ) {
     let e = wid.y * groups.x + wid.x;
     let valid = e < p.n;
-    let j = e % p.k_w;
-    let i = (e / p.k_w) % p.k_h;
-    let per_group = p.x_c / p.groups;
-    let ci = (e / (p.k_w * p.k_h)) % per_group;
-    let o = e / (p.k_w * p.k_h * per_group);
-    let c = o / (p.y_c / p.groups) * per_group + ci;
+    let j = e % K_W;
+    let i = (e / K_W) % K_H;
+    let per_group = X_C / GROUPS;
+    let ci = (e / (K_W * K_H)) % per_group;
+    let o = e / (K_W * K_H * per_group);
+    let c = o / (Y_C / GROUPS) * per_group + ci;
     var acc = 0.0;
-    for (var pos = lid; pos < p.y_h * p.y_w; pos += 64u) {
-        let ih = input_at(pos / p.y_w, i, p.stride_h, p.pad_h, p.dil_h);
-        let iw = input_at(pos % p.y_w, j, p.stride_w, p.pad_w, p.dil_w);
-        if (valid && ih >= 0 && ih < i32(p.x_h) && iw >= 0 && iw < i32(p.x_w)) {
-            let x_at = (c * p.x_h + u32(ih)) * p.x_w + u32(iw);
-            let dy_at = o * p.y_h * p.y_w + pos;
-            for (var n = 0u; n < p.batch; n++) {
-                acc += dy[n * p.y_c * p.y_h * p.y_w + dy_at] * x[n * p.x_c * p.x_h * p.x_w + x_at];
+    for (var pos = lid; pos < Y_H * Y_W; pos += 64u) {
+        let ih = input_at(pos / Y_W, i, STRIDE_H, PAD_H, DIL_H);
+        let iw = input_at(pos % Y_W, j, STRIDE_W, PAD_W, DIL_W);
+        if (valid && ih >= 0 && ih < i32(X_H) && iw >= 0 && iw < i32(X_W)) {
+            let x_at = (c * X_H + u32(ih)) * X_W + u32(iw);
+            let dy_at = o * Y_H * Y_W + pos;
+            for (var n = 0u; n < BATCH; n++) {
+                acc += dy[n * Y_C * Y_H * Y_W + dy_at] * x[n * X_C * X_H * X_W + x_at];
             }
         }
     }
@@ -178,38 +182,39 @@ fn conv2d_backward_weight(
 fn conv2d_im2col(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
     if (e >= p.n) { return; }
-    let positions = p.y_h * p.y_w;
+    let positions = Y_H * Y_W;
     let pos = e % positions;
-    let n = (e / positions) % p.batch;
-    let k = e / (positions * p.batch);
-    let j = k % p.k_w;
-    let i = (k / p.k_w) % p.k_h;
-    let c = k / (p.k_w * p.k_h);
-    let ih = input_at(pos / p.y_w, i, p.stride_h, p.pad_h, p.dil_h);
-    let iw = input_at(pos % p.y_w, j, p.stride_w, p.pad_w, p.dil_w);
-    let inside = ih >= 0 && ih < i32(p.x_h) && iw >= 0 && iw < i32(p.x_w);
-    let at = ((n * p.x_c + c) * p.x_h + u32(max(ih, 0))) * p.x_w + u32(max(iw, 0));
-    out[e] = select(0.0, x[min(at, p.batch * p.x_c * p.x_h * p.x_w - 1u)], inside);
+    let n = (e / positions) % BATCH;
+    let k = e / (positions * BATCH);
+    let j = k % K_W;
+    let i = (k / K_W) % K_H;
+    let c = k / (K_W * K_H);
+    let ih = input_at(pos / Y_W, i, STRIDE_H, PAD_H, DIL_H);
+    let iw = input_at(pos % Y_W, j, STRIDE_W, PAD_W, DIL_W);
+    // Rows past the taps (padding K to a multiple of 4) are zero.
+    let inside = c < X_C && ih >= 0 && ih < i32(X_H) && iw >= 0 && iw < i32(X_W);
+    let at = ((n * X_C + c) * X_H + u32(max(ih, 0))) * X_W + u32(max(iw, 0));
+    out[e] = select(0.0, x[min(at, BATCH * X_C * X_H * X_W - 1u)], inside);
 }
 
 @compute @workgroup_size(64)
 fn conv2d_col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
     if (e >= p.n) { return; }
-    let iw = e % p.x_w;
-    let ih = (e / p.x_w) % p.x_h;
-    let c = (e / (p.x_w * p.x_h)) % p.x_c;
-    let n = e / (p.x_w * p.x_h * p.x_c);
-    let positions = p.y_h * p.y_w;
+    let iw = e % X_W;
+    let ih = (e / X_W) % X_H;
+    let c = (e / (X_W * X_H)) % X_C;
+    let n = e / (X_W * X_H * X_C);
+    let positions = Y_H * Y_W;
     var acc = 0.0;
-    for (var i = 0u; i < p.k_h; i++) {
-        let th = i32(ih + p.pad_h) - i32(i * p.dil_h);
-        if (th < 0 || u32(th) % p.stride_h != 0u || u32(th) / p.stride_h >= p.y_h) { continue; }
-        for (var j = 0u; j < p.k_w; j++) {
-            let tw = i32(iw + p.pad_w) - i32(j * p.dil_w);
-            if (tw < 0 || u32(tw) % p.stride_w != 0u || u32(tw) / p.stride_w >= p.y_w) { continue; }
-            let k = (c * p.k_h + i) * p.k_w + j;
-            acc += x[(k * p.batch + n) * positions + (u32(th) / p.stride_h) * p.y_w + u32(tw) / p.stride_w];
+    for (var i = 0u; i < K_H; i++) {
+        let th = i32(ih + PAD_H) - i32(i * DIL_H);
+        if (th < 0 || u32(th) % STRIDE_H != 0u || u32(th) / STRIDE_H >= Y_H) { continue; }
+        for (var j = 0u; j < K_W; j++) {
+            let tw = i32(iw + PAD_W) - i32(j * DIL_W);
+            if (tw < 0 || u32(tw) % STRIDE_W != 0u || u32(tw) / STRIDE_W >= Y_W) { continue; }
+            let k = (c * K_H + i) * K_W + j;
+            acc += x[(k * BATCH + n) * positions + (u32(th) / STRIDE_H) * Y_W + u32(tw) / STRIDE_W];
         }
     }
     out[e] = acc + bias_of(c);
@@ -220,11 +225,11 @@ fn conv2d_col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
 fn conv2d_from_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
     if (e >= p.n) { return; }
-    let positions = p.y_h * p.y_w;
+    let positions = Y_H * Y_W;
     let pos = e % positions;
-    let o = (e / positions) % p.y_c;
-    let n = e / (positions * p.y_c);
-    out[e] = x[(o * p.batch + n) * positions + pos] + bias_of(o);
+    let o = (e / positions) % Y_C;
+    let n = e / (positions * Y_C);
+    out[e] = x[(o * BATCH + n) * positions + pos] + bias_of(o);
 }
 
 // rows[o, n, p] = dy[n, o, p].
@@ -232,11 +237,11 @@ fn conv2d_from_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
 fn conv2d_to_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
     if (e >= p.n) { return; }
-    let positions = p.y_h * p.y_w;
+    let positions = Y_H * Y_W;
     let pos = e % positions;
-    let n = (e / positions) % p.batch;
-    let o = e / (positions * p.batch);
-    out[e] = dy[(n * p.y_c + o) * positions + pos];
+    let n = (e / positions) % BATCH;
+    let o = e / (positions * BATCH);
+    out[e] = dy[(n * Y_C + o) * positions + pos];
 }
 
 // Depthwise convolutions (groups = C, each output channel o reading input channel o / mult):
@@ -244,35 +249,35 @@ fn conv2d_to_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
 //   depthwise_conv2d:                 y[n,o,oh,ow..ow+3]
 //   depthwise_conv2d_backward_input:  dx[n,c,ih,iw..iw+3] = Σ_{o of c, i, j} dy[n,o,oh,ow]·w[o,0,i,j]
 fn depthwise_tap(n: u32, c: u32, ih: i32, iw: i32) -> f32 {
-    if (ih < 0 || ih >= i32(p.x_h) || iw < 0 || iw >= i32(p.x_w)) { return 0.0; }
-    return x[((n * p.x_c + c) * p.x_h + u32(ih)) * p.x_w + u32(iw)];
+    if (ih < 0 || ih >= i32(X_H) || iw < 0 || iw >= i32(X_W)) { return 0.0; }
+    return x[((n * X_C + c) * X_H + u32(ih)) * X_W + u32(iw)];
 }
 
 @compute @workgroup_size(64)
 fn depthwise_conv2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
-    let quads = (p.y_w + 3u) / 4u;
+    let quads = (Y_W + 3u) / 4u;
     if (e >= p.n) { return; }
     let ow0 = (e % quads) * 4u;
-    let oh = (e / quads) % p.y_h;
-    let o = (e / (quads * p.y_h)) % p.y_c;
-    let n = e / (quads * p.y_h * p.y_c);
-    let c = o / (p.y_c / p.x_c);
+    let oh = (e / quads) % Y_H;
+    let o = (e / (quads * Y_H)) % Y_C;
+    let n = e / (quads * Y_H * Y_C);
+    let c = o / (Y_C / X_C);
     var acc = vec4f(bias_of(o));
-    for (var i = 0u; i < p.k_h; i++) {
-        let ih = input_at(oh, i, p.stride_h, p.pad_h, p.dil_h);
-        if (ih < 0 || ih >= i32(p.x_h)) { continue; }
-        for (var j = 0u; j < p.k_w; j++) {
-            let weight = w[(o * p.k_h + i) * p.k_w + j];
-            let iw = input_at(ow0, j, p.stride_w, p.pad_w, p.dil_w);
-            let s = i32(p.stride_w);
+    for (var i = 0u; i < K_H; i++) {
+        let ih = input_at(oh, i, STRIDE_H, PAD_H, DIL_H);
+        if (ih < 0 || ih >= i32(X_H)) { continue; }
+        for (var j = 0u; j < K_W; j++) {
+            let weight = w[(o * K_H + i) * K_W + j];
+            let iw = input_at(ow0, j, STRIDE_W, PAD_W, DIL_W);
+            let s = i32(STRIDE_W);
             let taps = vec4f(depthwise_tap(n, c, ih, iw), depthwise_tap(n, c, ih, iw + s),
                              depthwise_tap(n, c, ih, iw + 2 * s), depthwise_tap(n, c, ih, iw + 3 * s));
             acc += weight * taps;
         }
     }
-    let row = ((n * p.y_c + o) * p.y_h + oh) * p.y_w;
-    for (var q = 0u; q < 4u && ow0 + q < p.y_w; q++) {
+    let row = ((n * Y_C + o) * Y_H + oh) * Y_W;
+    for (var q = 0u; q < 4u && ow0 + q < Y_W; q++) {
         out[row + ow0 + q] = acc[q];
     }
 }
@@ -280,38 +285,38 @@ fn depthwise_conv2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
 // dy[n,o,oh,ow] (bound at 5) where the tap lands inside dy, else 0.
 fn depthwise_gradient(n: u32, o: u32, th: i32, tw: i32) -> f32 {
     if (th < 0 || tw < 0) { return 0.0; }
-    let sh = p.stride_h;
-    let sw = p.stride_w;
-    if (u32(th) % sh != 0u || u32(tw) % sw != 0u || u32(th) / sh >= p.y_h || u32(tw) / sw >= p.y_w) { return 0.0; }
-    return dy[((n * p.y_c + o) * p.y_h + u32(th) / sh) * p.y_w + u32(tw) / sw];
+    let sh = STRIDE_H;
+    let sw = STRIDE_W;
+    if (u32(th) % sh != 0u || u32(tw) % sw != 0u || u32(th) / sh >= Y_H || u32(tw) / sw >= Y_W) { return 0.0; }
+    return dy[((n * Y_C + o) * Y_H + u32(th) / sh) * Y_W + u32(tw) / sw];
 }
 
 @compute @workgroup_size(64)
 fn depthwise_conv2d_backward_input(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
-    let quads = (p.x_w + 3u) / 4u;
+    let quads = (X_W + 3u) / 4u;
     if (e >= p.n) { return; }
     let iw0 = (e % quads) * 4u;
-    let ih = (e / quads) % p.x_h;
-    let c = (e / (quads * p.x_h)) % p.x_c;
-    let n = e / (quads * p.x_h * p.x_c);
-    let mult = p.y_c / p.x_c;
+    let ih = (e / quads) % X_H;
+    let c = (e / (quads * X_H)) % X_C;
+    let n = e / (quads * X_H * X_C);
+    let mult = Y_C / X_C;
     var acc = vec4f(0.0);
     for (var m = 0u; m < mult; m++) {
         let o = c * mult + m;
-        for (var i = 0u; i < p.k_h; i++) {
-            let th = i32(ih + p.pad_h) - i32(i * p.dil_h);
-            for (var j = 0u; j < p.k_w; j++) {
-                let weight = w[(o * p.k_h + i) * p.k_w + j];
-                let tw = i32(iw0 + p.pad_w) - i32(j * p.dil_w);
+        for (var i = 0u; i < K_H; i++) {
+            let th = i32(ih + PAD_H) - i32(i * DIL_H);
+            for (var j = 0u; j < K_W; j++) {
+                let weight = w[(o * K_H + i) * K_W + j];
+                let tw = i32(iw0 + PAD_W) - i32(j * DIL_W);
                 let grads = vec4f(depthwise_gradient(n, o, th, tw), depthwise_gradient(n, o, th, tw + 1),
                                   depthwise_gradient(n, o, th, tw + 2), depthwise_gradient(n, o, th, tw + 3));
                 acc += weight * grads;
             }
         }
     }
-    let row = ((n * p.x_c + c) * p.x_h + ih) * p.x_w;
-    for (var q = 0u; q < 4u && iw0 + q < p.x_w; q++) {
+    let row = ((n * X_C + c) * X_H + ih) * X_W;
+    for (var q = 0u; q < 4u && iw0 + q < X_W; q++) {
         out[row + iw0 + q] = acc[q];
     }
 }

@@ -1,14 +1,15 @@
 // Batched matrix product  y[b] = A'[b] · B'[b],  A' = op(A) is [M,K], B' = op(B) is [K,N].
 // TRANS_A: A is stored [K,M]; TRANS_B: B is stored [N,K] (the backward products, without
 // materialising transposes). Batch strides are 0 for a 2-D operand shared by every batch.
-// Three kernels, the adapter's host code picks one:
+// Five kernels; the adapter's host code picks one (and sums K-slices with matmul_sum_slices):
 //   matmul_naive  one output per invocation: the baseline the benchmarks compare against;
 //   matmul        any shape: each invocation computes a 4×4 block of y from scalar loads;
 //   matmul_vec4   M, K and N multiples of 4: the same block from 4-wide loads, as mat4x4 FMAs;
-//   matmul_vec4_16x16  the same with a 16×16 tile per invocation, for CPU adapters.
+//   matmul_vec4_16x16  the same with a 16×16 tile per invocation, for CPU adapters;
+//   matmul_texels_16x16  the same reading A and B from texel copies, for CPU adapters.
 // Register blocking wins on lavapipe (a workgroup runs on one CPU thread, barriers are
 // coroutine switches), where shared-memory tiling measured slower than the naive kernel.
-// Bindings: 0 params, 1 a, 2 b, 3 y (as f32 or vec4 arrays).
+// Bindings: 0 params, 1 a, 2 b, 3 y (as f32 or vec4 arrays, a and b as textures for the texel kernel).
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -23,11 +24,12 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad0: u32,
+    // With K split (2-D products with few tiles): the steps of k each slice gid.z sums.
+    quads_per_slice: u32,
     stride_a: u32,
     stride_b: u32,
     stride_y: u32,
-    _pad1: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -94,31 +96,41 @@ fn matmul(@builtin(global_invocation_id) gid: vec3u) {
     }
 }
 
-// B'[k0..k0+4, col0..col0+4] as a matrix whose column k is row k0+k of B' (4 columns of y).
-fn b_block(base: u32, kq: u32, col4: u32) -> mat4x4f {
-    if (TRANS_B) {
-        let c = col4 * 4u;
-        return transpose(mat4x4f(b4[base + c * (p.k / 4u) + kq], b4[base + (c + 1u) * (p.k / 4u) + kq],
-                                 b4[base + (c + 2u) * (p.k / 4u) + kq], b4[base + (c + 3u) * (p.k / 4u) + kq]));
-    }
-    let k = kq * 4u;
-    let nq = p.n / 4u;
-    return mat4x4f(b4[base + k * nq + col4], b4[base + (k + 1u) * nq + col4],
-                   b4[base + (k + 2u) * nq + col4], b4[base + (k + 3u) * nq + col4]);
+// The vec4 indices of B'[k0..k0+4, col0..col0+4] as stored: rows k0.. of B, or rows col0..
+// of B when it is stored transposed.
+fn b_quads(base: u32, kq: u32, col4: u32) -> vec4u {
+    if (TRANS_B) { return base + (col4 * 4u + vec4u(0u, 1u, 2u, 3u)) * (p.k / 4u) + kq; }
+    return base + (kq * 4u + vec4u(0u, 1u, 2u, 3u)) * (p.n / 4u) + col4;
 }
 
-// A'[row0..row0+4, k0..k0+4] as a matrix whose column i is row row0+i of A' (4 values of k).
+// The vec4 indices of A'[row0..row0+4, k0..k0+4] as stored.
+fn a_quads(base: u32, row4: u32, kq: u32) -> vec4u {
+    if (TRANS_A) { return base + (kq * 4u + vec4u(0u, 1u, 2u, 3u)) * (p.m / 4u) + row4; }
+    return base + (row4 * 4u + vec4u(0u, 1u, 2u, 3u)) * (p.k / 4u) + kq;
+}
+
+// B'[k0..k0+4, col0..col0+4] from its four stored vec4s, as a matrix whose column k is row
+// k0+k of B' (4 columns of y).
+fn b_oriented(q: mat4x4f) -> mat4x4f {
+    if (TRANS_B) { return transpose(q); }
+    return q;
+}
+
+// A'[row0..row0+4, k0..k0+4] from its four stored vec4s, as a matrix whose column i is row
+// row0+i of A' (4 values of k).
+fn a_oriented(q: mat4x4f) -> mat4x4f {
+    if (TRANS_A) { return transpose(q); }
+    return q;
+}
+
+fn b_block(base: u32, kq: u32, col4: u32) -> mat4x4f {
+    let i = b_quads(base, kq, col4);
+    return b_oriented(mat4x4f(b4[i.x], b4[i.y], b4[i.z], b4[i.w]));
+}
+
 fn a_block(base: u32, row4: u32, kq: u32) -> mat4x4f {
-    if (TRANS_A) {
-        let k = kq * 4u;
-        let mq = p.m / 4u;
-        return transpose(mat4x4f(a4[base + k * mq + row4], a4[base + (k + 1u) * mq + row4],
-                                 a4[base + (k + 2u) * mq + row4], a4[base + (k + 3u) * mq + row4]));
-    }
-    let r = row4 * 4u;
-    let kn = p.k / 4u;
-    return mat4x4f(a4[base + r * kn + kq], a4[base + (r + 1u) * kn + kq],
-                   a4[base + (r + 2u) * kn + kq], a4[base + (r + 3u) * kn + kq]);
+    let i = a_quads(base, row4, kq);
+    return a_oriented(mat4x4f(a4[i.x], a4[i.y], a4[i.z], a4[i.w]));
 }
 
 // Stores a 4×4 block whose column r is row r of the block (as the accumulators hold it),
@@ -149,52 +161,133 @@ fn matmul_vec4(@builtin(global_invocation_id) gid: vec3u) {
     store_block(gid.z * p.stride_y / 4u, row4, col4, c);
 }
 
-// A 16×16 tile of y per invocation: 4×4 blocks as above, sixteen accumulators sharing each
-// load four times. On lavapipe, where an invocation is a SIMD lane of one CPU thread, this
-// heavy register blocking measured 3.3× the 4×4 block. Edge blocks are clamped on load and
-// skipped on store.
+// A 16×16 tile of y: sixteen 4×4 blocks, each load shared four times. On lavapipe, where an
+// invocation is a SIMD lane of one CPU thread, this heavy register blocking measured 3.3× the
+// 4×4 block. (Named fields, not an array: an indexed array lands in memory there, 7× slower.)
+struct Tile16 {
+    c00: mat4x4f, c01: mat4x4f, c02: mat4x4f, c03: mat4x4f,
+    c10: mat4x4f, c11: mat4x4f, c12: mat4x4f, c13: mat4x4f,
+    c20: mat4x4f, c21: mat4x4f, c22: mat4x4f, c23: mat4x4f,
+    c30: mat4x4f, c31: mat4x4f, c32: mat4x4f, c33: mat4x4f,
+}
+
+// The first row and column of 4×4 blocks of the tile an invocation computes, and the last
+// ones of y: edge tiles are clamped on load and skipped on store.
+// The quads of k an invocation of a tile kernel sums: all, or with K split, slice z of them
+// (its partial product goes to slice z of y, which matmul_sum_slices adds up).
+fn k_range(z: u32) -> vec2u {
+    let quads = p.k / 4u;
+    if (p.quads_per_slice == 0u) { return vec2u(0u, quads); }
+    let begin = z * p.quads_per_slice;
+    return vec2u(begin, min(begin + p.quads_per_slice, quads));
+}
+
+struct TileAt { row4: u32, col4: u32, last_row4: u32, last_col4: u32 }
+
+fn tile16_at(gid: vec3u) -> TileAt {
+    return TileAt(gid.y * 4u, gid.x * 4u, p.m / 4u - 1u, p.n / 4u - 1u);
+}
+
+// The tile's i-th row and j-th column of blocks, clamped to y.
+fn tile_row(t: TileAt, i: u32) -> u32 { return min(t.row4 + i, t.last_row4); }
+fn tile_col(t: TileAt, j: u32) -> u32 { return min(t.col4 + j, t.last_col4); }
+
+// One step of k: four blocks of A' (rows of the tile) times four of B' (its columns).
+fn tile16_step(c: ptr<function, Tile16>, a0: mat4x4f, a1: mat4x4f, a2: mat4x4f, a3: mat4x4f,
+               b0: mat4x4f, b1: mat4x4f, b2: mat4x4f, b3: mat4x4f) {
+    (*c).c00 += b0 * a0; (*c).c01 += b1 * a0; (*c).c02 += b2 * a0; (*c).c03 += b3 * a0;
+    (*c).c10 += b0 * a1; (*c).c11 += b1 * a1; (*c).c12 += b2 * a1; (*c).c13 += b3 * a1;
+    (*c).c20 += b0 * a2; (*c).c21 += b1 * a2; (*c).c22 += b2 * a2; (*c).c23 += b3 * a2;
+    (*c).c30 += b0 * a3; (*c).c31 += b1 * a3; (*c).c32 += b2 * a3; (*c).c33 += b3 * a3;
+}
+
+fn tile16_store(base: u32, t: TileAt, c: Tile16) {
+    store_block(base, t.row4 + 0u, t.col4 + 0u, c.c00);
+    store_block(base, t.row4 + 0u, t.col4 + 1u, c.c01);
+    store_block(base, t.row4 + 0u, t.col4 + 2u, c.c02);
+    store_block(base, t.row4 + 0u, t.col4 + 3u, c.c03);
+    store_block(base, t.row4 + 1u, t.col4 + 0u, c.c10);
+    store_block(base, t.row4 + 1u, t.col4 + 1u, c.c11);
+    store_block(base, t.row4 + 1u, t.col4 + 2u, c.c12);
+    store_block(base, t.row4 + 1u, t.col4 + 3u, c.c13);
+    store_block(base, t.row4 + 2u, t.col4 + 0u, c.c20);
+    store_block(base, t.row4 + 2u, t.col4 + 1u, c.c21);
+    store_block(base, t.row4 + 2u, t.col4 + 2u, c.c22);
+    store_block(base, t.row4 + 2u, t.col4 + 3u, c.c23);
+    store_block(base, t.row4 + 3u, t.col4 + 0u, c.c30);
+    store_block(base, t.row4 + 3u, t.col4 + 1u, c.c31);
+    store_block(base, t.row4 + 3u, t.col4 + 2u, c.c32);
+    store_block(base, t.row4 + 3u, t.col4 + 3u, c.c33);
+}
+
+// 16×16 tiles, A' and B' read from storage buffers.
 @compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_vec4_16x16(@builtin(global_invocation_id) gid: vec3u) {
-    let row4 = gid.y * 4u;
-    let col4 = gid.x * 4u;
-    let mq = p.m / 4u;
-    let nq = p.n / 4u;
-    if (row4 >= mq || col4 >= nq) { return; }
+    let t = tile16_at(gid);
+    if (t.row4 > t.last_row4 || t.col4 > t.last_col4) { return; }
     let base_a = gid.z * p.stride_a / 4u;
     let base_b = gid.z * p.stride_b / 4u;
-    var c00 = mat4x4f(); var c01 = mat4x4f(); var c02 = mat4x4f(); var c03 = mat4x4f();
-    var c10 = mat4x4f(); var c11 = mat4x4f(); var c12 = mat4x4f(); var c13 = mat4x4f();
-    var c20 = mat4x4f(); var c21 = mat4x4f(); var c22 = mat4x4f(); var c23 = mat4x4f();
-    var c30 = mat4x4f(); var c31 = mat4x4f(); var c32 = mat4x4f(); var c33 = mat4x4f();
-    for (var kq = 0u; kq < p.k / 4u; kq++) {
-        let a0 = a_block(base_a, min(row4 + 0u, mq - 1u), kq);
-        let a1 = a_block(base_a, min(row4 + 1u, mq - 1u), kq);
-        let a2 = a_block(base_a, min(row4 + 2u, mq - 1u), kq);
-        let a3 = a_block(base_a, min(row4 + 3u, mq - 1u), kq);
-        let b0 = b_block(base_b, kq, min(col4 + 0u, nq - 1u));
-        let b1 = b_block(base_b, kq, min(col4 + 1u, nq - 1u));
-        let b2 = b_block(base_b, kq, min(col4 + 2u, nq - 1u));
-        let b3 = b_block(base_b, kq, min(col4 + 3u, nq - 1u));
-        c00 += b0 * a0; c01 += b1 * a0; c02 += b2 * a0; c03 += b3 * a0;
-        c10 += b0 * a1; c11 += b1 * a1; c12 += b2 * a1; c13 += b3 * a1;
-        c20 += b0 * a2; c21 += b1 * a2; c22 += b2 * a2; c23 += b3 * a2;
-        c30 += b0 * a3; c31 += b1 * a3; c32 += b2 * a3; c33 += b3 * a3;
+    var c = Tile16();
+    let ks = k_range(gid.z);
+    for (var kq = ks.x; kq < ks.y; kq++) {
+        tile16_step(&c,
+            a_block(base_a, tile_row(t, 0u), kq), a_block(base_a, tile_row(t, 1u), kq),
+            a_block(base_a, tile_row(t, 2u), kq), a_block(base_a, tile_row(t, 3u), kq),
+            b_block(base_b, kq, tile_col(t, 0u)), b_block(base_b, kq, tile_col(t, 1u)),
+            b_block(base_b, kq, tile_col(t, 2u)), b_block(base_b, kq, tile_col(t, 3u)));
     }
-    let base_y = gid.z * p.stride_y / 4u;
-    store_block(base_y, row4 + 0u, col4 + 0u, c00);
-    store_block(base_y, row4 + 0u, col4 + 1u, c01);
-    store_block(base_y, row4 + 0u, col4 + 2u, c02);
-    store_block(base_y, row4 + 0u, col4 + 3u, c03);
-    store_block(base_y, row4 + 1u, col4 + 0u, c10);
-    store_block(base_y, row4 + 1u, col4 + 1u, c11);
-    store_block(base_y, row4 + 1u, col4 + 2u, c12);
-    store_block(base_y, row4 + 1u, col4 + 3u, c13);
-    store_block(base_y, row4 + 2u, col4 + 0u, c20);
-    store_block(base_y, row4 + 2u, col4 + 1u, c21);
-    store_block(base_y, row4 + 2u, col4 + 2u, c22);
-    store_block(base_y, row4 + 2u, col4 + 3u, c23);
-    store_block(base_y, row4 + 3u, col4 + 0u, c30);
-    store_block(base_y, row4 + 3u, col4 + 1u, c31);
-    store_block(base_y, row4 + 3u, col4 + 2u, c32);
-    store_block(base_y, row4 + 3u, col4 + 3u, c33);
+    tile16_store(gid.z * p.stride_y / 4u, t, c);
+}
+
+// The texel copies of A and B (rgba32float, TEXELS_PER_ROW to a row), for CPU adapters: Mesa
+// fetches texels with vector gathers but storage-buffer elements one lane at a time, and
+// this kernel measured 5× the buffer one there (copies included).
+override TEXELS_PER_ROW: u32 = 1024u;
+@group(0) @binding(1) var a_texels: texture_2d<f32>;
+@group(0) @binding(2) var b_texels: texture_2d<f32>;
+
+fn texel(t: texture_2d<f32>, i: u32) -> vec4f {
+    return textureLoad(t, vec2u(i % TEXELS_PER_ROW, i / TEXELS_PER_ROW), 0);
+}
+
+fn b_block_texels(base: u32, kq: u32, col4: u32) -> mat4x4f {
+    let i = b_quads(base, kq, col4);
+    return b_oriented(mat4x4f(texel(b_texels, i.x), texel(b_texels, i.y), texel(b_texels, i.z), texel(b_texels, i.w)));
+}
+
+fn a_block_texels(base: u32, row4: u32, kq: u32) -> mat4x4f {
+    let i = a_quads(base, row4, kq);
+    return a_oriented(mat4x4f(texel(a_texels, i.x), texel(a_texels, i.y), texel(a_texels, i.z), texel(a_texels, i.w)));
+}
+
+// 16×16 tiles, A' and B' fetched from their texel copies.
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
+fn matmul_texels_16x16(@builtin(global_invocation_id) gid: vec3u) {
+    let t = tile16_at(gid);
+    if (t.row4 > t.last_row4 || t.col4 > t.last_col4) { return; }
+    let base_a = gid.z * p.stride_a / 4u;
+    let base_b = gid.z * p.stride_b / 4u;
+    var c = Tile16();
+    let ks = k_range(gid.z);
+    for (var kq = ks.x; kq < ks.y; kq++) {
+        tile16_step(&c,
+            a_block_texels(base_a, tile_row(t, 0u), kq), a_block_texels(base_a, tile_row(t, 1u), kq),
+            a_block_texels(base_a, tile_row(t, 2u), kq), a_block_texels(base_a, tile_row(t, 3u), kq),
+            b_block_texels(base_b, kq, tile_col(t, 0u)), b_block_texels(base_b, kq, tile_col(t, 1u)),
+            b_block_texels(base_b, kq, tile_col(t, 2u)), b_block_texels(base_b, kq, tile_col(t, 3u)));
+    }
+    tile16_store(gid.z * p.stride_y / 4u, t, c);
+}
+
+// y = Σ_z partial[z] (bound as a) over the p.k slices of a split product, in order.
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
+fn matmul_sum_slices(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let quads = p.m * p.n / 4u;
+    let e = gid.y * groups.x * WORKGROUP_X + gid.x;
+    if (e >= quads) { return; }
+    var acc = vec4f(0.0);
+    for (var z = 0u; z < p.k; z++) {
+        acc += a4[z * quads + e];
+    }
+    y4[e] = acc;
 }

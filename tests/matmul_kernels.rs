@@ -1,13 +1,15 @@
 //! Every matmul kernel, whichever the adapter would pick, against the CPU reference: all four
-//! transpose layouts, batches with a shared operand, and tiles that overhang the edges.
+//! transpose layouts, batches with a shared operand, tiles that overhang the edges, and long
+//! products split into slices of K.
 
 mod common;
 
 use kiln::core::{Backend, Bound, DType, HostTensor, MatMul, Shape};
 use kiln::cpu::Tensor;
-use kiln::kernels::{MatmulKernel, matmul_dispatch};
+use kiln::kernels::{MatmulKernel, matmul_kernel};
 
-fn check(kernel: MatmulKernel, m: MatMul, a: &HostTensor, b: &HostTensor) {
+/// Checks one product; returns how many dispatches it took.
+fn check(kernel: Option<MatmulKernel>, m: MatMul, a: &HostTensor, b: &HostTensor) -> usize {
     let (ta, tb) = (Tensor::from_host(a), Tensor::from_host(b));
     let want =
         kiln::cpu::eval(&kiln::core::Op::MatMul(m), &[&ta, &tb]).expect("cpu")[0].to_host(DType::F32).expect("f32");
@@ -20,13 +22,14 @@ fn check(kernel: MatmulKernel, m: MatMul, a: &HostTensor, b: &HostTensor) {
     };
     let (ba, bb, by) = (upload(a), upload(b), gpu.alloc(want.shape.bytes(), "y").expect("alloc"));
     let sy = want.shape.clone();
-    let dispatch =
-        matmul_dispatch(gpu, m, Some(kernel), &bound(&ba, &a.shape), &bound(&bb, &b.shape), &bound(&by, &sy))
-            .expect("kernel");
-    let bytes = backend.run(&[dispatch.into()], &[(&by, sy.bytes())]).expect("run");
+    let prepared =
+        matmul_kernel(gpu, m, kernel, &bound(&ba, &a.shape), &bound(&bb, &b.shape), &bound(&by, &sy)).expect("kernel");
+    let dispatches = prepared.dispatches.len();
+    let bytes = backend.run(&[prepared], &[(&by, sy.bytes())]).expect("run");
     let got = HostTensor::from_bytes(sy, DType::F32, &bytes[0]).expect("decode");
     let error = common::relative_error(got.as_f32().expect("f32"), want.as_f32().expect("f32"));
     assert!(error < 1e-5, "{kernel:?} {m:?} {} · {}: off by {error:.2e}", a.shape, b.shape);
+    dispatches
 }
 
 fn bound<'a>(buffer: &'a kiln::gpu::GpuBuffer, shape: &'a Shape) -> Bound<'a, kiln::gpu::GpuBuffer> {
@@ -39,7 +42,13 @@ fn t(shape: &[usize], seed: u64) -> HostTensor {
 
 #[test]
 fn every_kernel_in_every_layout() {
-    let kernels = [MatmulKernel::Naive, MatmulKernel::Blocked, MatmulKernel::Vec4, MatmulKernel::Vec4Tile16];
+    let kernels = [
+        MatmulKernel::Naive,
+        MatmulKernel::Blocked,
+        MatmulKernel::Vec4,
+        MatmulKernel::Vec4Tile16,
+        MatmulKernel::Texels16,
+    ];
     // M, K, N multiples of 4 (so every kernel applies) but not of the 16×16 tile.
     let (m, k, n) = (20, 12, 36);
     for kernel in kernels {
@@ -47,9 +56,25 @@ fn every_kernel_in_every_layout() {
             let mm = MatMul { trans_a, trans_b };
             let a = if trans_a { vec![k, m] } else { vec![m, k] };
             let b = if trans_b { vec![n, k] } else { vec![k, n] };
-            check(kernel, mm, &t(&a, 1), &t(&b, 2));
-            check(kernel, mm, &t(&[[3].as_slice(), &a].concat(), 3), &t(&b, 4));
-            check(kernel, mm, &t(&a, 5), &t(&[[2].as_slice(), &b].concat(), 6));
+            check(Some(kernel), mm, &t(&a, 1), &t(&b, 2));
+            check(Some(kernel), mm, &t(&[[3].as_slice(), &a].concat(), 3), &t(&b, 4));
+            check(Some(kernel), mm, &t(&a, 5), &t(&[[2].as_slice(), &b].concat(), 6));
+        }
+    }
+}
+
+#[test]
+fn long_products_with_few_tiles_are_summed_in_slices_of_k() {
+    // 6 tiles of 16×16 and K = 4132: on a CPU adapter, 32 slices of 33 steps of k (the last
+    // one shorter), summed by a second dispatch; each operand's texel copy fills 20 texture
+    // rows and part of a 21st. Other adapters take their usual kernel.
+    let (m, k, n) = (20, 4132, 36);
+    for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+        let a = if trans_a { vec![k, m] } else { vec![m, k] };
+        let b = if trans_b { vec![n, k] } else { vec![k, n] };
+        let dispatches = check(None, MatMul { trans_a, trans_b }, &t(&a, 7), &t(&b, 8));
+        if common::gpu().gpu().info().device_type == wgpu::DeviceType::Cpu {
+            assert_eq!(dispatches, 2, "the product and the sum of its slices");
         }
     }
 }
@@ -60,7 +85,7 @@ fn vec4_kernels_refuse_unaligned_shapes() {
     let gpu = backend.gpu();
     let (sa, sb, sy) = (Shape::new([5, 4]), Shape::new([4, 4]), Shape::new([5, 4]));
     let buffer = gpu.alloc(256, "x").expect("alloc");
-    let result = matmul_dispatch(
+    let result = matmul_kernel(
         gpu,
         MatMul::default(),
         Some(MatmulKernel::Vec4),

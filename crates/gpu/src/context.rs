@@ -8,8 +8,10 @@ use futures::channel::oneshot;
 use kiln_core::{Error, Result};
 use wgpu::util::DeviceExt;
 
+use crate::dispatch::passes;
 use crate::errors::{ErrorSink, scoped};
 use crate::pool::{GpuBuffer, Pool, size_class};
+use crate::texels::TexelTextures;
 use crate::{AdapterChoice, Dispatch, Readback, describe};
 
 /// A pipeline is cached by shader, entry point and specialisation constants (as f64 bits).
@@ -35,6 +37,7 @@ struct Inner {
     pool: Arc<Mutex<Pool>>,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    texels: Mutex<TexelTextures>,
     timeout: Duration,
 }
 
@@ -49,7 +52,8 @@ impl Gpu {
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("kiln"),
             required_limits: adapter.limits(),
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            required_features: adapter.features()
+                & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS),
             ..Default::default()
         };
         let (device, queue) = adapter
@@ -77,6 +81,7 @@ impl Gpu {
             pool: Arc::default(),
             modules: Mutex::default(),
             pipelines: Mutex::default(),
+            texels: Mutex::default(),
             timeout: Duration::from_secs_f64(timeout),
         };
         Gpu { inner: Arc::new(inner) }
@@ -103,6 +108,10 @@ impl Gpu {
     /// counted over the loops an invocation runs, and carry on with a wrong result.
     pub fn loop_limit(&self) -> Option<usize> {
         (self.inner.info.device_type == wgpu::DeviceType::Cpu).then_some(65_535)
+    }
+
+    pub(crate) fn texel_textures(&self) -> std::sync::MutexGuard<'_, TexelTextures> {
+        lock(&self.inner.texels)
     }
 
     pub fn description(&self) -> String {
@@ -188,16 +197,16 @@ impl Gpu {
         Ok(pipeline)
     }
 
-    /// A bind group for group 0 of `pipeline`, binding each `(slot, buffer)` whole.
+    /// A bind group for group 0 of `pipeline`, binding each `(slot, resource)`.
     pub fn bind_group(
         &self,
         pipeline: &wgpu::ComputePipeline,
-        entries: &[(u32, &wgpu::Buffer)],
+        entries: &[(u32, wgpu::BindingResource<'_>)],
         label: &str,
     ) -> Result<wgpu::BindGroup> {
         let entries: Vec<_> = entries
             .iter()
-            .map(|&(binding, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
+            .map(|(binding, resource)| wgpu::BindGroupEntry { binding: *binding, resource: resource.clone() })
             .collect();
         scoped(self.device(), &format!("binding `{label}`"), || {
             let layout = pipeline.get_bind_group_layout(0);
@@ -258,13 +267,12 @@ impl Gpu {
     ) -> Result<(Option<Readback>, wgpu::SubmissionIndex)> {
         let mut encoder =
             self.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln step") });
-        if !dispatches.is_empty() {
+        for run in passes(dispatches) {
+            run[0].record_uploads(&mut encoder);
             let mut pass = encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("kiln step"), timestamp_writes: None });
-            for d in dispatches {
-                pass.set_pipeline(&d.pipeline);
-                pass.set_bind_group(0, &d.bind_group, &[]);
-                pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+            for d in run {
+                d.record(&mut pass);
             }
         }
         let total: u64 = reads.iter().map(|&(_, n)| n).sum();

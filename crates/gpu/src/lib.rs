@@ -11,6 +11,7 @@ mod errors;
 mod pool;
 mod profile;
 mod readback;
+mod texels;
 
 pub use adapter::{AdapterChoice, describe};
 pub use context::{Gpu, PipelineKey};
@@ -18,3 +19,4 @@ pub use dispatch::{Dispatch, fold_workgroups};
 pub use pool::{GpuBuffer, size_class};
 pub use profile::{Profile, Timer};
 pub use readback::Readback;
+pub use texels::{TEXELS_PER_ROW, Upload};

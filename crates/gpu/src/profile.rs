@@ -1,5 +1,6 @@
 //! Per-dispatch timing: each dispatch in a compute pass of its own, with GPU timestamps at the
-//! pass's boundaries (core WebGPU's `TIMESTAMP_QUERY`), resolved into a buffer and read back
+//! pass's boundaries (core WebGPU's `TIMESTAMP_QUERY`; a dispatch's texel uploads are stamped
+//! with it where `TIMESTAMP_QUERY_INSIDE_ENCODERS` allows), resolved into a buffer and read back
 //! once after the whole submission — the step is never stalled between dispatches. Without
 //! timestamp support, the whole submission is timed on the host and shared out evenly,
 //! which the report says.
@@ -66,19 +67,25 @@ impl Gpu {
         });
         let mut encoder =
             self.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln profile") });
+        let inside_encoders = self.device().features().contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
         for (i, d) in dispatches.iter().enumerate() {
+            let start = 2 * i as u32;
+            // A dispatch's uploads count towards its time where the adapter can stamp them.
+            let stamp_uploads = inside_encoders && !d.uploads.is_empty();
+            if stamp_uploads {
+                encoder.write_timestamp(&queries, start);
+            }
+            d.record_uploads(&mut encoder);
             let writes = wgpu::ComputePassTimestampWrites {
                 query_set: &queries,
-                beginning_of_pass_write_index: Some(2 * i as u32),
-                end_of_pass_write_index: Some(2 * i as u32 + 1),
+                beginning_of_pass_write_index: (!stamp_uploads).then_some(start),
+                end_of_pass_write_index: Some(start + 1),
             };
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(&d.label),
                 timestamp_writes: Some(writes),
             });
-            pass.set_pipeline(&d.pipeline);
-            pass.set_bind_group(0, &d.bind_group, &[]);
-            pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+            d.record(&mut pass);
         }
         encoder.resolve_query_set(&queries, 0..count, &resolved, 0);
         let ticks = self.read_raw(encoder, &resolved, bytes)?;

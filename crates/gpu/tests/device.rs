@@ -21,8 +21,17 @@ fn double_dispatch(gpu: &Gpu, buffer: &kiln_gpu::GpuBuffer, n: u32) -> Dispatch 
     let key = PipelineKey { shader: "double", entry: "double", constants: vec![] };
     let pipeline = gpu.pipeline(&key, DOUBLE).expect("pipeline");
     let params = gpu.uniform(bytemuck::cast_slice(&[n, 0, 0, 0]), "params");
-    let bind_group = gpu.bind_group(&pipeline, &[(0, &params), (1, buffer.raw())], "double").expect("bind group");
-    Dispatch { label: "double".into(), pipeline, bind_group, workgroups: [n.div_ceil(64), 1, 1], params: Some(params) }
+    let bind_group = gpu
+        .bind_group(&pipeline, &[(0, params.as_entire_binding()), (1, buffer.raw().as_entire_binding())], "double")
+        .expect("bind group");
+    Dispatch {
+        label: "double".into(),
+        pipeline,
+        bind_group,
+        workgroups: [n.div_ceil(64), 1, 1],
+        params: Some(params),
+        uploads: vec![],
+    }
 }
 
 #[test]
@@ -58,7 +67,9 @@ fn validation_errors_are_results_naming_the_work() {
     let key = PipelineKey { shader: "double", entry: "double", constants: vec![] };
     let pipeline = gpu.pipeline(&key, DOUBLE).expect("pipeline");
     let params = gpu.uniform(&[0; 16], "params");
-    let error = gpu.bind_group(&pipeline, &[(0, &params)], "missing binding").expect_err("binding 1 is missing");
+    let error = gpu
+        .bind_group(&pipeline, &[(0, params.as_entire_binding())], "missing binding")
+        .expect_err("binding 1 is missing");
     assert!(error.to_string().contains("missing binding"), "{error}");
     let broken = gpu.pipeline(&PipelineKey { shader: "broken", entry: "main", constants: vec![] }, "fn main( {");
     let error = broken.map(|_| ()).expect_err("does not parse");

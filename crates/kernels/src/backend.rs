@@ -49,7 +49,7 @@ impl Backend for GpuBackend {
             Op::Input | Op::Variable | Op::Reshape(_) => {
                 Err(Error::attribute(op.name(), "has no kernel: the executor handles it"))
             }
-            Op::MatMul(m) => single(matmul::matmul_dispatch(gpu, *m, None, x(0), x(1), out)),
+            Op::MatMul(m) => matmul::matmul_kernel(gpu, *m, None, x(0), x(1), out),
             Op::Add | Op::Sub | Op::Mul | Op::Div => single(binary::binary(gpu, op, x(0), x(1), out)),
             Op::Activation(a) => single(activation::activation(gpu, a, x(0), None, out)),
             Op::ActivationBackward(a) => single(activation::activation(gpu, a, x(0), Some(x(1)), out)),

@@ -2,7 +2,7 @@ use bytemuck::{Pod, Zeroable};
 use kiln_core::{Conv2d, DType, MatMul, Result, Shape};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer, fold_workgroups};
 
-use crate::{B, CONV, GpuKernel, Launch, grid_1d, matmul_dispatch};
+use crate::{B, CONV, GpuKernel, Launch, grid_1d, matmul_kernel};
 
 pub const ENTRY_POINTS: &[&str] = &[
     "conv2d",
@@ -21,6 +21,14 @@ pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
+    has_bias: u32,
+    n: u32,
+    _pad: [u32; 2],
+}
+
+/// The shader's override constants: a pipeline per geometry (see conv.wgsl).
+#[derive(Clone, Copy)]
+struct Geometry {
     batch: u32,
     x_c: u32,
     x_h: u32,
@@ -37,16 +45,47 @@ struct Params {
     pad_w: u32,
     dil_h: u32,
     dil_w: u32,
-    has_bias: u32,
-    n: u32,
-    _pad: [u32; 2],
+}
+
+impl Geometry {
+    fn constants(&self) -> Vec<(&'static str, f64)> {
+        let g = *self;
+        [
+            ("BATCH", g.batch),
+            ("X_C", g.x_c),
+            ("X_H", g.x_h),
+            ("X_W", g.x_w),
+            ("Y_C", g.y_c),
+            ("Y_H", g.y_h),
+            ("Y_W", g.y_w),
+            ("GROUPS", g.groups),
+            ("K_H", g.k_h),
+            ("K_W", g.k_w),
+            ("STRIDE_H", g.stride_h),
+            ("STRIDE_W", g.stride_w),
+            ("PAD_H", g.pad_h),
+            ("PAD_W", g.pad_w),
+            ("DIL_H", g.dil_h),
+            ("DIL_W", g.dil_w),
+        ]
+        .into_iter()
+        .map(|(name, v)| (name, f64::from(v)))
+        .collect()
+    }
+}
+
+/// One conv kernel's launch: its geometry and the uniform.
+#[derive(Clone, Copy)]
+struct ConvLaunch {
+    geometry: Geometry,
+    params: Params,
 }
 
 /// A convolution with geometry `c` from an input side `x` `[N,C,H,W]` to an output side `y`
 /// `[N,O,H',W']` with `kernel` taps, writing `n` elements.
-fn params(c: &Conv2d, x: &[usize], y: &[usize], kernel: &[usize], has_bias: bool, n: usize) -> Params {
+fn params(c: &Conv2d, x: &[usize], y: &[usize], kernel: &[usize], has_bias: bool, n: usize) -> ConvLaunch {
     let u = |v: usize| v as u32;
-    Params {
+    let geometry = Geometry {
         batch: u(x[0]),
         x_c: u(x[1]),
         x_h: u(x[2]),
@@ -63,35 +102,32 @@ fn params(c: &Conv2d, x: &[usize], y: &[usize], kernel: &[usize], has_bias: bool
         pad_w: u(c.padding[1]),
         dil_h: u(c.dilation[0]),
         dil_w: u(c.dilation[1]),
-        has_bias: u32::from(has_bias),
-        n: u(n),
-        _pad: [0; 2],
-    }
+    };
+    ConvLaunch { geometry, params: Params { has_bias: u32::from(has_bias), n: u(n), _pad: [0; 2] } }
 }
 
 fn launch(
     gpu: &Gpu,
     entry: &'static str,
-    params: Params,
+    conv: ConvLaunch,
     bindings: Vec<(u32, &GpuBuffer)>,
     shapes: &[&kiln_core::Shape],
 ) -> Result<Dispatch> {
-    check(gpu, entry, &params, shapes)?;
-    let n = params.n as usize;
-
+    check(gpu, entry, &conv.geometry, shapes)?;
+    let n = conv.params.n;
     let workgroups = match entry {
         // One workgroup per weight.
-        "conv2d_backward_weight" => fold_workgroups(params.n, gpu.limits().max_compute_workgroups_per_dimension),
-        _ => grid_1d(gpu, n),
+        "conv2d_backward_weight" => fold_workgroups(n, gpu.limits().max_compute_workgroups_per_dimension),
+        _ => grid_1d(gpu, n as usize),
     };
+    let constants = conv.geometry.constants();
     let launch =
-        Launch { shader: CONV, entry, constants: vec![], params: bytemuck::bytes_of(&params), bindings, workgroups };
-
+        Launch { shader: CONV, entry, constants, params: bytemuck::bytes_of(&conv.params), bindings, workgroups };
     launch.build(gpu)
 }
 
 /// Loop iterations per invocation of each entry point, checked against the adapter's limit.
-fn check(gpu: &Gpu, entry: &str, p: &Params, shapes: &[&kiln_core::Shape]) -> Result<()> {
+fn check(gpu: &Gpu, entry: &str, p: &Geometry, shapes: &[&kiln_core::Shape]) -> Result<()> {
     let taps = (p.k_h * (1 + p.k_w)) as usize;
     let iterations = match entry {
         "conv2d" => (p.x_c / p.groups) as usize * (1 + taps),
@@ -128,21 +164,58 @@ fn bound<'a>(buffer: &'a GpuBuffer, shape: &'a Shape) -> B<'a> {
     B { buffer, shape, dtype: DType::F32 }
 }
 
-/// `cols [C·kH·kW, N·H'·W']` of `x` for the output extent `y_hw`.
+/// The rows of the columns (`taps` = C·kH·kW) rounded up to a multiple of 4 where that lets
+/// the three products use the 4-wide kernels (their other sides, `outputs` = O and
+/// `positions` = N·H'·W', already are): a 1- or 3-channel input's 9 or 27 taps become 12 or 28
+/// (zero columns, zero weights), not a scalar kernel 3-4× slower.
+fn padded_taps(taps: usize, outputs: usize, positions: usize) -> usize {
+    if outputs.is_multiple_of(4) && positions.is_multiple_of(4) { taps.next_multiple_of(4) } else { taps }
+}
+
+/// `cols [taps, N·H'·W']` of `x` for the output extent `y_hw`: C·kH·kW rows, then zero rows
+/// up to `taps`.
 fn im2col(
     gpu: &Gpu,
     c: &Conv2d,
     x: &B<'_>,
     kernel: &[usize],
     y_hw: [usize; 2],
+    taps: usize,
 ) -> Result<(Dispatch, GpuBuffer, Shape)> {
     let xd = x.shape.dims();
-    let taps = xd[1] * kernel[0] * kernel[1];
     let (cols, shape) = scratch(gpu, "conv2d columns", vec![taps, xd[0] * y_hw[0] * y_hw[1]])?;
     let yd = [xd[0], 1, y_hw[0], y_hw[1]];
     let params = params(c, xd, &yd, kernel, false, shape.numel());
     let dispatch = launch(gpu, "conv2d_im2col", params, vec![(1, x.buffer), (3, &cols)], &[x.shape])?;
     Ok((dispatch, cols, shape))
+}
+
+/// The weights `[O, C, kH, kW]` as the matrix `[O, taps]` a lowered product reads: the
+/// weights themselves, or a copy padded with zero columns.
+enum Weights {
+    Own(Shape),
+    Padded(GpuBuffer, Shape),
+}
+
+impl Weights {
+    fn bound<'a>(&'a self, w: &B<'a>) -> B<'a> {
+        match self {
+            Weights::Own(shape) => bound(w.buffer, shape),
+            Weights::Padded(buffer, shape) => bound(buffer, shape),
+        }
+    }
+}
+
+/// `w` as `[O, taps]`, and the kernel that pads it there (none when `taps` = C·kH·kW).
+fn padded_weights(gpu: &Gpu, w: &B<'_>, taps: usize) -> Result<(GpuKernel, Weights)> {
+    let wd = w.shape.dims();
+    let own = Shape::new([wd[0], wd[1] * wd[2] * wd[3]]);
+    if taps == own.dims()[1] {
+        return Ok((GpuKernel::new(vec![], vec![]), Weights::Own(own)));
+    }
+    let (padded, shape) = scratch(gpu, "conv2d padded weights", vec![wd[0], taps])?;
+    let pad = crate::layout::slice_backward(gpu, 1, 0, &bound(w.buffer, &own), &bound(&padded, &shape))?;
+    Ok((GpuKernel::from(pad), Weights::Padded(padded, shape)))
 }
 
 /// `rows [O, N·H'·W']` of `dy [N, O, H', W']`.
@@ -170,35 +243,37 @@ pub fn conv2d(gpu: &Gpu, c: &Conv2d, x: &B<'_>, w: &B<'_>, b: Option<&B<'_>>, y:
         return launch(gpu, "conv2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
     }
     // rows [O, N·P] = W [O, K] · cols [K, N·P], then back to [N, O, P] with the bias.
-    let (columns, cols, cols_shape) = im2col(gpu, c, x, &wd[2..], [yd[2], yd[3]])?;
-    let w2 = Shape::new([wd[0], cols_shape.dims()[0]]);
+    let taps = padded_taps(wd[1] * wd[2] * wd[3], wd[0], yd[0] * yd[2] * yd[3]);
+    let (columns, cols, cols_shape) = im2col(gpu, c, x, &wd[2..], [yd[2], yd[3]], taps)?;
+    let (padding, weights) = padded_weights(gpu, w, taps)?;
     let (rows, rows_shape) = scratch(gpu, "conv2d output rows", vec![wd[0], cols_shape.dims()[1]])?;
-    let product = matmul_dispatch(
+    let product = matmul_kernel(
         gpu,
         MatMul::default(),
         None,
-        &bound(w.buffer, &w2),
+        &weights.bound(w),
         &bound(&cols, &cols_shape),
         &bound(&rows, &rows_shape),
     )?;
     let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), y.shape.numel());
     let back = launch(gpu, "conv2d_from_rows", params, vec![(1, &rows), (3, y.buffer), (4, bias)], &[y.shape])?;
-    Ok(GpuKernel::new(vec![columns, product, back], vec![cols, rows]))
+    Ok(padding.then(GpuKernel::new(vec![columns], vec![cols, rows])).then(product).then(back))
 }
 
 /// `dx [N,C,…]` (+ a bias): `cols = Wᵀ · rows(dy)`, then col2im.
 fn input_gradient(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, w: &B<'_>, b: Option<&B<'_>>, dx: &B<'_>) -> Result<GpuKernel> {
     let (wd, dyd, dxd) = (w.shape.dims(), dy.shape.dims(), dx.shape.dims());
     let (gather, rows, rows_shape) = to_rows(gpu, c, dy)?;
-    let taps = wd[1] * wd[2] * wd[3];
+    // col2im never reads the zero rows that padding the taps adds.
+    let taps = padded_taps(wd[1] * wd[2] * wd[3], wd[0], rows_shape.dims()[1]);
     let (cols, cols_shape) = scratch(gpu, "conv2d column gradients", vec![taps, rows_shape.dims()[1]])?;
-    let w2 = Shape::new([wd[0], taps]);
+    let (padding, weights) = padded_weights(gpu, w, taps)?;
     let transposed = MatMul { trans_a: true, trans_b: false };
-    let product = matmul_dispatch(
+    let product = matmul_kernel(
         gpu,
         transposed,
         None,
-        &bound(w.buffer, &w2),
+        &weights.bound(w),
         &bound(&rows, &rows_shape),
         &bound(&cols, &cols_shape),
     )?;
@@ -206,7 +281,7 @@ fn input_gradient(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, w: &B<'_>, b: Option<&B<'_>
     let bias = b.map_or(w.buffer, |b| b.buffer);
     let scatter =
         launch(gpu, "conv2d_col2im", params, vec![(1, &cols), (3, dx.buffer), (4, bias)], &[dy.shape, w.shape])?;
-    Ok(GpuKernel::new(vec![gather, product, scatter], vec![rows, cols]))
+    Ok(padding.then(GpuKernel::new(vec![gather], vec![rows, cols])).then(product).then(scatter))
 }
 
 /// `dx = conv2d_backward_input(dy, w)`.
@@ -257,17 +332,20 @@ pub fn conv2d_backward_weight(gpu: &Gpu, c: &Conv2d, x: &B<'_>, dy: &B<'_>, dw: 
         let bindings = vec![(1, x.buffer), (3, dw.buffer), (5, dy.buffer)];
         return launch(gpu, "conv2d_backward_weight", params, bindings, &[x.shape, dy.shape]).map(GpuKernel::from);
     }
-    let (columns, cols, cols_shape) = im2col(gpu, c, x, &dwd[2..], [dyd[2], dyd[3]])?;
+    let unpadded = dwd[1] * dwd[2] * dwd[3];
+    let taps = padded_taps(unpadded, dwd[0], dyd[0] * dyd[2] * dyd[3]);
+    let (columns, cols, cols_shape) = im2col(gpu, c, x, &dwd[2..], [dyd[2], dyd[3]], taps)?;
     let (gather, rows, rows_shape) = to_rows(gpu, c, dy)?;
-    let dw2 = Shape::new([dwd[0], cols_shape.dims()[0]]);
+    let dw2 = Shape::new([dwd[0], unpadded]);
+    // With padded taps, dW [O, taps] goes to scratch, and the padding's columns are dropped.
+    let padded =
+        (taps != unpadded).then(|| scratch(gpu, "conv2d padded weight gradient", vec![dwd[0], taps])).transpose()?;
+    let target = padded.as_ref().map_or(bound(dw.buffer, &dw2), |(buffer, shape)| bound(buffer, shape));
     let transposed = MatMul { trans_a: false, trans_b: true };
-    let product = matmul_dispatch(
-        gpu,
-        transposed,
-        None,
-        &bound(&rows, &rows_shape),
-        &bound(&cols, &cols_shape),
-        &bound(dw.buffer, &dw2),
-    )?;
-    Ok(GpuKernel::new(vec![columns, gather, product], vec![cols, rows]))
+    let product =
+        matmul_kernel(gpu, transposed, None, &bound(&rows, &rows_shape), &bound(&cols, &cols_shape), &target)?;
+    let steps = GpuKernel::new(vec![columns, gather], vec![cols, rows]).then(product);
+    let Some((padded, padded_shape)) = padded else { return Ok(steps) };
+    let unpad = crate::layout::slice(gpu, 1, 0, &bound(&padded, &padded_shape), &bound(dw.buffer, &dw2))?;
+    Ok(steps.then(GpuKernel::new(vec![unpad], vec![padded])))
 }

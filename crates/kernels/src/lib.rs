@@ -17,10 +17,10 @@ mod reduce;
 mod softmax;
 
 pub use backend::GpuBackend;
-pub use matmul::{MatmulKernel, matmul_dispatch};
+pub use matmul::{MatmulKernel, matmul_kernel};
 
 use kiln_core::{Bound, Result};
-use kiln_gpu::{Dispatch, Gpu, GpuBuffer, PipelineKey, fold_workgroups};
+use kiln_gpu::{Dispatch, Gpu, GpuBuffer, PipelineKey, Upload, fold_workgroups};
 
 /// A WGSL file of `shaders/`, embedded at build time, with the entry points the host calls and
 /// the host size of each uniform struct it declares.
@@ -73,12 +73,23 @@ pub(crate) struct Launch<'a> {
 
 impl Launch<'_> {
     pub(crate) fn build(self, gpu: &Gpu) -> Result<Dispatch> {
+        self.build_with_texels(gpu, vec![])
+    }
+
+    /// The dispatch, binding besides its buffers the texture views of `texels` (slot,
+    /// upload that fills the texture first, view).
+    pub(crate) fn build_with_texels(
+        self,
+        gpu: &Gpu,
+        texels: Vec<(u32, Upload, wgpu::TextureView)>,
+    ) -> Result<Dispatch> {
         let constants = self.constants.iter().map(|&(k, v)| (k, v.to_bits())).collect();
         let key = PipelineKey { shader: self.shader.name, entry: self.entry, constants };
         let pipeline = gpu.pipeline(&key, self.shader.source)?;
         let params = gpu.uniform(self.params, self.entry);
-        let mut entries = vec![(0, &params)];
-        entries.extend(self.bindings.iter().map(|&(slot, b)| (slot, b.raw())));
+        let mut entries = vec![(0, params.as_entire_binding())];
+        entries.extend(self.bindings.iter().map(|&(slot, b)| (slot, b.raw().as_entire_binding())));
+        entries.extend(texels.iter().map(|(slot, _, view)| (*slot, wgpu::BindingResource::TextureView(view))));
         let bind_group = gpu.bind_group(&pipeline, &entries, self.entry)?;
         Ok(Dispatch {
             label: self.entry.into(),
@@ -86,6 +97,7 @@ impl Launch<'_> {
             bind_group,
             workgroups: self.workgroups,
             params: Some(params),
+            uploads: texels.into_iter().map(|(_, upload, _)| upload).collect(),
         })
     }
 }
@@ -138,6 +150,14 @@ impl From<Dispatch> for GpuKernel {
 impl GpuKernel {
     pub(crate) fn new(dispatches: Vec<Dispatch>, scratch: Vec<GpuBuffer>) -> Self {
         GpuKernel { dispatches, scratch }
+    }
+
+    /// This kernel's dispatches, then `next`'s; the scratch of both.
+    pub(crate) fn then(mut self, next: impl Into<GpuKernel>) -> Self {
+        let next = next.into();
+        self.dispatches.extend(next.dispatches);
+        self.scratch.extend(next.scratch);
+        self
     }
 
     /// The scratch buffers, for tests of the lowering.

@@ -1,10 +1,11 @@
 use bytemuck::{Pod, Zeroable};
-use kiln_core::{Error, MatMul, Result};
-use kiln_gpu::{Dispatch, Gpu};
+use kiln_core::{DType, Error, MatMul, Result, Shape};
+use kiln_gpu::{Dispatch, Gpu, GpuBuffer, TEXELS_PER_ROW, Upload};
 
-use crate::{B, Launch, MATMUL};
+use crate::{B, GpuKernel, Launch, MATMUL, grid_1d};
 
-pub const ENTRY_POINTS: &[&str] = &["matmul_naive", "matmul", "matmul_vec4", "matmul_vec4_16x16"];
+pub const ENTRY_POINTS: &[&str] =
+    &["matmul_naive", "matmul", "matmul_vec4", "matmul_vec4_16x16", "matmul_texels_16x16", "matmul_sum_slices"];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
 #[repr(C)]
@@ -13,11 +14,11 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad0: u32,
+    quads_per_slice: u32,
     stride_a: u32,
     stride_b: u32,
     stride_y: u32,
-    _pad1: u32,
+    _pad: u32,
 }
 
 /// Which matmul kernel to run; `None` lets the shapes choose.
@@ -31,6 +32,8 @@ pub enum MatmulKernel {
     Vec4,
     /// 16×16 tiles of 4×4 blocks, 4-wide loads; M, K and N multiples of 4.
     Vec4Tile16,
+    /// The same, reading A and B from texel copies (see `Gpu::texel_upload`).
+    Texels16,
 }
 
 impl MatmulKernel {
@@ -40,6 +43,7 @@ impl MatmulKernel {
             MatmulKernel::Blocked => "matmul",
             MatmulKernel::Vec4 => "matmul_vec4",
             MatmulKernel::Vec4Tile16 => "matmul_vec4_16x16",
+            MatmulKernel::Texels16 => "matmul_texels_16x16",
         }
     }
 
@@ -49,54 +53,122 @@ impl MatmulKernel {
             MatmulKernel::Naive => (1, 1),
             MatmulKernel::Blocked => (4, 4),
             MatmulKernel::Vec4 => (4, 4),
-            MatmulKernel::Vec4Tile16 => (16, 16),
+            MatmulKernel::Vec4Tile16 | MatmulKernel::Texels16 => (16, 16),
         }
     }
 }
 
+/// The sizes of a product `[batch ×] [rows, inner] · [inner, cols]`.
+#[derive(Clone, Copy)]
+struct Sizes {
+    rows: u32,
+    cols: u32,
+    inner: u32,
+    batch: u32,
+}
+
+impl Sizes {
+    fn of(m: MatMul, a: &B<'_>, y: &B<'_>) -> Self {
+        let dims = y.shape.dims();
+        let a_dims = a.shape.dims();
+        let inner = if m.trans_a { a_dims[a_dims.len() - 2] } else { a_dims[a_dims.len() - 1] };
+        Sizes {
+            rows: dims[dims.len() - 2] as u32,
+            cols: dims[dims.len() - 1] as u32,
+            inner: inner as u32,
+            batch: if dims.len() == 3 { dims[0] as u32 } else { 1 },
+        }
+    }
+
+    fn aligned(&self) -> bool {
+        [self.rows, self.cols, self.inner].iter().all(|d| d.is_multiple_of(4))
+    }
+}
+
 /// `y = op(a)·op(b)` with `kernel`, or the fastest kernel the shapes allow.
-pub fn matmul_dispatch(
+pub fn matmul_kernel(
     gpu: &Gpu,
     m: MatMul,
     kernel: Option<MatmulKernel>,
     a: &B<'_>,
     b: &B<'_>,
     y: &B<'_>,
-) -> Result<Dispatch> {
-    let dims = y.shape.dims();
-    let (rows, cols) = (dims[dims.len() - 2] as u32, dims[dims.len() - 1] as u32);
-    let a_dims = a.shape.dims();
-    let inner = (if m.trans_a { a_dims[a_dims.len() - 2] } else { a_dims[a_dims.len() - 1] }) as u32;
-    let batch = if dims.len() == 3 { dims[0] as u32 } else { 1 };
-    crate::check_loops(gpu, "matmul", inner as usize, &[a.shape, b.shape])?;
-    let aligned = [rows, cols, inner].iter().all(|d| d.is_multiple_of(4));
-
-    let kernel = kernel.unwrap_or(match aligned {
-        // A CPU adapter runs an invocation as one SIMD lane: heavy tiles pay there.
-        true if gpu.info().device_type == wgpu::DeviceType::Cpu => MatmulKernel::Vec4Tile16,
+) -> Result<GpuKernel> {
+    let sizes = Sizes::of(m, a, y);
+    crate::check_loops(gpu, "matmul", sizes.inner as usize, &[a.shape, b.shape])?;
+    let kernel = kernel.unwrap_or(match sizes.aligned() {
+        // A CPU adapter runs an invocation as one SIMD lane: heavy tiles pay there, and
+        // texel fetches beat its buffer loads.
+        true if gpu.info().device_type == wgpu::DeviceType::Cpu => MatmulKernel::Texels16,
         true => MatmulKernel::Vec4,
         false => MatmulKernel::Blocked,
     });
-    if matches!(kernel, MatmulKernel::Vec4 | MatmulKernel::Vec4Tile16) && !aligned {
+    if matches!(kernel, MatmulKernel::Vec4 | MatmulKernel::Vec4Tile16 | MatmulKernel::Texels16) && !sizes.aligned() {
         return Err(Error::attribute(
             "matmul",
-            format!("{} needs M, K, N multiples of 4, got {rows}, {inner}, {cols}", kernel.entry()),
+            format!(
+                "{} needs M, K, N multiples of 4, got {}, {}, {}",
+                kernel.entry(),
+                sizes.rows,
+                sizes.inner,
+                sizes.cols
+            ),
         ));
     }
+    let slices = k_slices(kernel, sizes);
+    if slices == 1 {
+        return product(gpu, m, kernel, sizes, 0, [a, b, y]).map(GpuKernel::from);
+    }
+    let quads_per_slice = (sizes.inner / 4).div_ceil(slices);
+    let partial_shape = Shape::new([slices as usize, sizes.rows as usize, sizes.cols as usize]);
+    let partial = gpu.alloc(partial_shape.bytes(), "matmul partial products")?;
+    let partial_bound = B { buffer: &partial, shape: &partial_shape, dtype: DType::F32 };
+    let first = product(gpu, m, kernel, sizes, quads_per_slice, [a, b, &partial_bound])?;
+    let sum = sum_slices(gpu, &partial, slices, sizes, y)?;
+    Ok(GpuKernel::new(vec![first, sum], vec![partial]))
+}
+
+/// How many slices of K to sum separately: the 16×16-tile kernels give a CPU adapter one
+/// SIMD lane per tile, so a 2-D product with few tiles and a long K (a weight gradient,
+/// `[64, 12544] · [12544, 288]`: 72 tiles) would leave lanes and cores idle. Each slice keeps
+/// at least `MIN_QUADS` steps of k.
+fn k_slices(kernel: MatmulKernel, s: Sizes) -> u32 {
+    const WANTED_INVOCATIONS: u32 = 512;
+    const MIN_QUADS: u32 = 32;
+    if s.batch != 1 || !matches!(kernel, MatmulKernel::Vec4Tile16 | MatmulKernel::Texels16) {
+        return 1;
+    }
+    let (bx, by) = kernel.block();
+    let tiles = s.cols.div_ceil(bx) * s.rows.div_ceil(by);
+    WANTED_INVOCATIONS.div_ceil(tiles).min(s.inner / 4 / MIN_QUADS).max(1)
+}
+
+/// The product's dispatch; with `quads_per_slice` > 0, invocation z sums that many steps of
+/// k (the K-slice z) into slice z of `y`.
+fn product(
+    gpu: &Gpu,
+    m: MatMul,
+    kernel: MatmulKernel,
+    s: Sizes,
+    quads_per_slice: u32,
+    [a, b, y]: [&B<'_>; 3],
+) -> Result<Dispatch> {
+    let split = quads_per_slice > 0;
     let params = Params {
-        m: rows,
-        n: cols,
-        k: inner,
-        _pad0: 0,
-        stride_a: if a.shape.rank() == 3 { rows * inner } else { 0 },
-        stride_b: if b.shape.rank() == 3 { inner * cols } else { 0 },
-        stride_y: rows * cols,
-        _pad1: 0,
+        m: s.rows,
+        n: s.cols,
+        k: s.inner,
+        quads_per_slice,
+        stride_a: if a.shape.rank() == 3 && !split { s.rows * s.inner } else { 0 },
+        stride_b: if b.shape.rank() == 3 && !split { s.inner * s.cols } else { 0 },
+        stride_y: s.rows * s.cols,
+        _pad: 0,
     };
+    let depth = if split { (s.inner / 4).div_ceil(quads_per_slice) } else { s.batch };
     let (block_x, block_y) = kernel.block();
-    let invocations = [cols.div_ceil(block_x), rows.div_ceil(block_y)];
-    let [wx, wy] = workgroup_shape(invocations, batch);
-    let workgroups = [invocations[0].div_ceil(wx), invocations[1].div_ceil(wy), batch];
+    let invocations = [s.cols.div_ceil(block_x), s.rows.div_ceil(block_y)];
+    let [wx, wy] = workgroup_shape(invocations, depth);
+    let workgroups = [invocations[0].div_ceil(wx), invocations[1].div_ceil(wy), depth];
     let max = gpu.limits().max_compute_workgroups_per_dimension;
     if workgroups.iter().any(|&w| w > max) {
         return Err(Error::attribute(
@@ -104,20 +176,64 @@ pub fn matmul_dispatch(
             format!("grid {workgroups:?} for y {} exceeds {max} workgroups per axis", y.shape),
         ));
     }
+    let texels = if kernel == MatmulKernel::Texels16 { texel_uploads(gpu, a, b)? } else { None };
+    let kernel = match (kernel, &texels) {
+        (MatmulKernel::Texels16, None) => MatmulKernel::Vec4Tile16,
+        (kernel, _) => kernel,
+    };
+    let mut constants = vec![
+        ("TRANS_A", f64::from(u8::from(m.trans_a))),
+        ("TRANS_B", f64::from(u8::from(m.trans_b))),
+        ("WORKGROUP_X", f64::from(wx)),
+        ("WORKGROUP_Y", f64::from(wy)),
+    ];
+    let bindings = match texels {
+        Some(_) => {
+            constants.push(("TEXELS_PER_ROW", f64::from(TEXELS_PER_ROW)));
+            vec![(3, y.buffer)]
+        }
+        None => vec![(1, a.buffer), (2, b.buffer), (3, y.buffer)],
+    };
     let launch = Launch {
         shader: MATMUL,
         entry: kernel.entry(),
-        constants: vec![
-            ("TRANS_A", f64::from(u8::from(m.trans_a))),
-            ("TRANS_B", f64::from(u8::from(m.trans_b))),
-            ("WORKGROUP_X", f64::from(wx)),
-            ("WORKGROUP_Y", f64::from(wy)),
-        ],
+        constants,
         params: bytemuck::bytes_of(&params),
-        bindings: vec![(1, a.buffer), (2, b.buffer), (3, y.buffer)],
+        bindings,
         workgroups,
     };
+    match texels {
+        Some(texels) => launch.build_with_texels(gpu, texels),
+        None => launch.build(gpu),
+    }
+}
+
+/// `y = Σ_z partial[z]` over the `slices` K-slices of a split product, in order.
+fn sum_slices(gpu: &Gpu, partial: &GpuBuffer, slices: u32, s: Sizes, y: &B<'_>) -> Result<Dispatch> {
+    let params =
+        Params { m: s.rows, n: s.cols, k: slices, quads_per_slice: 0, stride_a: 0, stride_b: 0, stride_y: 0, _pad: 0 };
+    let launch = Launch {
+        shader: MATMUL,
+        entry: "matmul_sum_slices",
+        constants: vec![("WORKGROUP_X", 64.0), ("WORKGROUP_Y", 1.0)],
+        params: bytemuck::bytes_of(&params),
+        bindings: vec![(1, partial), (3, y.buffer)],
+        workgroups: grid_1d(gpu, (s.rows * s.cols / 4) as usize),
+    };
     launch.build(gpu)
+}
+
+/// Texel copies of A (binding 1) and B (binding 2), or `None` where either is too large for
+/// a texture (the buffer kernel then runs).
+fn texel_uploads(gpu: &Gpu, a: &B<'_>, b: &B<'_>) -> Result<Option<Vec<(u32, Upload, wgpu::TextureView)>>> {
+    let mut texels = Vec::with_capacity(2);
+    for (slot, operand) in [(1, a), (2, b)] {
+        match gpu.texel_upload(operand.buffer, (operand.shape.numel() / 4) as u32, slot)? {
+            Some((upload, view)) => texels.push((slot, upload, view)),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(texels))
 }
 
 /// The workgroup's shape over `[x, y]` invocations: 64 of them, no taller than the rows of
