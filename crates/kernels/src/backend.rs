@@ -89,7 +89,7 @@ impl Backend for GpuBackend {
             | Op::LayerNormStats
             | Op::LayerNorm { .. }
             | Op::LayerNormBackwardInput { .. }
-            | Op::LayerNormBackwardParams { .. } => single(norm::norm(gpu, op, inputs, out)),
+            | Op::LayerNormBackwardParams { .. } => norm::norm(gpu, op, inputs, out),
             Op::Dropout(d) | Op::DropoutBackward(d) => single(dropout::dropout(gpu, op.name(), d, x(0), out)),
             Op::Embedding => single(embedding::embedding(gpu, "embedding", x(0), x(1), x(0).shape.dims()[0], out)),
             Op::EmbeddingBackward { vocab } => {

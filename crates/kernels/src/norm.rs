@@ -1,11 +1,13 @@
 use bytemuck::{Pod, Zeroable};
 use kiln_core::{Op, Result};
-use kiln_gpu::{Dispatch, Gpu};
+use kiln_gpu::{Gpu, GpuBuffer};
 
-use crate::{B, Launch, NORM, grid_1d};
+use crate::{B, GpuKernel, Launch, NORM, grid_1d};
 
 pub const ENTRY_POINTS: &[&str] = &[
     "batch_norm_stats",
+    "batch_norm_coefficients",
+    "batch_norm_backward_coefficients",
     "batch_norm",
     "batch_norm_backward_reduce",
     "batch_norm_backward_input",
@@ -21,13 +23,26 @@ pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
     n: u32,
-    channels: u32,
-    inner: u32,
     count: u32,
     eps: f32,
     momentum: f32,
     training: u32,
     unbiased: f32,
+    _pad: [u32; 2],
+}
+
+/// The layout of `x`, norm.wgsl's override constants: channels, and elements of a channel
+/// per sample (1 for layer norm, whose channels are the last axis).
+#[derive(Clone, Copy)]
+struct Layout {
+    channels: u32,
+    inner: u32,
+}
+
+impl Layout {
+    fn constants(self) -> Vec<(&'static str, f64)> {
+        vec![("CHANNELS", f64::from(self.channels)), ("INNER", f64::from(self.inner))]
+    }
 }
 
 /// What each entry point binds: x, stats, gamma, beta, dy, sums (the inputs, in op order)
@@ -43,8 +58,9 @@ fn slots(op: &Op) -> &'static [u32] {
     }
 }
 
-/// The layout of `x`: batch norm's channels are axis 1, layer norm's the last axis.
-fn params(op: &Op, x: &[usize]) -> Params {
+/// The layout of `x` and the uniform: batch norm's channels are axis 1, layer norm's the
+/// last axis.
+fn params(op: &Op, x: &[usize]) -> (Layout, Params) {
     let n: usize = x.iter().product();
     let (channels, inner, count) = match op {
         Op::LayerNormStats
@@ -66,30 +82,23 @@ fn params(op: &Op, x: &[usize]) -> Params {
         _ => (0.0, false),
     };
     let u = |v: usize| v as u32;
+    let layout = Layout { channels: u(channels), inner: u(inner) };
     let training = u32::from(training);
-    Params {
-        n: u(n),
-        channels: u(channels),
-        inner: u(inner),
-        count: u(count),
-        eps,
-        momentum: 0.0,
-        training,
-        unbiased: 1.0,
-    }
+    (layout, Params { n: u(n), count: u(count), eps, momentum: 0.0, training, unbiased: 1.0, _pad: [0; 2] })
 }
 
 /// The running-statistics update of `running [2,C]`, the variance unbiased over `count`.
-fn running_params(momentum: f32, count: usize, running: &B<'_>) -> Params {
+fn running_params(momentum: f32, count: usize, running: &B<'_>) -> (Layout, Params) {
     let unbiased = (count as f64 / count.max(2).saturating_sub(1) as f64) as f32;
     let channels = running.shape.dims()[1] as u32;
-    Params { n: 2 * channels, channels, inner: 1, count: 0, eps: 0.0, momentum, training: 0, unbiased }
+    let params = Params { n: 2 * channels, count: 0, eps: 0.0, momentum, training: 0, unbiased, _pad: [0; 2] };
+    (Layout { channels, inner: 1 }, params)
 }
 
 /// Any op of the normalisation family: `inputs` in op order, `out` the result (the running
 /// statistics themselves for the in-place update).
-pub fn norm(gpu: &Gpu, op: &Op, inputs: &[B<'_>], out: &B<'_>) -> Result<Dispatch> {
-    let (params, inputs) = match op {
+pub fn norm(gpu: &Gpu, op: &Op, inputs: &[B<'_>], out: &B<'_>) -> Result<GpuKernel> {
+    let ((layout, params), inputs) = match op {
         Op::BatchNormRunningUpdate { momentum, count } => (running_params(*momentum, *count, out), &inputs[1..]),
         _ => (params(op, inputs[0].shape.dims()), inputs),
     };
@@ -97,28 +106,72 @@ pub fn norm(gpu: &Gpu, op: &Op, inputs: &[B<'_>], out: &B<'_>) -> Result<Dispatc
         Op::BatchNormStats | Op::BatchNormBackwardReduce { .. } | Op::LayerNormBackwardParams { .. } => {
             2 * (params.count as usize).div_ceil(64)
         }
-        Op::LayerNormStats | Op::LayerNormBackwardInput { .. } => 2 * params.channels as usize,
+        Op::LayerNormStats | Op::LayerNormBackwardInput { .. } => 2 * layout.channels as usize,
         _ => 0,
     };
     let shapes: Vec<_> = inputs.iter().map(|b| b.shape).collect();
     crate::check_loops(gpu, op.name(), iterations, &shapes)?;
-    let mut bindings: Vec<_> = slots(op).iter().zip(inputs).map(|(&slot, b)| (slot, b.buffer)).collect();
-
-    bindings.push((7, out.buffer));
+    let bound: Vec<_> = slots(op).iter().zip(inputs).map(|(&slot, b)| (slot, b.buffer)).collect();
+    if matches!(op, Op::BatchNorm { .. } | Op::BatchNormBackwardInput { .. }) {
+        return affine(gpu, op, layout, params, &bound, out);
+    }
     let workgroups = match op {
-        Op::BatchNormStats | Op::BatchNormBackwardReduce { .. } => [params.channels, 1, 1],
+        Op::BatchNormStats | Op::BatchNormBackwardReduce { .. } => [layout.channels, 1, 1],
         Op::LayerNormStats | Op::LayerNormBackwardInput { .. } => grid_1d(gpu, params.count as usize),
-        Op::LayerNormBackwardParams { .. } => [params.channels, 1, 1],
-
+        Op::LayerNormBackwardParams { .. } => [layout.channels, 1, 1],
         _ => grid_1d(gpu, params.n as usize),
     };
+    let bindings = [bound.as_slice(), &[(7, out.buffer)]].concat();
     let launch = Launch {
         shader: NORM,
         entry: op.name(),
-        constants: vec![],
+        constants: layout.constants(),
         params: bytemuck::bytes_of(&params),
         bindings,
         workgroups,
     };
-    launch.build(gpu)
+    launch.build(gpu).map(GpuKernel::from)
+}
+
+/// Batch norm or its input gradient: a vec4 of coefficients per channel into scratch, then
+/// the elementwise kernel reading x (and dy) and those (see norm.wgsl).
+fn affine(
+    gpu: &Gpu,
+    op: &Op,
+    layout: Layout,
+    params: Params,
+    bound: &[(u32, &GpuBuffer)],
+    out: &B<'_>,
+) -> Result<GpuKernel> {
+    let coefficients = gpu.alloc(16 * u64::from(layout.channels), "batch norm coefficients")?;
+    let entry = match op {
+        Op::BatchNorm { .. } => "batch_norm_coefficients",
+        _ => "batch_norm_backward_coefficients",
+    };
+    // x (slot 1) and dy (5) go to the elementwise kernel, the per-channel inputs here.
+    let per_channel = |&&(slot, _): &&(u32, &GpuBuffer)| slot != 1 && slot != 5;
+    let first = Launch {
+        shader: NORM,
+        entry,
+        constants: layout.constants(),
+        params: bytemuck::bytes_of(&params),
+        bindings: bound.iter().filter(per_channel).copied().chain([(7, &coefficients)]).collect(),
+        workgroups: grid_1d(gpu, layout.channels as usize),
+    }
+    .build(gpu)?;
+    let elementwise = Launch {
+        shader: NORM,
+        entry: op.name(),
+        constants: layout.constants(),
+        params: bytemuck::bytes_of(&params),
+        bindings: bound
+            .iter()
+            .filter(|b| !per_channel(b))
+            .copied()
+            .chain([(7, out.buffer), (8, &coefficients)])
+            .collect(),
+        workgroups: grid_1d(gpu, params.n as usize),
+    }
+    .build(gpu)?;
+    Ok(GpuKernel::new(vec![first, elementwise], vec![coefficients]))
 }
