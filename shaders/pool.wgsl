@@ -13,23 +13,26 @@
 // (`kind`: 0 max, 1 min, 2 avg, 3 lp): one extreme search per window, not per element.
 // Bindings: 0 params, 1 x, 2 y (the forward output), 3 dy, 4 out.
 
+// The geometry, fixed per pipeline: Mesa's CPU drivers divide by a runtime value one lane at
+// a time, by a constant with a few vector multiplications, and unroll loops of constant length.
+override H: u32;
+override W: u32;
+override OUT_H: u32;
+override OUT_W: u32;
+override K_H: u32;
+override K_W: u32;
+override STRIDE_H: u32;
+override STRIDE_W: u32;
+override PAD_H: u32;
+override PAD_W: u32;
+override COUNT_INCLUDE_PAD: u32;
+override KIND: u32;
+
 struct Params {
     n: u32,
-    h: u32,
-    w: u32,
-    out_h: u32,
-    out_w: u32,
-    k_h: u32,
-    k_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
-    count_include_pad: u32,
     power: f32,
-    kind: u32,
+    _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -53,24 +56,24 @@ struct Window {
 }
 
 fn window(plane: u32, oh: u32, ow: u32) -> Window {
-    let top = i32(oh * p.stride_h) - i32(p.pad_h);
-    let left = i32(ow * p.stride_w) - i32(p.pad_w);
+    let top = i32(oh * STRIDE_H) - i32(PAD_H);
+    let left = i32(ow * STRIDE_W) - i32(PAD_W);
     let h0 = u32(max(top, 0));
     let w0 = u32(max(left, 0));
-    let h1 = u32(min(top + i32(p.k_h), i32(p.h)));
-    let w1 = u32(min(left + i32(p.k_w), i32(p.w)));
+    let h1 = u32(min(top + i32(K_H), i32(H)));
+    let w1 = u32(min(left + i32(K_W), i32(W)));
     return Window(plane, h0, h1, w0, w1);
 }
 
 // The window of output element e.
 fn output_window(e: u32) -> Window {
-    let ow = e % p.out_w;
-    let oh = (e / p.out_w) % p.out_h;
-    return window(e / (p.out_w * p.out_h), oh, ow);
+    let ow = e % OUT_W;
+    let oh = (e / OUT_W) % OUT_H;
+    return window(e / (OUT_W * OUT_H), oh, ow);
 }
 
 fn at(plane: u32, ih: u32, iw: u32) -> u32 {
-    return (plane * p.h + ih) * p.w + iw;
+    return (plane * H + ih) * W + iw;
 }
 
 // Flat index of the window's extreme tap (the first one on ties).
@@ -86,7 +89,7 @@ fn extreme(win: Window, largest: bool) -> u32 {
 }
 
 fn divisor(win: Window) -> f32 {
-    if (p.count_include_pad != 0u) { return f32(p.k_h * p.k_w); }
+    if (COUNT_INCLUDE_PAD != 0u) { return f32(K_H * K_W); }
     return f32((win.h1 - win.h0) * (win.w1 - win.w0));
 }
 
@@ -141,16 +144,16 @@ fn windows_over(v: u32, k: u32, stride: u32, pad: u32, count: u32) -> vec2u {
 // Σ over the windows containing input element e of their contribution, by pooling kind:
 // 0 max, 1 min, 2 avg, 3 lp.
 fn gather(e: u32, kind: u32) -> f32 {
-    let iw = e % p.w;
-    let ih = (e / p.w) % p.h;
-    let plane = e / (p.w * p.h);
-    let rows = windows_over(ih, p.k_h, p.stride_h, p.pad_h, p.out_h);
-    let cols = windows_over(iw, p.k_w, p.stride_w, p.pad_w, p.out_w);
+    let iw = e % W;
+    let ih = (e / W) % H;
+    let plane = e / (W * H);
+    let rows = windows_over(ih, K_H, STRIDE_H, PAD_H, OUT_H);
+    let cols = windows_over(iw, K_W, STRIDE_W, PAD_W, OUT_W);
     var acc = 0.0;
     for (var oh = rows.x; oh < rows.y; oh++) {
         for (var ow = cols.x; ow < cols.y; ow++) {
             let win = window(plane, oh, ow);
-            let o = (plane * p.out_h + oh) * p.out_w + ow;
+            let o = (plane * OUT_H + oh) * OUT_W + ow;
             switch kind {
                 case 0u, 1u: {
                     acc += select(0.0, dy[o], extreme(win, kind == 0u) == e);
@@ -201,12 +204,12 @@ fn pool2d_backward_tiled(@builtin(global_invocation_id) gid: vec3u, @builtin(num
     let o = flat(gid, groups);
     if (o >= p.n) { return; }
     let win = output_window(o);
-    let winner = select(0u, extreme(win, p.kind == 0u), p.kind < 2u);
+    let winner = select(0u, extreme(win, KIND == 0u), KIND < 2u);
     for (var ih = win.h0; ih < win.h1; ih++) {
         for (var iw = win.w0; iw < win.w1; iw++) {
             let i = at(win.plane, ih, iw);
             var g = 0.0;
-            switch p.kind {
+            switch KIND {
                 case 0u, 1u: { g = select(0.0, dy[o], i == winner); }
                 case 2u: { g = dy[o] / divisor(win); }
                 default: {

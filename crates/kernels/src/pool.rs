@@ -21,57 +21,44 @@ pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
     n: u32,
-    h: u32,
-    w: u32,
-    out_h: u32,
-    out_w: u32,
-    k_h: u32,
-    k_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
-    count_include_pad: u32,
     power: f32,
-    kind: u32,
     _pad: [u32; 2],
 }
 
-fn params(pool: &Pool2d, x: &[usize], y: &[usize], n: usize) -> Params {
-    let u = |v: usize| v as u32;
+/// The uniform, and pool.wgsl's override constants (the geometry: a pipeline per geometry).
+fn params(pool: &Pool2d, x: &[usize], y: &[usize], n: usize) -> (Params, Vec<(&'static str, f64)>) {
     let (count_include_pad, power, kind) = match pool.kind {
         PoolKind::Max => (0, 1.0, 0),
         PoolKind::Min => (0, 1.0, 1),
-        PoolKind::Avg { count_include_pad } => (u32::from(count_include_pad), 1.0, 2),
+        PoolKind::Avg { count_include_pad } => (usize::from(count_include_pad), 1.0, 2),
         PoolKind::Lp { p } => (0, p, 3),
     };
-    Params {
-        n: u(n),
-        h: u(x[2]),
-        w: u(x[3]),
-        out_h: u(y[2]),
-        out_w: u(y[3]),
-        k_h: u(pool.kernel[0]),
-        k_w: u(pool.kernel[1]),
-        stride_h: u(pool.stride[0]),
-        stride_w: u(pool.stride[1]),
-        pad_h: u(pool.padding[0]),
-        pad_w: u(pool.padding[1]),
-        count_include_pad,
-        power,
-        kind,
-        _pad: [0; 2],
-    }
+    let geometry = [
+        ("H", x[2]),
+        ("W", x[3]),
+        ("OUT_H", y[2]),
+        ("OUT_W", y[3]),
+        ("K_H", pool.kernel[0]),
+        ("K_W", pool.kernel[1]),
+        ("STRIDE_H", pool.stride[0]),
+        ("STRIDE_W", pool.stride[1]),
+        ("PAD_H", pool.padding[0]),
+        ("PAD_W", pool.padding[1]),
+        ("COUNT_INCLUDE_PAD", count_include_pad),
+        ("KIND", kind),
+    ];
+    let constants = geometry.into_iter().map(|(name, v)| (name, v as f64)).collect();
+    (Params { n: n as u32, power, _pad: [0; 2] }, constants)
 }
 
 /// `y = pool(x)`.
 pub fn pool2d(gpu: &Gpu, pool: &Pool2d, x: &B<'_>, y: &B<'_>) -> Result<Dispatch> {
     let n = y.shape.numel();
-    let params = params(pool, x.shape.dims(), y.shape.dims(), n);
+    let (params, constants) = params(pool, x.shape.dims(), y.shape.dims(), n);
     let launch = Launch {
         shader: POOL,
         entry: pool.name(),
-        constants: vec![],
+        constants,
         params: bytemuck::bytes_of(&params),
         bindings: vec![(1, x.buffer), (4, y.buffer)],
         workgroups: grid_1d(gpu, n),
@@ -89,11 +76,11 @@ fn tiles(pool: &Pool2d, x: &[usize]) -> bool {
 pub fn pool2d_backward(gpu: &Gpu, pool: &Pool2d, x: &B<'_>, y: &B<'_>, dy: &B<'_>, dx: &B<'_>) -> Result<Dispatch> {
     let tiled = tiles(pool, x.shape.dims());
     let n = if tiled { y.shape.numel() } else { dx.shape.numel() };
-    let params = params(pool, x.shape.dims(), y.shape.dims(), n);
+    let (params, constants) = params(pool, x.shape.dims(), y.shape.dims(), n);
     let launch = Launch {
         shader: POOL,
         entry: if tiled { "pool2d_backward_tiled" } else { pool.backward_name() },
-        constants: vec![],
+        constants,
         params: bytemuck::bytes_of(&params),
         bindings: vec![(1, x.buffer), (2, y.buffer), (3, dy.buffer), (4, dx.buffer)],
         workgroups: grid_1d(gpu, n),
