@@ -25,14 +25,7 @@ fn matmul(c: &mut Criterion) {
     let bound = |buffer| Bound { buffer, shape: &shape, dtype: DType::F32 };
     let mut group = c.benchmark_group(format!("matmul_{N} on {}", gpu.info().name));
     group.sample_size(10).throughput(Throughput::Elements(2 * (N as u64).pow(3)));
-    let kernels = [
-        MatmulKernel::Naive,
-        MatmulKernel::Blocked,
-        MatmulKernel::Vec4,
-        MatmulKernel::Vec4Tile16,
-        MatmulKernel::Texels16,
-    ];
-    for kernel in kernels {
+    for kernel in MatmulKernel::ALL {
         let prepared =
             matmul_kernel(&gpu, MatMul::default(), Some(kernel), &bound(&a), &bound(&b), &bound(&y)).expect("kernel");
         let dispatches: Vec<_> = prepared.dispatches.iter().collect();

@@ -42,16 +42,9 @@ fn t(shape: &[usize], seed: u64) -> HostTensor {
 
 #[test]
 fn every_kernel_in_every_layout() {
-    let kernels = [
-        MatmulKernel::Naive,
-        MatmulKernel::Blocked,
-        MatmulKernel::Vec4,
-        MatmulKernel::Vec4Tile16,
-        MatmulKernel::Texels16,
-    ];
     // M, K, N multiples of 4 (so every kernel applies) but not of the 16×16 tile.
     let (m, k, n) = (20, 12, 36);
-    for kernel in kernels {
+    for kernel in MatmulKernel::ALL {
         for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
             let mm = MatMul { trans_a, trans_b };
             let a = if trans_a { vec![k, m] } else { vec![m, k] };

@@ -37,6 +37,15 @@ pub enum MatmulKernel {
 }
 
 impl MatmulKernel {
+    /// Every kernel, for tests and benchmarks.
+    pub const ALL: [MatmulKernel; 5] = [
+        MatmulKernel::Naive,
+        MatmulKernel::Blocked,
+        MatmulKernel::Vec4,
+        MatmulKernel::Vec4Tile16,
+        MatmulKernel::Texels16,
+    ];
+
     fn entry(self) -> &'static str {
         match self {
             MatmulKernel::Naive => "matmul_naive",
@@ -59,7 +68,7 @@ impl MatmulKernel {
 }
 
 /// The sizes of a product `[batch ×] [rows, inner] · [inner, cols]`.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Sizes {
     rows: u32,
     cols: u32,
@@ -115,56 +124,69 @@ pub fn matmul_kernel(
             ),
         ));
     }
-    let slices = k_slices(kernel, sizes);
-    if slices == 1 {
-        return product(gpu, m, kernel, sizes, 0, [a, b, y]).map(GpuKernel::from);
-    }
-    let quads_per_slice = (sizes.inner / 4).div_ceil(slices);
-    let partial_shape = Shape::new([slices as usize, sizes.rows as usize, sizes.cols as usize]);
+    let Some(slicing) = k_slicing(kernel, sizes) else {
+        return product(gpu, m, kernel, sizes, None, [a, b, y]).map(GpuKernel::from);
+    };
+    let partial_shape = Shape::new([slicing.slices as usize, sizes.rows as usize, sizes.cols as usize]);
     let partial = gpu.alloc(partial_shape.bytes(), "matmul partial products")?;
     let partial_bound = B { buffer: &partial, shape: &partial_shape, dtype: DType::F32 };
-    let first = product(gpu, m, kernel, sizes, quads_per_slice, [a, b, &partial_bound])?;
-    let sum = sum_slices(gpu, &partial, slices, sizes, y)?;
+    let first = product(gpu, m, kernel, sizes, Some(slicing), [a, b, &partial_bound])?;
+    let sum = sum_slices(gpu, &partial, slicing.slices, sizes, y)?;
     Ok(GpuKernel::new(vec![first, sum], vec![partial]))
 }
 
-/// How many slices of K to sum separately: the 16×16-tile kernels give a CPU adapter one
-/// SIMD lane per tile, so a 2-D product with few tiles and a long K (a weight gradient,
+/// A product's K cut into `slices` runs of `quads_per_slice` steps of k (the last one
+/// possibly shorter, none empty).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Slicing {
+    quads_per_slice: u32,
+    slices: u32,
+}
+
+/// Whether and how to sum slices of K separately: the 16×16-tile kernels give a CPU adapter
+/// one SIMD lane per tile, so a 2-D product with few tiles and a long K (a weight gradient,
 /// `[64, 12544] · [12544, 288]`: 72 tiles) would leave lanes and cores idle. Each slice keeps
 /// at least `MIN_QUADS` steps of k.
-fn k_slices(kernel: MatmulKernel, s: Sizes) -> u32 {
+fn k_slicing(kernel: MatmulKernel, s: Sizes) -> Option<Slicing> {
     const WANTED_INVOCATIONS: u32 = 512;
     const MIN_QUADS: u32 = 32;
     if s.batch != 1 || !matches!(kernel, MatmulKernel::Vec4Tile16 | MatmulKernel::Texels16) {
-        return 1;
+        return None;
     }
     let (bx, by) = kernel.block();
     let tiles = s.cols.div_ceil(bx) * s.rows.div_ceil(by);
-    WANTED_INVOCATIONS.div_ceil(tiles).min(s.inner / 4 / MIN_QUADS).max(1)
+    let quads = s.inner / 4;
+    let wanted = WANTED_INVOCATIONS.div_ceil(tiles).min(quads / MIN_QUADS);
+    if wanted < 2 {
+        return None;
+    }
+    // Rounding the slice up can leave fewer slices than wanted: count them again.
+    let quads_per_slice = quads.div_ceil(wanted);
+    Some(Slicing { quads_per_slice, slices: quads.div_ceil(quads_per_slice) })
 }
 
-/// The product's dispatch; with `quads_per_slice` > 0, invocation z sums that many steps of
-/// k (the K-slice z) into slice z of `y`.
+/// The product's dispatch; with a slicing, invocation z sums the steps of k of slice z into
+/// slice z of `y`.
 fn product(
     gpu: &Gpu,
     m: MatMul,
     kernel: MatmulKernel,
     s: Sizes,
-    quads_per_slice: u32,
+    slicing: Option<Slicing>,
     [a, b, y]: [&B<'_>; 3],
 ) -> Result<Dispatch> {
-    let split = quads_per_slice > 0;
+    let split = slicing.is_some();
     let params = Params {
         m: s.rows,
         n: s.cols,
         k: s.inner,
-        quads_per_slice,
+        quads_per_slice: slicing.map_or(0, |k| k.quads_per_slice),
         stride_a: if a.shape.rank() == 3 && !split { s.rows * s.inner } else { 0 },
         stride_b: if b.shape.rank() == 3 && !split { s.inner * s.cols } else { 0 },
         stride_y: s.rows * s.cols,
         _pad: 0,
     };
-    let depth = if split { (s.inner / 4).div_ceil(quads_per_slice) } else { s.batch };
+    let depth = slicing.map_or(s.batch, |k| k.slices);
     let (block_x, block_y) = kernel.block();
     let invocations = [s.cols.div_ceil(block_x), s.rows.div_ceil(block_y)];
     let [wx, wy] = workgroup_shape(invocations, depth);
@@ -247,4 +269,28 @@ fn workgroup_shape([x, y]: [u32; 2], batch: u32) -> [u32; 2] {
         shape[larger] /= 2;
     }
     shape
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every slice a split product's dispatch runs is non-empty, and the sum adds exactly the
+    /// slices written (a slice counted but never written would add a pooled buffer's stale data).
+    #[test]
+    fn k_slices_cover_k_exactly() {
+        for rows in [4, 16, 64, 100] {
+            for cols in [4, 12, 36, 288] {
+                for quads in (1..6000).step_by(7) {
+                    let sizes = Sizes { rows, cols, inner: 4 * quads, batch: 1 };
+                    let Some(Slicing { quads_per_slice, slices }) = k_slicing(MatmulKernel::Texels16, sizes) else {
+                        continue;
+                    };
+                    assert!(slices >= 2 && quads_per_slice >= 32, "{sizes:?}");
+                    assert!((slices - 1) * quads_per_slice < quads, "{sizes:?}: an empty last slice");
+                    assert!(slices * quads_per_slice >= quads, "{sizes:?}: k not covered");
+                }
+            }
+        }
+    }
 }
