@@ -1,7 +1,7 @@
 //! Texel copies of storage buffers. Mesa's CPU drivers (lavapipe, llvmpipe) load a storage
 //! buffer element one SIMD lane at a time, a branch per lane, but fetch texels with vector
 //! gathers: a kernel bound by its loads reads its operands from rgba32float textures, filled
-//! by copies recorded just before its dispatch (a memcpy there, O(n) beside its O(n³)).
+//! by copies recorded just before its dispatch (a memcpy there, O(n²) beside a product's O(n³)).
 
 use std::collections::HashMap;
 

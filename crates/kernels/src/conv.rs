@@ -139,14 +139,14 @@ fn check(gpu: &Gpu, entry: &str, p: &Geometry, shapes: &[&kiln_core::Shape]) -> 
 }
 
 /// Which kernels run a convolution: without groups, matrix products around im2col/col2im
-/// (the tuned matmul kernels do the arithmetic), as long as the columns (`[C·kH·kW, N·P]`,
-/// and the rows `[O, N·P]`) fit one storage binding; otherwise, and with groups, the direct
+/// (the tuned matmul kernels do the arithmetic), as long as the columns (`[C·kH·kW, N·P]`, the
+/// taps padded as `padded_taps` says, and the rows `[O, N·P]`) fit one storage binding; otherwise, and with groups, the direct
 /// gathers. `x` is the convolution's input side, `y` its output side, `w` its weights.
 fn lowered(gpu: &Gpu, c: &Conv2d, x: &[usize], w: &[usize], y: &[usize]) -> bool {
-    let positions = (y[0] * y[2] * y[3]) as u64;
-    let widest = (x[1] * w[2] * w[3]).max(y[1]) as u64;
+    let positions = y[0] * y[2] * y[3];
+    let widest = padded_taps(x[1] * w[2] * w[3], w[0], positions).max(y[1]) as u64;
     let limit = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
-    c.groups == 1 && 4 * widest * positions <= limit
+    c.groups == 1 && 4 * widest * positions as u64 <= limit
 }
 
 /// One group per input channel: the depthwise kernels apply.
