@@ -253,6 +253,12 @@ fn depthwise_tap(n: u32, c: u32, ih: i32, iw: i32) -> f32 {
     return x[((n * X_C + c) * X_H + u32(ih)) * X_W + u32(iw)];
 }
 
+// The input columns four adjacent outputs read along one row, first to last: every tap of
+// the row loads once (6 loads for a 3-wide stride-1 kernel, not 12), into a private array
+// that constant indices keep in registers. Wider spans take the tap-by-tap path.
+const MAX_SPAN: u32 = 12u;
+override SPAN: u32 = 3u * STRIDE_W + (K_W - 1u) * DIL_W + 1u;
+
 @compute @workgroup_size(64)
 fn depthwise_conv2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
@@ -264,16 +270,29 @@ fn depthwise_conv2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
     let n = e / (quads * Y_H * Y_C);
     let c = o / (Y_C / X_C);
     var acc = vec4f(bias_of(o));
+    let iw0 = input_at(ow0, 0u, STRIDE_W, PAD_W, DIL_W);
     for (var i = 0u; i < K_H; i++) {
         let ih = input_at(oh, i, STRIDE_H, PAD_H, DIL_H);
         if (ih < 0 || ih >= i32(X_H)) { continue; }
-        for (var j = 0u; j < K_W; j++) {
-            let weight = w[(o * K_H + i) * K_W + j];
-            let iw = input_at(ow0, j, STRIDE_W, PAD_W, DIL_W);
-            let s = i32(STRIDE_W);
-            let taps = vec4f(depthwise_tap(n, c, ih, iw), depthwise_tap(n, c, ih, iw + s),
-                             depthwise_tap(n, c, ih, iw + 2 * s), depthwise_tap(n, c, ih, iw + 3 * s));
-            acc += weight * taps;
+        if (SPAN <= MAX_SPAN) {
+            var span: array<f32, MAX_SPAN>;
+            for (var t = 0u; t < SPAN; t++) {
+                span[t] = depthwise_tap(n, c, ih, iw0 + i32(t));
+            }
+            for (var j = 0u; j < K_W; j++) {
+                let weight = w[(o * K_H + i) * K_W + j];
+                let at = j * DIL_W;
+                acc += weight * vec4f(span[at], span[at + STRIDE_W], span[at + 2u * STRIDE_W], span[at + 3u * STRIDE_W]);
+            }
+        } else {
+            for (var j = 0u; j < K_W; j++) {
+                let weight = w[(o * K_H + i) * K_W + j];
+                let iw = input_at(ow0, j, STRIDE_W, PAD_W, DIL_W);
+                let s = i32(STRIDE_W);
+                let taps = vec4f(depthwise_tap(n, c, ih, iw), depthwise_tap(n, c, ih, iw + s),
+                                 depthwise_tap(n, c, ih, iw + 2 * s), depthwise_tap(n, c, ih, iw + 3 * s));
+                acc += weight * taps;
+            }
         }
     }
     let row = ((n * Y_C + o) * Y_H + oh) * Y_W;
@@ -291,6 +310,10 @@ fn depthwise_gradient(n: u32, o: u32, th: i32, tw: i32) -> f32 {
     return dy[((n * Y_C + o) * Y_H + u32(th) / sh) * Y_W + u32(tw) / sw];
 }
 
+// The dy columns four adjacent input columns gather from along one row, first to last (in
+// steps of one column of dx: those off the stride read zero).
+override BACK_SPAN: u32 = 3u + (K_W - 1u) * DIL_W + 1u;
+
 @compute @workgroup_size(64)
 fn depthwise_conv2d_backward_input(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
@@ -301,17 +324,31 @@ fn depthwise_conv2d_backward_input(@builtin(global_invocation_id) gid: vec3u, @b
     let c = (e / (quads * X_H)) % X_C;
     let n = e / (quads * X_H * X_C);
     let mult = Y_C / X_C;
+    // The tap j = K_W - 1 reaches furthest left.
+    let tw0 = i32(iw0 + PAD_W) - i32((K_W - 1u) * DIL_W);
     var acc = vec4f(0.0);
     for (var m = 0u; m < mult; m++) {
         let o = c * mult + m;
         for (var i = 0u; i < K_H; i++) {
             let th = i32(ih + PAD_H) - i32(i * DIL_H);
-            for (var j = 0u; j < K_W; j++) {
-                let weight = w[(o * K_H + i) * K_W + j];
-                let tw = i32(iw0 + PAD_W) - i32(j * DIL_W);
-                let grads = vec4f(depthwise_gradient(n, o, th, tw), depthwise_gradient(n, o, th, tw + 1),
-                                  depthwise_gradient(n, o, th, tw + 2), depthwise_gradient(n, o, th, tw + 3));
-                acc += weight * grads;
+            if (BACK_SPAN <= MAX_SPAN) {
+                var span: array<f32, MAX_SPAN>;
+                for (var t = 0u; t < BACK_SPAN; t++) {
+                    span[t] = depthwise_gradient(n, o, th, tw0 + i32(t));
+                }
+                for (var j = 0u; j < K_W; j++) {
+                    let weight = w[(o * K_H + i) * K_W + j];
+                    let at = (K_W - 1u - j) * DIL_W;
+                    acc += weight * vec4f(span[at], span[at + 1u], span[at + 2u], span[at + 3u]);
+                }
+            } else {
+                for (var j = 0u; j < K_W; j++) {
+                    let weight = w[(o * K_H + i) * K_W + j];
+                    let tw = i32(iw0 + PAD_W) - i32(j * DIL_W);
+                    let grads = vec4f(depthwise_gradient(n, o, th, tw), depthwise_gradient(n, o, th, tw + 1),
+                                      depthwise_gradient(n, o, th, tw + 2), depthwise_gradient(n, o, th, tw + 3));
+                    acc += weight * grads;
+                }
             }
         }
     }
@@ -320,3 +357,60 @@ fn depthwise_conv2d_backward_input(@builtin(global_invocation_id) gid: vec3u, @b
         out[row + iw0 + q] = acc[q];
     }
 }
+
+// Σ over the batch and the output positions of dy[n,o,oh,ow..ow+3] times the input row taps
+// they read, for every tap of channel o at once: one workgroup per output channel, its 64
+// invocations striding over (sample, row, column quad) items, each loading its dy quad once
+// and each input row's span once (see `SPAN`), then a tree per tap. Kernels up to MAX_TAPS
+// taps with spans up to MAX_SPAN; the host sends the rest to conv2d_backward_weight.
+const MAX_TAPS: u32 = 16u;
+var<workgroup> tap_partial: array<array<f32, MAX_TAPS>, 64>;
+
+@compute @workgroup_size(64)
+fn depthwise_conv2d_backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+    let o = wid.x;
+    let c = o / (Y_C / X_C);
+    let quads = (Y_W + 3u) / 4u;
+    var acc: array<f32, MAX_TAPS>;
+    for (var item = lid; item < BATCH * Y_H * quads; item += 64u) {
+        let ow0 = (item % quads) * 4u;
+        let oh = (item / quads) % Y_H;
+        let n = item / (quads * Y_H);
+        let dy_row = ((n * Y_C + o) * Y_H + oh) * Y_W;
+        var g = vec4f(0.0);
+        for (var q = 0u; q < 4u; q++) {
+            g[q] = select(0.0, dy[dy_row + min(ow0 + q, Y_W - 1u)], ow0 + q < Y_W);
+        }
+        let iw0 = input_at(ow0, 0u, STRIDE_W, PAD_W, DIL_W);
+        for (var i = 0u; i < K_H; i++) {
+            let ih = input_at(oh, i, STRIDE_H, PAD_H, DIL_H);
+            var span: array<f32, MAX_SPAN>;
+            for (var t = 0u; t < SPAN; t++) {
+                span[t] = depthwise_tap(n, c, ih, iw0 + i32(t));
+            }
+            for (var j = 0u; j < K_W; j++) {
+                let at = j * DIL_W;
+                let taps = vec4f(span[at], span[at + STRIDE_W], span[at + 2u * STRIDE_W], span[at + 3u * STRIDE_W]);
+                acc[i * K_W + j] += dot(g, taps);
+            }
+        }
+    }
+    for (var t = 0u; t < K_H * K_W; t++) {
+        tap_partial[lid][t] = acc[t];
+    }
+    workgroupBarrier();
+    for (var half = 32u; half > 0u; half >>= 1u) {
+        if (lid < half) {
+            for (var t = 0u; t < K_H * K_W; t++) {
+                tap_partial[lid][t] += tap_partial[lid + half][t];
+            }
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u && o * K_H * K_W < p.n) {
+        for (var t = 0u; t < K_H * K_W; t++) {
+            out[o * K_H * K_W + t] = tap_partial[0][t];
+        }
+    }
+}
+

@@ -227,6 +227,25 @@ fn lowered_convolutions_pad_odd_taps_and_split_long_weight_gradients() {
 }
 
 #[test]
+fn depthwise_convolutions_on_both_sides_of_the_span_limits() {
+    // Spans of 6, 9, 8 and 8 columns (row by row, and one workgroup per channel for the weight
+    // gradient), then a 5×5 kernel past the 16 taps that gradient holds and a span of 14 past
+    // the 12 any of them holds: the tap-by-tap kernels. Rows of 13 end in a partial quad.
+    let geometries = [
+        ([3, 3], [1, 1], [1, 1]),
+        ([3, 3], [2, 2], [1, 1]),
+        ([3, 3], [1, 1], [2, 2]),
+        ([5, 5], [1, 1], [1, 1]),
+        ([3, 3], [3, 3], [2, 2]),
+    ];
+    for (kernel, stride, dilation) in geometries {
+        let conv = Conv2d { stride, padding: [1, 1], dilation, groups: 4 };
+        let inputs = [t(&[3, 4, 13, 13], 1), t(&[8, 1, kernel[0], kernel[1]], 2), t(&[8], 3)];
+        assert_parity("depthwise conv2d", &inputs, |g, x| g.conv2d(x[0], x[1], Some(x[2]), conv));
+    }
+}
+
+#[test]
 fn grids_past_65535_workgroups_for_layer_kernels() {
     // 4.4M elements: more than 65535 workgroups of 64 for every elementwise and gather kernel.
     let big = [t(&[1, 1, 2100, 2100], 1)];

@@ -15,6 +15,7 @@ pub const ENTRY_POINTS: &[&str] = &[
     "conv2d_to_rows",
     "depthwise_conv2d",
     "depthwise_conv2d_backward_input",
+    "depthwise_conv2d_backward_weight",
 ];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
@@ -118,6 +119,8 @@ fn launch(
     let workgroups = match entry {
         // One workgroup per weight.
         "conv2d_backward_weight" => fold_workgroups(n, gpu.limits().max_compute_workgroups_per_dimension),
+        // One workgroup per output channel.
+        "depthwise_conv2d_backward_weight" => [conv.geometry.y_c, 1, 1],
         _ => grid_1d(gpu, n as usize),
     };
     let constants = conv.geometry.constants();
@@ -133,6 +136,9 @@ fn check(gpu: &Gpu, entry: &str, p: &Geometry, shapes: &[&kiln_core::Shape]) -> 
         "conv2d" => (p.x_c / p.groups) as usize * (1 + taps),
         "depthwise_conv2d" => taps,
         "conv2d_backward_weight" => ((p.y_h * p.y_w) as usize).div_ceil(64) * (1 + p.batch as usize),
+        "depthwise_conv2d_backward_weight" => {
+            ((p.batch * p.y_h * p.y_w.div_ceil(4)) as usize).div_ceil(64) * (1 + 4 + taps)
+        }
         _ => taps * (1 + (p.y_c / p.groups) as usize),
     };
     crate::check_loops(gpu, entry, iterations, shapes)
@@ -147,6 +153,13 @@ fn lowered(gpu: &Gpu, c: &Conv2d, x: &[usize], w: &[usize], y: &[usize]) -> bool
     let widest = padded_taps(x[1] * w[2] * w[3], w[0], positions).max(y[1]) as u64;
     let limit = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
     c.groups == 1 && 4 * widest * positions as u64 <= limit
+}
+
+/// Whether depthwise_conv2d_backward_weight holds a kernel's taps and row spans (MAX_TAPS and
+/// MAX_SPAN in conv.wgsl).
+fn depthwise_spans_fit(c: &Conv2d, kernel: &[usize]) -> bool {
+    let span = 3 * c.stride[1] + (kernel[1] - 1) * c.dilation[1] + 1;
+    kernel[0] * kernel[1] <= 16 && span <= 12
 }
 
 /// One group per input channel: the depthwise kernels apply.
@@ -324,6 +337,12 @@ pub fn conv_transpose2d(
 /// over the whole batch.
 pub fn conv2d_backward_weight(gpu: &Gpu, c: &Conv2d, x: &B<'_>, dy: &B<'_>, dw: &B<'_>) -> Result<GpuKernel> {
     let (dyd, dwd) = (dy.shape.dims(), dw.shape.dims());
+    if depthwise(c, x.shape.dims()[1]) && depthwise_spans_fit(c, &dwd[2..]) {
+        let params = params(c, x.shape.dims(), dyd, &dwd[2..], false, dw.shape.numel());
+        let bindings = vec![(1, x.buffer), (3, dw.buffer), (5, dy.buffer)];
+        let entry = "depthwise_conv2d_backward_weight";
+        return launch(gpu, entry, params, bindings, &[x.shape, dy.shape]).map(GpuKernel::from);
+    }
     // The product sums over every output position of the batch in one loop; where that is
     // longer than the adapter allows, the direct kernel's 64-way split is used instead.
     let too_long = gpu.loop_limit().is_some_and(|limit| dyd[0] * dyd[2] * dyd[3] > limit);
