@@ -19,10 +19,15 @@ fn open_gpu() -> GpuBackend {
 
 /// `‖got - want‖ / max(‖want‖, 1e-6)`, the golden format's measure.
 pub fn relative_error(got: &[f32], want: &[f32]) -> f64 {
+    error_against(got, want, 1e-6)
+}
+
+/// The distance between `got` and `want` over the larger of `want`'s norm and `floor`.
+fn error_against(got: &[f32], want: &[f32], floor: f64) -> f64 {
     assert_eq!(got.len(), want.len(), "lengths differ");
     let diff: f64 = got.iter().zip(want).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>().sqrt();
     let norm: f64 = want.iter().map(|&b| (b as f64).powi(2)).sum::<f64>().sqrt();
-    diff / norm.max(1e-6)
+    diff / norm.max(floor)
 }
 
 /// A deterministic pseudo-random vector in [-1, 1).
@@ -73,9 +78,15 @@ pub fn assert_parity(name: &str, inputs: &[HostTensor], build: impl Fn(&mut Grap
     for (i, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
         assert_eq!(g.shape, c.shape, "{name}: tensor {i} shapes differ");
         let (g, c) = (g.as_f32().expect("f32"), c.as_f32().expect("f32"));
-        let error = relative_error(g, c);
-        let first = g.iter().zip(c).position(|(a, b)| (a - b).abs() > 1e-4 * (1.0 + b.abs()));
-        assert!(error < 1e-4, "{name}: tensor {i} (0 = output) off by {error:.2e}; first mismatch at {first:?}");
+        // Each tensor is measured against an RMS of at least 1e-2: one that cancellation
+        // leaves near zero (batch norm's scale gradient, a sum of dy·x̂ over ±1-sized terms)
+        // carries the rounding of its terms, not of its own size.
+        let error = error_against(g, c, 1e-2 * (c.len() as f64).sqrt());
+        let worst = g.iter().zip(c).map(|(a, b)| (a - b).abs()).enumerate().max_by(|x, y| x.1.total_cmp(&y.1));
+        assert!(
+            error < 1e-4,
+            "{name}: tensor {i} (0 = output) off by {error:.2e}; largest difference (index, size) {worst:?}"
+        );
     }
 }
 
