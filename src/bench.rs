@@ -92,20 +92,27 @@ fn conv<B: Backend + Clone>(
     bias: bool,
     backward: bool,
 ) -> Result<Figure> {
+    let (g, outputs) = conv_graph(x, w, c, bias, backward)?;
+    let ms = time_graph(backend.clone(), &g, &outputs, 3, 10)?.iter().map(|s| s * 1e3).collect();
+    Ok(summary(workload, name, "ms", ms))
+}
+
+/// The graph of a convolution workload and the values it computes: the output, then, with
+/// `backward`, the input, weight and bias gradients. The output is among them even then: no
+/// gradient of a convolution needs it, and the executor would prune the forward pass.
+pub fn conv_graph(x: [usize; 4], w: [usize; 4], c: Conv2d, bias: bool, backward: bool) -> Result<(Graph, Vec<Value>)> {
     let mut g = Graph::new();
     let xv = g.input("x", x.to_vec(), DType::F32);
     let wv = g.input("w", w.to_vec(), DType::F32);
     let bv = bias.then(|| g.input("b", vec![w[0]], DType::F32));
     let y = g.conv2d(xv, wv, bv, c)?;
-    let outputs = if backward {
+    let mut outputs = vec![y];
+    if backward {
         let dy = g.input("dy", g.shape(y).clone(), DType::F32);
         let wrt: Vec<Value> = [xv, wv].into_iter().chain(bv).collect();
-        grad_with(&mut g, &[(y, dy)], &wrt)?
-    } else {
-        vec![y]
-    };
-    let ms = time_graph(backend.clone(), &g, &outputs, 3, 10)?.iter().map(|s| s * 1e3).collect();
-    Ok(summary(workload, name, "ms", ms))
+        outputs.extend(grad_with(&mut g, &[(y, dy)], &wrt)?);
+    }
+    Ok((g, outputs))
 }
 
 /// W2: conv2d N=64, 32→64 channels, 14×14, 3×3, padding 1, with bias.
