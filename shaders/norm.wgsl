@@ -64,7 +64,7 @@ fn workgroup_sum(v: vec2f, lid: u32) -> vec2f {
 }
 
 // The elements of a channel that invocation `lid` visits, k = lid, lid + 64, …, as digits
-// (sample, position) = (k / inner, k % inner), advanced by the digits of 64 rather than
+// (sample, position) = (k / INNER, k % INNER), advanced by the digits of 64 rather than
 // divided out for every element (lavapipe scalarises integer division).
 fn first_digits(lid: u32) -> vec2u {
     return vec2u(lid / INNER, lid % INNER);

@@ -10,7 +10,7 @@
 //   lp:      dx = Σ dy·sign(x)·(|x|/y)^(p-1)   (windows with y = 0 give nothing)
 // When the windows tile the image exactly (stride = kernel, no padding, sizes divisible),
 // `pool2d_backward_tiled` runs one invocation per window instead, writing its taps' gradients
-// (`kind`: 0 max, 1 min, 2 avg, 3 lp): one extreme search per window, not per element.
+// (KIND: 0 max, 1 min, 2 avg, 3 lp): one extreme search per window, not per element.
 // Bindings: 0 params, 1 x, 2 y (the forward output), 3 dy, 4 out.
 
 // The geometry, fixed per pipeline: Mesa's CPU drivers divide by a runtime value one lane at

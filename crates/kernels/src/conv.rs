@@ -145,9 +145,9 @@ fn check(gpu: &Gpu, entry: &str, p: &Geometry, shapes: &[&kiln_core::Shape]) -> 
 }
 
 /// Which kernels run a convolution: without groups, matrix products around im2col/col2im
-/// (the tuned matmul kernels do the arithmetic), as long as the columns (`[C·kH·kW, N·P]`, the
-/// taps padded as `padded_taps` says, and the rows `[O, N·P]`) fit one storage binding; otherwise, and with groups, the direct
-/// gathers. `x` is the convolution's input side, `y` its output side, `w` its weights.
+/// (the tuned matmul kernels do the arithmetic), as long as the columns (`[C·kH·kW, N·P]`,
+/// the taps padded as `padded_taps` says, and the rows `[O, N·P]`) fit one storage binding;
+/// otherwise, and with groups, the direct gathers. `x` is the convolution's input side, `y` its output side, `w` its weights.
 fn lowered(gpu: &Gpu, c: &Conv2d, x: &[usize], w: &[usize], y: &[usize]) -> bool {
     let positions = y[0] * y[2] * y[3];
     let widest = padded_taps(x[1] * w[2] * w[3], w[0], positions).max(y[1]) as u64;
@@ -155,11 +155,16 @@ fn lowered(gpu: &Gpu, c: &Conv2d, x: &[usize], w: &[usize], y: &[usize]) -> bool
     c.groups == 1 && 4 * widest * positions as u64 <= limit
 }
 
-/// Whether depthwise_conv2d_backward_weight holds a kernel's taps and row spans (MAX_TAPS and
-/// MAX_SPAN in conv.wgsl).
+/// The taps and the row span (input columns) depthwise_conv2d_backward_weight holds in
+/// registers: conv.wgsl's MAX_TAPS and MAX_SPAN.
+const DEPTHWISE_MAX_TAPS: usize = 16;
+const DEPTHWISE_MAX_SPAN: usize = 12;
+
+/// Whether depthwise_conv2d_backward_weight holds a kernel's taps and its row span (conv.wgsl's
+/// SPAN: the columns four adjacent outputs read).
 fn depthwise_spans_fit(c: &Conv2d, kernel: &[usize]) -> bool {
     let span = 3 * c.stride[1] + (kernel[1] - 1) * c.dilation[1] + 1;
-    kernel[0] * kernel[1] <= 16 && span <= 12
+    kernel[0] * kernel[1] <= DEPTHWISE_MAX_TAPS && span <= DEPTHWISE_MAX_SPAN
 }
 
 /// One group per input channel: the depthwise kernels apply.
@@ -367,4 +372,22 @@ pub fn conv2d_backward_weight(gpu: &Gpu, c: &Conv2d, x: &B<'_>, dy: &B<'_>, dw: 
     let Some((padded, padded_shape)) = padded else { return Ok(steps) };
     let unpad = crate::layout::slice(gpu, 1, 0, &bound(&padded, &padded_shape), &bound(dw.buffer, &dw2))?;
     Ok(steps.then(GpuKernel::new(vec![unpad], vec![padded])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host's register limits are the shader's: a larger host limit would send kernels the
+    /// shader cannot hold to depthwise_conv2d_backward_weight.
+    #[test]
+    fn depthwise_limits_are_the_shaders() {
+        let source = include_str!("../../../shaders/conv.wgsl");
+        for declaration in [
+            format!("const MAX_TAPS: u32 = {DEPTHWISE_MAX_TAPS}u;"),
+            format!("const MAX_SPAN: u32 = {DEPTHWISE_MAX_SPAN}u;"),
+        ] {
+            assert!(source.contains(&declaration), "conv.wgsl lacks `{declaration}`");
+        }
+    }
 }
