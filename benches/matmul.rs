@@ -7,7 +7,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln::core::{Bound, DType, MatMul, Shape};
 use kiln::gpu::Gpu;
-use kiln::kernels::{MatmulKernel, matmul_kernel};
+use kiln::kernels::{MatmulKernel, MatmulPlan};
 
 const N: usize = 1024;
 
@@ -26,8 +26,9 @@ fn matmul(c: &mut Criterion) {
     let mut group = c.benchmark_group(format!("matmul_{N} on {}", gpu.info().name));
     group.sample_size(10).throughput(Throughput::Elements(2 * (N as u64).pow(3)));
     for kernel in MatmulKernel::ALL {
-        let prepared =
-            matmul_kernel(&gpu, MatMul::default(), Some(kernel), &bound(&a), &bound(&b), &bound(&y)).expect("kernel");
+        let plan = MatmulPlan::new(&gpu, MatMul::default(), Some(kernel), &shape, &shape, &shape).expect("plan");
+        let partial = plan.scratch_bytes().map(|bytes| gpu.alloc(bytes, "partial sums").expect("alloc"));
+        let prepared = plan.kernel(&gpu, &bound(&a), &bound(&b), &bound(&y), partial.as_ref()).expect("kernel");
         let dispatches: Vec<_> = prepared.dispatches.iter().collect();
         // Reading 4 bytes back ends each run only when the product is complete on the device.
         group.bench_function(format!("{kernel:?}"), |bench| {

@@ -1,50 +1,29 @@
-//! Checkpoints: every named variable of a training graph (parameters, optimizer state,
-//! running statistics) and the run's metadata in one safetensors file, written atomically
-//! (temporary file, fsync, rename), so a killed run loses at most the epoch in progress.
+//! Checkpoints: every tensor of a parameter store (parameters, optimizer state, running
+//! statistics), its step counters and the run's metadata in one safetensors file, written
+//! atomically (temporary file, fsync, rename), so a killed run loses at most the epoch in
+//! progress.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use kiln_core::{Backend, DType, Error, HostTensor, Result, Shape};
-use kiln_graph::{Executor, Graph, Value};
+use kiln_graph::Store;
 use safetensors::tensor::TensorView;
 
-/// The named variables of `graph` (sources that persist across runs).
-pub fn variables(graph: &Graph) -> BTreeMap<String, Value> {
-    graph
-        .nodes()
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.op == kiln_core::Op::Variable && !n.name.is_empty())
-        .map(|(i, n)| (n.name.clone(), Value(i)))
-        .collect()
-}
+/// The metadata key holding the store's counters, as JSON.
+const COUNTERS: &str = "counters";
 
-/// Copies every variable `to` shares by name with `from` (a training graph's state into its
-/// eval graph, say).
-pub fn copy_state<A: Backend, B: Backend>(from: &Executor<A>, to: &Executor<B>) -> Result<()> {
-    let (source, target) = (variables(from.graph()), variables(to.graph()));
-    let shared: Vec<(&String, Value)> =
-        target.iter().filter_map(|(name, &v)| source.get(name).map(|_| (name, v))).collect();
-    let values = from.read(&shared.iter().map(|(name, _)| source[*name]).collect::<Vec<_>>())?;
-    for ((_, v), tensor) in shared.iter().zip(&values) {
-        to.set(*v, tensor)?;
-    }
-    Ok(())
-}
-
-/// A checkpoint's contents: tensors by name, and metadata strings.
+/// A checkpoint's contents: tensors and counters by name, and metadata strings.
 pub struct Checkpoint {
     pub tensors: BTreeMap<String, HostTensor>,
+    pub counters: BTreeMap<String, u32>,
     pub metadata: HashMap<String, String>,
 }
 
 impl Checkpoint {
-    /// Reads every variable of `exec` into a checkpoint with `metadata`.
-    pub fn capture<B: Backend>(exec: &Executor<B>, metadata: HashMap<String, String>) -> Result<Self> {
-        let named = variables(exec.graph());
-        let values = exec.read(&named.values().copied().collect::<Vec<_>>())?;
-        Ok(Checkpoint { tensors: named.into_keys().zip(values).collect(), metadata })
+    /// Reads every tensor and counter of `store` into a checkpoint with `metadata`.
+    pub fn capture<B: Backend>(store: &Store<B>, metadata: HashMap<String, String>) -> Result<Self> {
+        Ok(Checkpoint { tensors: store.read_all()?, counters: store.counters().clone(), metadata })
     }
 
     /// Writes the checkpoint to `path` atomically.
@@ -63,7 +42,10 @@ impl Checkpoint {
                 TensorView::new(*dtype, shape.clone(), data).map(|v| (name.clone(), v)).map_err(|e| bad(path, e))
             })
             .collect::<Result<Vec<_>>>()?;
-        let file = safetensors::serialize(views, Some(self.metadata.clone())).map_err(|e| bad(path, e))?;
+        let mut metadata = self.metadata.clone();
+        let counters = serde_json::to_string(&self.counters).map_err(|e| bad(path, e))?;
+        metadata.insert(COUNTERS.into(), counters);
+        let file = safetensors::serialize(views, Some(metadata)).map_err(|e| bad(path, e))?;
         crate::train::write_bytes_atomically(path, &file)
     }
 
@@ -71,7 +53,9 @@ impl Checkpoint {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io { context: path.display().to_string(), source })?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, e))?;
-        let metadata = header.metadata().clone().unwrap_or_default();
+        let mut metadata = header.metadata().clone().unwrap_or_default();
+        let counters = metadata.remove(COUNTERS).unwrap_or_else(|| "{}".into());
+        let counters = serde_json::from_str(&counters).map_err(|e| bad(path, format!("counters: {e}")))?;
         let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in file.tensors() {
@@ -82,18 +66,21 @@ impl Checkpoint {
             };
             tensors.insert(name, HostTensor::from_bytes(Shape::new(view.shape()), dtype, view.data())?);
         }
-        Ok(Checkpoint { tensors, metadata })
+        Ok(Checkpoint { tensors, counters, metadata })
     }
 
-    /// Sets every variable of `exec` from the checkpoint; a variable the checkpoint lacks, or
-    /// holds with another shape, is an error naming it.
-    pub fn restore<B: Backend>(&self, exec: &Executor<B>) -> Result<()> {
-        for (name, v) in variables(exec.graph()) {
-            let tensor = self
-                .tensors
-                .get(&name)
-                .ok_or_else(|| Error::data("checkpoint", format!("has no tensor `{name}` for this model")))?;
-            exec.set(v, tensor)?;
+    /// Writes every tensor and counter into `store`, creating the entries it lacks; a tensor
+    /// the store holds with another shape, or one of the store's that the checkpoint lacks, is
+    /// an error naming it.
+    pub fn restore<B: Backend>(&self, store: &mut Store<B>) -> Result<()> {
+        if let Some(missing) = store.names().find(|name| !self.tensors.contains_key(*name)) {
+            return Err(Error::data("checkpoint", format!("has no tensor `{missing}` for this model")));
+        }
+        for (name, tensor) in &self.tensors {
+            store.insert(name, tensor)?;
+        }
+        for (name, &runs) in &self.counters {
+            store.set_counter(name, runs);
         }
         Ok(())
     }

@@ -11,8 +11,8 @@
 //! # Ok(()) }
 //! ```
 
-use kiln_core::{Conv2d, DType, Error, HostTensor, Pool2d, PoolKind, Result, Sgd, Shape};
-use kiln_graph::{Graph, Value, grad};
+use kiln_core::{Conv2d, DType, Error, HostTensor, Pool2d, PoolKind, Result, Shape};
+use kiln_graph::{Graph, Value};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -43,12 +43,7 @@ pub struct Classifier {
     pub task: Task,
 }
 
-/// The optimizer of a training run.
-#[derive(Clone, Copy, Debug)]
-pub enum Optimizer {
-    Sgd(Sgd),
-    Adam(kiln_core::Adam),
-}
+pub use kiln_nn::{Optimizer, ParamGroup};
 
 /// Builds a model's layers, keeping its parameters (initialised like PyTorch's layers:
 /// uniform in ±1/√fan_in) and its mode.
@@ -295,22 +290,6 @@ pub fn cnn(batch: usize, side: usize, _classes: usize, seed: u64) -> Result<Clas
 /// Appends the backward pass and one in-place update per parameter, with the optimizer's
 /// state as zero-initialised variables named after the parameter.
 pub fn add_training(model: &mut Classifier, optimizer: Optimizer) -> Result<()> {
-    let g = &mut model.graph;
-    let grads = grad(g, model.loss, &model.params)?;
-    for (&param, grad) in model.params.iter().zip(grads) {
-        let shape = g.shape(param).clone();
-        let name = g.node(param).name.clone();
-        match optimizer {
-            Optimizer::Sgd(s) => {
-                let buf = g.variable(&format!("{name}.momentum_buf"), shape);
-                g.sgd_step(param, grad, buf, s)?;
-            }
-            Optimizer::Adam(a) => {
-                let m = g.variable(&format!("{name}.m"), shape.clone());
-                let v = g.variable(&format!("{name}.v"), shape);
-                g.adam_step(param, grad, m, v, a)?;
-            }
-        }
-    }
-    Ok(())
+    let group = ParamGroup { params: model.params.clone(), optimizer };
+    kiln_nn::minimize(&mut model.graph, model.loss, &[group])
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use kiln_core::{Backend, Error, HostTensor, Result};
-use kiln_graph::Executor;
+use kiln_graph::{Program, Store};
 
 use crate::checkpoint::Checkpoint;
 use crate::models::{CLASSES, build};
@@ -34,13 +34,15 @@ pub fn predict<B: Backend>(backend: B, checkpoint: &Path, images: &[&Path]) -> R
     let model = build(saved.meta("model")?, images.len(), pixels, false, seed)?;
     let mut g = model.graph;
     let probabilities = g.softmax(model.logits, -1)?;
-    let mut exec = Executor::compile(backend, &g, &[probabilities])?;
-    saved.restore(&exec)?;
+    let mut store = Store::new(backend);
+    saved.restore(&mut store)?;
+    store.seal();
+    let program = Program::compile(&mut store, &g, &[probabilities])?;
     let side = (pixels as f64).sqrt() as u32;
     let inputs: Vec<f32> = images.iter().map(|p| load_image(p, side)).collect::<Result<Vec<_>>>()?.concat();
-    exec.set(model.images, &HostTensor::f32(vec![images.len(), pixels], inputs)?)?;
-    exec.set(model.labels, &HostTensor::i32(vec![images.len()], vec![0; images.len()])?)?;
-    let out = exec.run(&[probabilities])?.remove(0);
+    program.set(model.images, &HostTensor::f32(vec![images.len(), pixels], inputs)?)?;
+    program.set(model.labels, &HostTensor::i32(vec![images.len()], vec![0; images.len()])?)?;
+    let out = program.run(&mut store, &[probabilities])?.remove(0);
     Ok(out
         .as_f32()?
         .chunks(CLASSES)

@@ -25,10 +25,12 @@ pub struct Row {
 
 /// Forward before `backward_from`, then backward, and in-place updates as the optimizer.
 fn phase(graph: &Graph, node: usize, backward_from: usize) -> &'static str {
-    match &graph.nodes()[node].op {
-        op if !op.updated_inputs().is_empty() => "optimizer",
-        _ if node >= backward_from => "backward",
-        _ => "forward",
+    if !graph.nodes()[node].op.updated_inputs().is_empty() {
+        "optimizer"
+    } else if node >= backward_from {
+        "backward"
+    } else {
+        "forward"
     }
 }
 
@@ -52,7 +54,56 @@ fn flops(op: &Op, inputs: &[&Shape], out: &Shape) -> u64 {
             2 * inputs[0].numel() as u64 * (inputs[1].numel() / inputs[1].dims()[0]) as u64
         }
         Op::Conv2dBackwardWeight { .. } => 2 * inputs[1].numel() as u64 * (n / out.dims()[0] as u64),
-        _ => n,
+        Op::Input
+        | Op::Variable
+        | Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Div
+        | Op::Activation(_)
+        | Op::ActivationBackward(_)
+        | Op::Prelu
+        | Op::PreluBackwardInput
+        | Op::PreluBackwardAlpha
+        | Op::Sum(_)
+        | Op::Max(_)
+        | Op::MaxBackward(_)
+        | Op::BroadcastTo { .. }
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Slice { .. }
+        | Op::SliceBackward { .. }
+        | Op::Softmax { .. }
+        | Op::SoftmaxBackward { .. }
+        | Op::LogSoftmax { .. }
+        | Op::LogSoftmaxBackward { .. }
+        | Op::CrossEntropyPerSample
+        | Op::CrossEntropyPerSampleBackward
+        | Op::NllPerSample
+        | Op::NllPerSampleBackward
+        | Op::Loss(_)
+        | Op::LossBackward { .. }
+        | Op::Pool2d(_)
+        | Op::Pool2dBackward(_)
+        | Op::BatchNormStats
+        | Op::BatchNorm { .. }
+        | Op::BatchNormBackwardReduce { .. }
+        | Op::BatchNormBackwardInput { .. }
+        | Op::BatchNormRunningUpdate { .. }
+        | Op::LayerNormStats
+        | Op::LayerNorm { .. }
+        | Op::LayerNormBackwardInput { .. }
+        | Op::LayerNormBackwardParams { .. }
+        | Op::Dropout(_)
+        | Op::DropoutBackward(_)
+        | Op::Embedding
+        | Op::EmbeddingBackward { .. }
+        | Op::ClipFactor { .. }
+        | Op::SgdStep(_)
+        | Op::AdamStep(_)
+        | Op::AdagradStep(_)
+        | Op::RmspropStep(_)
+        | Op::Assign => n,
     }
 }
 

@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_core::{Adam, Backend, Error, HostTensor, LrSchedule, Result, Sgd};
-use kiln_graph::Executor;
+use kiln_graph::{Program, Store};
 use kiln_nn::{Dataset, FashionMnist, shuffled_indices};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{Checkpoint, copy_state};
+use crate::checkpoint::Checkpoint;
 use crate::models::{CLASSES, Classifier, MODELS, Optimizer, Task, add_training, build};
 
 /// Where a run computes.
@@ -120,7 +120,11 @@ pub struct Metrics {
     pub batch: usize,
     pub samples_per_sec: f64,
     pub train_seconds: f64,
-    pub planned_step_bytes: u64,
+    /// Device bytes of the parameter store, and of the training and evaluation programs'
+    /// own buffers (inputs, step values, kernel scratch): what the device allocates.
+    pub store_bytes: u64,
+    pub train_program_bytes: u64,
+    pub eval_program_bytes: u64,
     pub epochs: Vec<EpochRow>,
 }
 
@@ -176,14 +180,16 @@ fn split(set: &Dataset, validation: usize) -> Result<(Vec<usize>, Vec<usize>)> {
     Ok((order, held))
 }
 
-/// A run in progress: the training and eval executors, the data, and the history.
+/// A run in progress: the parameter store, the training and evaluation programs over it, the
+/// data, and the history.
 struct Run<'a, B: Backend> {
     opts: &'a TrainOptions,
     data: &'a FashionMnist,
     model: Classifier,
-    exec: Executor<B>,
+    store: Store<B>,
+    train: Program<B>,
     eval_model: Classifier,
-    eval: Executor<B>,
+    eval: Program<B>,
     train_indices: Vec<usize>,
     validation_indices: Vec<usize>,
     steps_per_epoch: usize,
@@ -205,22 +211,26 @@ fn run<B: Backend + Clone>(backend: B, opts: &TrainOptions, data: &FashionMnist)
     let mut model = build(&opts.model, opts.batch, pixels, true, opts.seed)?;
     add_training(&mut model, optimizer(opts, steps_per_epoch))?;
 
-    let exec = Executor::compile(backend.clone(), &model.graph, &[model.loss, model.logits])?;
+    let mut store = Store::new(backend.clone());
+    let train = Program::compile(&mut store, &model.graph, &[model.loss, model.logits])?;
     let eval_model = build(&opts.model, EVAL_BATCH, pixels, false, opts.seed)?;
-    let eval = Executor::compile(backend.clone(), &eval_model.graph, &[eval_model.logits])?;
+    let eval = Program::compile(&mut store, &eval_model.graph, &[eval_model.logits])?;
     log::info!(
-        "training {} on {}: {} graph nodes per step, {} KiB of parameters and state, {} KiB peak per step",
+        "training {} on {}: {} graph nodes per step; device memory: {} KiB of parameters and state, \
+         {} KiB for the training program, {} KiB for evaluation",
         opts.model,
         backend.name(),
         model.graph.nodes().len(),
-        exec.plan().persistent_bytes / 1024,
-        exec.plan().peak_step_bytes / 1024
+        store.bytes() / 1024,
+        train.plan().program_bytes / 1024,
+        eval.plan().program_bytes / 1024
     );
     let mut run = Run {
         opts,
         data,
         model,
-        exec,
+        store,
+        train,
         eval_model,
         eval,
         train_indices,
@@ -276,7 +286,9 @@ impl<B: Backend + Clone> Run<'_, B> {
             batch: self.opts.batch,
             samples_per_sec: samples as f64 / seconds.max(1e-9),
             train_seconds: seconds,
-            planned_step_bytes: self.exec.plan().peak_step_bytes,
+            store_bytes: self.store.bytes(),
+            train_program_bytes: self.train.plan().program_bytes,
+            eval_program_bytes: self.eval.plan().program_bytes,
             epochs: self.history.clone(),
         })
     }
@@ -300,9 +312,9 @@ impl<B: Backend + Clone> Run<'_, B> {
                 let seed = self.opts.seed ^ ((epoch as u64) << 32) ^ step as u64;
                 images = augment(&images, self.data.train.cols, seed)?;
             }
-            self.exec.set(self.model.images, &images)?;
-            self.exec.set(self.model.labels, &labels)?;
-            let out = self.exec.run(&[self.model.loss, self.model.logits])?;
+            self.train.set(self.model.images, &images)?;
+            self.train.set(self.model.labels, &labels)?;
+            let out = self.train.run(&mut self.store, &[self.model.loss, self.model.logits])?;
             let loss = out[0].as_f32()?[0];
             if !loss.is_finite() {
                 return Err(Error::data(
@@ -327,7 +339,6 @@ impl<B: Backend + Clone> Run<'_, B> {
         }
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f64();
-        copy_state(&self.exec, &self.eval)?;
         let validation_accuracy = if self.validation_indices.is_empty() || !classes {
             None
         } else {
@@ -361,7 +372,7 @@ impl<B: Backend + Clone> Run<'_, B> {
             let (images, labels) = to_tensors(set, &padded)?;
             self.eval.set(self.eval_model.images, &images)?;
             self.eval.set(self.eval_model.labels, &labels)?;
-            let outputs = self.eval.run(&[self.eval_model.logits])?.remove(0);
+            let outputs = self.eval.run(&mut self.store, &[self.eval_model.logits])?.remove(0);
             let width = outputs.shape.numel() / EVAL_BATCH;
             let (out, pixels) = (&outputs.as_f32()?[..chunk.len() * width], set.image_size());
             each(out, &images.as_f32()?[..chunk.len() * pixels], &labels.as_i32()?[..chunk.len()])?;
@@ -403,12 +414,10 @@ impl<B: Backend + Clone> Run<'_, B> {
     fn pictures(&mut self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|source| Error::Io { context: dir.display().to_string(), source })?;
         crate::plot::plot_history(&self.history, &dir.join(format!("{}-history.png", self.opts.model)))?;
-        let first_conv = crate::checkpoint::variables(self.exec.graph())
-            .into_values()
-            .filter(|&v| self.model.params.contains(&v))
-            .find(|&v| matches!(self.exec.graph().shape(v).dims(), &[_, 1, _, _]));
-        if let Some(v) = first_conv {
-            let weights = self.exec.read(&[v])?.remove(0);
+        let graph = &self.model.graph;
+        let first_conv = self.model.params.iter().find(|&&v| matches!(graph.shape(v).dims(), &[_, 1, _, _]));
+        if let Some(&v) = first_conv {
+            let weights = self.store.read(&[&graph.node(v).name])?.remove(0);
             crate::plot::plot_grid(&weights, 8, &dir.join(format!("{}-filters.png", self.opts.model)))?;
             let maps = self.feature_maps()?;
             crate::plot::plot_grid(&maps, 3, &dir.join(format!("{}-feature-maps.png", self.opts.model)))?;
@@ -427,19 +436,18 @@ impl<B: Backend + Clone> Run<'_, B> {
     }
 
     /// The first convolution's output for the first test image, as `[C, 1, H, W]` planes.
-    fn feature_maps(&self) -> Result<HostTensor> {
+    fn feature_maps(&mut self) -> Result<HostTensor> {
         let pixels = self.data.test.image_size();
         let model = build(&self.opts.model, 1, pixels, false, self.opts.seed)?;
         let conv = (0..model.graph.nodes().len())
             .map(kiln_graph::Value)
             .find(|&v| matches!(model.graph.node(v).op, kiln_core::Op::Conv2d(_)))
             .ok_or_else(|| Error::attribute("plots", "the model has no convolution"))?;
-        let mut exec = Executor::compile(self.exec.backend().clone(), &model.graph, &[conv])?;
-        copy_state(&self.exec, &exec)?;
+        let program = Program::compile(&mut self.store, &model.graph, &[conv])?;
         let (images, labels) = to_tensors(&self.data.test, &[0])?;
-        exec.set(model.images, &images)?;
-        exec.set(model.labels, &labels)?;
-        let maps = exec.run(&[conv])?.remove(0);
+        program.set(model.images, &images)?;
+        program.set(model.labels, &labels)?;
+        let maps = program.run(&mut self.store, &[conv])?.remove(0);
         let d = maps.shape.dims().to_vec();
         HostTensor::f32(vec![d[1], 1, d[2], d[3]], maps.as_f32()?.to_vec())
     }
@@ -449,13 +457,12 @@ impl<B: Backend + Clone> Run<'_, B> {
         let history = serde_json::to_string(&self.history).map_err(|e| Error::data("checkpoint", e.to_string()))?;
         let metadata = HashMap::from([
             ("model".to_string(), self.opts.model.clone()),
-            ("runs".to_string(), self.exec.runs().to_string()),
             ("history".to_string(), history),
             ("seed".to_string(), self.opts.seed.to_string()),
             ("batch".to_string(), self.opts.batch.to_string()),
             ("pixels".to_string(), self.data.train.image_size().to_string()),
         ]);
-        Checkpoint::capture(&self.exec, metadata)?.save(path)
+        Checkpoint::capture(&self.store, metadata)?.save(path)
     }
 
     /// Continues the run a checkpoint of the same model and batch describes.
@@ -470,9 +477,7 @@ impl<B: Backend + Clone> Run<'_, B> {
                 ));
             }
         }
-        checkpoint.restore(&self.exec)?;
-        let runs = checkpoint.meta("runs")?.parse().map_err(|e| Error::data("checkpoint", format!("runs: {e}")))?;
-        self.exec.resume_at(runs);
+        checkpoint.restore(&mut self.store)?;
         self.history = serde_json::from_str(checkpoint.meta("history")?)
             .map_err(|e| Error::data("checkpoint", format!("history: {e}")))?;
         println!("resumed from {} after epoch {}", path.display(), self.history.len());

@@ -3,11 +3,12 @@
 
 mod common;
 
-use kiln::core::{Backend, Bound, Op, PoolKind, Result};
+use kiln::core::{Backend, Bound, Op, PoolKind, Result, Spec};
 use kiln::cpu::Cpu;
 use kiln::diverge::{find_divergence, sample_training_graph};
 
 /// The CPU backend with one op's kernel replaced by another's.
+#[derive(Clone)]
 struct Swapped {
     from: Op,
     to: Op,
@@ -21,8 +22,16 @@ impl Backend for Swapped {
         "cpu with a swapped kernel".into()
     }
 
+    fn allocation_bytes(&self, bytes: u64) -> u64 {
+        Cpu.allocation_bytes(bytes)
+    }
+
     fn alloc(&self, bytes: u64, label: &str) -> Result<Self::Buffer> {
         Cpu.alloc(bytes, label)
+    }
+
+    fn scratch(&self, op: &Op, inputs: &[Spec<'_>], outputs: &[Spec<'_>]) -> Result<Vec<u64>> {
+        Cpu.scratch(op, inputs, outputs)
     }
 
     fn write(&self, buffer: &Self::Buffer, bytes: &[u8]) -> Result<()> {
@@ -34,8 +43,9 @@ impl Backend for Swapped {
         op: &Op,
         inputs: &[Bound<'_, Self::Buffer>],
         outputs: &[Bound<'_, Self::Buffer>],
+        scratch: &[&Self::Buffer],
     ) -> Result<Self::Kernel> {
-        Cpu.prepare(if *op == self.from { &self.to } else { op }, inputs, outputs)
+        Cpu.prepare(if *op == self.from { &self.to } else { op }, inputs, outputs, scratch)
     }
 
     fn refresh(&self, kernel: &Self::Kernel, op: &Op) -> Result<()> {
@@ -65,9 +75,14 @@ fn a_wrong_kernel_is_named_at_its_own_node() {
     let max_backward = graph
         .nodes()
         .iter()
-        .find_map(|n| match n.op {
-            Op::Pool2dBackward(p) if p.kind == PoolKind::Max => Some(p),
-            _ => None,
+        .find_map(|n| {
+            if let Op::Pool2dBackward(p) = n.op
+                && p.kind == PoolKind::Max
+            {
+                Some(p)
+            } else {
+                None
+            }
         })
         .expect("the cnn max-pools");
     let avg = kiln::core::Pool2d { kind: PoolKind::Avg { count_include_pad: true }, ..max_backward };

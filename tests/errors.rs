@@ -84,7 +84,7 @@ fn out_of_range_labels_are_an_error_in_the_cpu_kernel_and_nan_in_the_gpu_kernel(
         Bound { buffer: &by, shape: &labels.shape, dtype: DType::I32 },
     ];
     let outputs = [Bound { buffer: &bo, shape: &out_shape, dtype: DType::F32 }];
-    let kernel = backend.prepare(&Op::CrossEntropyPerSample, &inputs, &outputs).expect("prepare");
+    let kernel = backend.prepare(&Op::CrossEntropyPerSample, &inputs, &outputs, &[]).expect("prepare");
     let bytes = backend.run(&[kernel], &[(&bo, 8)]).expect("run");
     let losses = HostTensor::from_bytes(out_shape, DType::F32, &bytes[0]).expect("decode");
     let losses = losses.as_f32().expect("f32");

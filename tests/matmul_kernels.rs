@@ -6,7 +6,7 @@ mod common;
 
 use kiln::core::{Backend, Bound, DType, HostTensor, MatMul, Shape};
 use kiln::cpu::Tensor;
-use kiln::kernels::{MatmulKernel, matmul_kernel};
+use kiln::kernels::{MatmulKernel, MatmulPlan};
 
 /// Checks one product; returns how many dispatches it took.
 fn check(kernel: Option<MatmulKernel>, m: MatMul, a: &HostTensor, b: &HostTensor) -> usize {
@@ -22,8 +22,11 @@ fn check(kernel: Option<MatmulKernel>, m: MatMul, a: &HostTensor, b: &HostTensor
     };
     let (ba, bb, by) = (upload(a), upload(b), gpu.alloc(want.shape.bytes(), "y").expect("alloc"));
     let sy = want.shape.clone();
-    let prepared =
-        matmul_kernel(gpu, m, kernel, &bound(&ba, &a.shape), &bound(&bb, &b.shape), &bound(&by, &sy)).expect("kernel");
+    let plan = MatmulPlan::new(gpu, m, kernel, &a.shape, &b.shape, &sy).expect("plan");
+    let partial = plan.scratch_bytes().map(|bytes| gpu.alloc(bytes, "partial sums").expect("alloc"));
+    let prepared = plan
+        .kernel(gpu, &bound(&ba, &a.shape), &bound(&bb, &b.shape), &bound(&by, &sy), partial.as_ref())
+        .expect("kernel");
     let dispatches = prepared.dispatches.len();
     let bytes = backend.run(&[prepared], &[(&by, sy.bytes())]).expect("run");
     let got = HostTensor::from_bytes(sy, DType::F32, &bytes[0]).expect("decode");
@@ -77,15 +80,7 @@ fn vec4_kernels_refuse_unaligned_shapes() {
     let backend = common::gpu();
     let gpu = backend.gpu();
     let (sa, sb, sy) = (Shape::new([5, 4]), Shape::new([4, 4]), Shape::new([5, 4]));
-    let buffer = gpu.alloc(256, "x").expect("alloc");
-    let result = matmul_kernel(
-        gpu,
-        MatMul::default(),
-        Some(MatmulKernel::Vec4),
-        &bound(&buffer, &sa),
-        &bound(&buffer, &sb),
-        &bound(&buffer, &sy),
-    );
+    let result = MatmulPlan::new(gpu, MatMul::default(), Some(MatmulKernel::Vec4), &sa, &sb, &sy);
     let message = result.map(|_| ()).expect_err("M = 5").to_string();
     assert!(message.contains("matmul_vec4") && message.contains("multiples of 4"), "{message}");
 }

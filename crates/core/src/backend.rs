@@ -7,24 +7,45 @@ pub struct Bound<'a, B> {
     pub dtype: DType,
 }
 
+/// The shape and dtype of a tensor a kernel will be bound to, before any buffer exists.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec<'a> {
+    pub shape: &'a Shape,
+    pub dtype: DType,
+}
+
+impl<'a, B> From<&Bound<'a, B>> for Spec<'a> {
+    fn from(bound: &Bound<'a, B>) -> Self {
+        Spec { shape: bound.shape, dtype: bound.dtype }
+    }
+}
+
 /// The seam between the graph executor and a device. The closed `Op` enum carries the variety,
-/// so the seam stays small: allocate, write, prepare a kernel once, run a step, read.
-pub trait Backend {
+/// so the seam stays small: allocate, write, plan and prepare a kernel once, run a step, read.
+/// A backend is a handle to its device, cheap to clone.
+pub trait Backend: Clone {
     type Buffer;
     /// A kernel bound to its buffers, prepared once and run every step.
     type Kernel;
 
     /// Human-readable name of the device, for logs and reports.
     fn name(&self) -> String;
+    /// The bytes a request for `bytes` actually takes on the device (a pool's size class).
+    fn allocation_bytes(&self, bytes: u64) -> u64;
     fn alloc(&self, bytes: u64, label: &str) -> Result<Self::Buffer>;
     fn write(&self, buffer: &Self::Buffer, bytes: &[u8]) -> Result<()>;
-    /// Binds `op` to its inputs and outputs. Optimizer updates list their state as outputs,
-    /// which alias inputs: they update in place.
+    /// The bytes of each scratch buffer `op`'s kernel needs besides its inputs and outputs
+    /// (a convolution's columns, say), in the order `prepare` takes them. The memory plan
+    /// places them like any other value, live only while the kernel runs.
+    fn scratch(&self, op: &Op, inputs: &[Spec<'_>], outputs: &[Spec<'_>]) -> Result<Vec<u64>>;
+    /// Binds `op` to its inputs, outputs and the scratch buffers `scratch` asked for.
+    /// Optimizer updates list their state as outputs, which alias inputs: they update in place.
     fn prepare(
         &self,
         op: &Op,
         inputs: &[Bound<'_, Self::Buffer>],
         outputs: &[Bound<'_, Self::Buffer>],
+        scratch: &[&Self::Buffer],
     ) -> Result<Self::Kernel>;
     /// Refreshes the per-step attributes of a prepared kernel (the optimizer's step count).
     fn refresh(&self, kernel: &Self::Kernel, op: &Op) -> Result<()>;

@@ -10,6 +10,24 @@ pub enum Error {
     Shape { op: String, message: String, expected: String, got: String },
     #[error("{op}: invalid attribute: {message}")]
     Attribute { op: String, message: String },
+    #[error("input `{input}` was never set: set it (Program::set or feed) before running")]
+    InputNotSet { input: String },
+    #[error("node {node} ({op}) was not compiled as an output: list it among the outputs when compiling")]
+    NotAnOutput { node: usize, op: String },
+    #[error("{what} `{name}` cannot be set: {why}")]
+    NotSettable { what: String, name: String, why: String },
+    #[error(
+        "variable `{variable}` is {store} in the parameter store but {graph} in this graph: build the graph with the store's shapes, or use another store"
+    )]
+    VariableMismatch { variable: String, store: String, graph: String },
+    #[error("variable `{variable}` is not in the parameter store{hint}")]
+    MissingVariable { variable: String, hint: String },
+    #[error(
+        "this program was compiled for parameter store #{compiled} but was given store #{given}: run it with the store it was compiled against"
+    )]
+    WrongStore { compiled: u64, given: u64 },
+    #[error("{adapter} refused a device: {message}")]
+    DeviceRequest { adapter: String, message: String },
     #[error(
         "no GPU adapter found{detail}. On Debian/Ubuntu install Mesa's software Vulkan driver: `sudo apt-get install mesa-vulkan-drivers` (or set KILN_BACKEND=gl for llvmpipe)"
     )]

@@ -7,11 +7,11 @@ mod op;
 mod shape;
 mod tensor;
 
-pub use backend::{Backend, Bound, Timing};
+pub use backend::{Backend, Bound, Spec, Timing};
 pub use error::{Error, Result};
 pub use op::{
     Activation, Adagrad, Adam, Conv2d, Dropout, LossKind, LrSchedule, MatMul, Op, Pool2d, PoolKind, Reduce, Rmsprop,
-    Sgd,
+    Role, RunCounter, Sgd,
 };
 pub use shape::{DType, Shape, broadcast_shapes, contiguous_strides};
 pub use tensor::{HostTensor, TensorData};

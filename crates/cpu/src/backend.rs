@@ -3,7 +3,7 @@ use std::rc::Rc;
 
 use std::time::Instant;
 
-use kiln_core::{Backend, Bound, DType, HostTensor, Op, Result, Shape, Timing};
+use kiln_core::{Backend, Bound, DType, HostTensor, Op, Result, Shape, Spec, Timing};
 
 use crate::Tensor;
 
@@ -34,6 +34,10 @@ impl Backend for Cpu {
         "cpu (reference)".into()
     }
 
+    fn allocation_bytes(&self, bytes: u64) -> u64 {
+        bytes
+    }
+
     fn alloc(&self, bytes: u64, _label: &str) -> Result<CpuBuffer> {
         Ok(Rc::new(RefCell::new(vec![0; bytes as usize])))
     }
@@ -43,7 +47,18 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn prepare(&self, op: &Op, inputs: &[Bound<'_, CpuBuffer>], outputs: &[Bound<'_, CpuBuffer>]) -> Result<CpuKernel> {
+    /// The reference functions need no scratch.
+    fn scratch(&self, _op: &Op, _inputs: &[Spec<'_>], _outputs: &[Spec<'_>]) -> Result<Vec<u64>> {
+        Ok(vec![])
+    }
+
+    fn prepare(
+        &self,
+        op: &Op,
+        inputs: &[Bound<'_, CpuBuffer>],
+        outputs: &[Bound<'_, CpuBuffer>],
+        _scratch: &[&CpuBuffer],
+    ) -> Result<CpuKernel> {
         let inputs = inputs.iter().map(slot).collect();
         let outputs = outputs.iter().map(|b| b.buffer.clone()).collect();
         Ok(CpuKernel { op: RefCell::new(op.clone()), inputs, outputs })

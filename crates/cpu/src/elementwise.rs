@@ -1,18 +1,12 @@
-use kiln_core::{Activation, Dropout, Op, Result, broadcast_shapes};
+use kiln_core::{Activation, Dropout, Result, broadcast_shapes};
 
 use crate::{Tensor, broadcast_offsets};
 
-/// `y = a ∘ b` with NumPy broadcasting.
-pub fn binary(op: &Op, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let shape = broadcast_shapes(op.name(), &a.shape, &b.shape)?;
+/// `y = f(a, b)` elementwise with NumPy broadcasting; `op` names the op in errors.
+pub fn binary(op: &str, f: fn(f64, f64) -> f64, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let shape = broadcast_shapes(op, &a.shape, &b.shape)?;
     let oa = broadcast_offsets(shape.dims(), a.dims());
     let ob = broadcast_offsets(shape.dims(), b.dims());
-    let f = |x: f64, y: f64| match op {
-        Op::Add => x + y,
-        Op::Sub => x - y,
-        Op::Mul => x * y,
-        _ => x / y,
-    };
     Tensor::new(shape, oa.iter().zip(&ob).map(|(&i, &j)| f(a.data[i], b.data[j])).collect())
 }
 

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use kiln_core::{Error, Op, Result};
+use kiln_core::{Error, Result, Role};
 use kiln_graph::{Graph, Value};
 
 use crate::Tensor;
@@ -12,16 +12,17 @@ use crate::Tensor;
 pub fn interpret(graph: &Graph, feeds: &HashMap<Value, Tensor>) -> Result<Vec<Tensor>> {
     let mut values: Vec<Tensor> = Vec::with_capacity(graph.nodes().len());
     for (i, node) in graph.nodes().iter().enumerate() {
-        let value = match &node.op {
-            Op::Input => feeds.get(&Value(i)).cloned().ok_or_else(|| {
+        let value = match node.op.role() {
+            Role::Input => feeds.get(&Value(i)).cloned().ok_or_else(|| {
                 Error::attribute("interpret", format!("input `{}` (node {i}) was not fed", node.name))
             })?,
-            Op::Variable => match (feeds.get(&Value(i)), &node.init) {
+            Role::Variable => match (feeds.get(&Value(i)), &node.init) {
                 (Some(t), _) => t.clone(),
                 (None, Some(init)) => Tensor::from_host(init),
                 (None, None) => Tensor::zeros(node.shape.clone()),
             },
-            op => {
+            Role::View | Role::Kernel => {
+                let op = &node.op;
                 let inputs: Vec<&Tensor> = node.inputs.iter().map(|v| &values[v.0]).collect();
                 let mut results = crate::eval(op, &inputs)?;
                 for (&slot, result) in op.updated_inputs().iter().zip(&results) {

@@ -36,7 +36,10 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
     match op {
         Op::Input | Op::Variable => Err(Error::attribute(op.name(), "a source node is not evaluated")),
         Op::MatMul(m) => one(matmul::matmul(*m, x(0), x(1))),
-        Op::Add | Op::Sub | Op::Mul | Op::Div => one(elementwise::binary(op, x(0), x(1))),
+        Op::Add => one(elementwise::binary(op.name(), |a, b| a + b, x(0), x(1))),
+        Op::Sub => one(elementwise::binary(op.name(), |a, b| a - b, x(0), x(1))),
+        Op::Mul => one(elementwise::binary(op.name(), |a, b| a * b, x(0), x(1))),
+        Op::Div => one(elementwise::binary(op.name(), |a, b| a / b, x(0), x(1))),
         Op::Activation(a) => one(elementwise::activation(a, x(0))),
         Op::ActivationBackward(a) => one(elementwise::activation_backward(a, x(0), x(1))),
         Op::Prelu => one(elementwise::prelu(x(0), x(1))),
@@ -85,6 +88,7 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         Op::AdamStep(a) => optimizer::adam_step(a, [x(0), x(1), x(2), x(3)]),
         Op::AdagradStep(a) => optimizer::adagrad_step(a, [x(0), x(1), x(2)]),
         Op::RmspropStep(r) => optimizer::rmsprop_step(r, [x(0), x(1), x(2)]),
+        Op::Assign => Ok(vec![x(1).clone()]),
     }
 }
 

@@ -36,7 +36,9 @@ fn extreme(x: &Tensor, taps: &[usize], max: bool) -> usize {
 fn divisor(p: &Pool2d, taps: &[usize]) -> f64 {
     match p.kind {
         PoolKind::Avg { count_include_pad: true } => (p.kernel[0] * p.kernel[1]) as f64,
-        _ => taps.len() as f64,
+        PoolKind::Avg { count_include_pad: false } | PoolKind::Max | PoolKind::Min | PoolKind::Lp { .. } => {
+            taps.len() as f64
+        }
     }
 }
 

@@ -59,7 +59,7 @@ impl Gpu {
         let (device, queue) = adapter
             .request_device(&descriptor)
             .await
-            .map_err(|e| Error::NoAdapter { detail: format!(": {} refused a device: {e}", adapter.get_info().name) })?;
+            .map_err(|e| Error::DeviceRequest { adapter: describe(&adapter.get_info()), message: e.to_string() })?;
         Ok(Self::from_device(device, queue))
     }
 
@@ -122,14 +122,28 @@ impl Gpu {
     pub fn alloc(&self, bytes: u64, label: &str) -> Result<GpuBuffer> {
         let class = size_class(bytes);
         self.check_size(label, class)?;
-        if let Some(buffer) = lock(&self.inner.pool).take(class) {
-            return Ok(GpuBuffer::new(buffer, class, &self.inner.pool));
+        let mut pool = lock(&self.inner.pool);
+        if let Some(buffer) = pool.take(class) {
+            return Ok(GpuBuffer::new(buffer, class, &self.inner.pool, &mut pool));
         }
+        drop(pool);
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
         let descriptor = wgpu::BufferDescriptor { label: Some(label), size: class, usage, mapped_at_creation: false };
         let buffer =
             scoped(self.device(), &format!("allocating `{label}`"), || self.device().create_buffer(&descriptor))?;
-        Ok(GpuBuffer::new(buffer, class, &self.inner.pool))
+        Ok(GpuBuffer::new(buffer, class, &self.inner.pool, &mut lock(&self.inner.pool)))
+    }
+
+    /// Device memory in Kiln's storage buffers: `(on loan, idle in the pool)` bytes. What is
+    /// on loan is what the parameter stores and programs alive now hold.
+    pub fn buffer_bytes(&self) -> (u64, u64) {
+        let pool = lock(&self.inner.pool);
+        (pool.on_loan, pool.idle)
+    }
+
+    /// Device memory in the texel textures shared by every texel-fed kernel of this device.
+    pub fn texel_bytes(&self) -> u64 {
+        self.texel_textures().bytes()
     }
 
     /// Checks a buffer against the adapter's limits before wgpu sees it.

@@ -16,11 +16,16 @@ pub fn size_class(bytes: u64) -> u64 {
 #[derive(Default)]
 pub(crate) struct Pool {
     free: HashMap<u64, Vec<wgpu::Buffer>>,
+    /// Bytes of the buffers on loan now, and of those waiting in the pool.
+    pub(crate) on_loan: u64,
+    pub(crate) idle: u64,
 }
 
 impl Pool {
     pub(crate) fn take(&mut self, class: u64) -> Option<wgpu::Buffer> {
-        self.free.get_mut(&class).and_then(Vec::pop)
+        let buffer = self.free.get_mut(&class).and_then(Vec::pop)?;
+        self.idle -= class;
+        Some(buffer)
     }
 }
 
@@ -32,7 +37,9 @@ pub struct GpuBuffer {
 }
 
 impl GpuBuffer {
-    pub(crate) fn new(buffer: wgpu::Buffer, class: u64, pool: &Arc<Mutex<Pool>>) -> Self {
+    /// A loan of `buffer` (of size `class`), counted in `pool` (whose lock the caller holds).
+    pub(crate) fn new(buffer: wgpu::Buffer, class: u64, pool: &Arc<Mutex<Pool>>, locked: &mut Pool) -> Self {
+        locked.on_loan += class;
         GpuBuffer { buffer: Some(buffer), class, pool: Arc::downgrade(pool) }
     }
 
@@ -51,6 +58,8 @@ impl Drop for GpuBuffer {
     fn drop(&mut self) {
         if let (Some(buffer), Some(pool)) = (self.buffer.take(), self.pool.upgrade()) {
             let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
+            pool.on_loan -= self.class;
+            pool.idle += self.class;
             pool.free.entry(self.class).or_default().push(buffer);
         }
     }

@@ -23,6 +23,12 @@ pub(crate) struct TexelTextures {
     by_slot_and_height: HashMap<(u32, u32), wgpu::Texture>,
 }
 
+impl TexelTextures {
+    pub(crate) fn bytes(&self) -> u64 {
+        self.by_slot_and_height.keys().map(|&(_, height)| u64::from(TEXELS_PER_ROW * height) * TEXEL_BYTES).sum()
+    }
+}
+
 /// The copy of a buffer's first `texels` (4 floats each) into a texture, which the dispatch
 /// carrying it records before itself.
 pub struct Upload {

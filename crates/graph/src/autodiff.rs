@@ -163,7 +163,8 @@ fn backward(g: &mut Graph, y: Value, dy: Value) -> Result<Vec<(Value, Value)>> {
         | Op::SgdStep(_)
         | Op::AdamStep(_)
         | Op::AdagradStep(_)
-        | Op::RmspropStep(_) => return Err(Error::Unsupported(format!("{}: no gradient rule", node.op.name()))),
+        | Op::RmspropStep(_)
+        | Op::Assign => return Err(Error::Unsupported(format!("{}: no gradient rule", node.op.name()))),
     })
 }
 

@@ -55,6 +55,12 @@ impl Graph {
         self.source(Op::Variable, name, shape.into(), DType::F32, None)
     }
 
+    /// A variable like `node` (a variable of another graph): same name, shape, dtype and
+    /// initial contents, so programs built from either bind the same store entry.
+    pub fn variable_like(&mut self, node: &Node) -> Value {
+        self.source(Op::Variable, &node.name, node.shape.clone(), node.dtype, node.init.clone())
+    }
+
     /// Persistent state with initial contents.
     pub fn variable_init(&mut self, name: &str, init: HostTensor) -> Value {
         self.source(Op::Variable, name, init.shape.clone(), init.dtype(), Some(init))
@@ -212,6 +218,12 @@ impl Graph {
 
     pub fn adagrad_step(&mut self, param: Value, grad: Value, sum_sq: Value, a: Adagrad) -> Result<Value> {
         self.push(Op::AdagradStep(a), &[param, grad, sum_sq])
+    }
+
+    /// In place: `variable` takes `value` when the program runs (a gradient left in the
+    /// parameter store for an update program, say).
+    pub fn assign(&mut self, variable: Value, value: Value) -> Result<Value> {
+        self.push(Op::Assign, &[variable, value])
     }
 
     pub fn rmsprop_step(&mut self, param: Value, grad: Value, sq_avg: Value, r: Rmsprop) -> Result<Value> {

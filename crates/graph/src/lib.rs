@@ -1,6 +1,7 @@
-//! A model is a graph: append-only nodes with shapes checked as they are added, reverse-mode
-//! autodiff as a graph rewrite, and an executor that compiles a graph once for a backend and
-//! then runs it as one submission per step.
+//! A model is a graph: append-only nodes with shapes checked as they are added, and
+//! reverse-mode autodiff as a graph rewrite. A parameter store holds a model's device-resident
+//! state by name; any number of programs — graphs compiled once for a backend against the
+//! store — run over it, each step as one submission.
 
 mod autodiff;
 mod executor;
@@ -8,8 +9,12 @@ mod graph;
 mod layers;
 mod losses;
 mod plan;
+mod program;
+mod store;
 
 pub use autodiff::{grad, grad_with};
-pub use executor::{DispatchTime, Executor, StepProfile};
+pub use executor::Executor;
 pub use graph::{Graph, Node, Value};
-pub use plan::MemoryPlan;
+pub use plan::{MemoryPlan, Slot};
+pub use program::{DispatchTime, Program, StepProfile};
+pub use store::Store;

@@ -2,7 +2,7 @@
 //! input's buffer, pinned outputs survive to the end, and in-place updates own no buffer.
 
 use kiln_core::{DType, Sgd};
-use kiln_graph::{Graph, MemoryPlan, grad};
+use kiln_graph::{Graph, MemoryPlan, Slot, grad};
 
 #[test]
 fn a_chain_reuses_dead_buffers() {
@@ -45,5 +45,54 @@ fn updates_write_their_variables_in_place() {
     let step = g.sgd_step(w, dw, buf, Sgd::new(0.1, 0.0, 0.0)).expect("step");
     let plan = MemoryPlan::new(&g, &[loss]);
     assert_eq!(plan.storage[step.0], None);
-    assert_eq!(plan.persistent_bytes, 4 * (3 + 3 + 3 + 1), "x, w, buf and the gradient seed");
+    assert_eq!(plan.storage[w.0], Some(Slot::Store("w".into())), "variables live in the parameter store");
+    assert_eq!(plan.input_bytes, 4 * 3, "x alone: w, buf and the gradient seed are the store's");
+}
+
+#[test]
+fn kernel_scratch_is_shared_between_kernels_never_live_at_once() {
+    let mut g = Graph::new();
+    let x = g.input("x", vec![64], DType::F32);
+    let a = g.relu(x).expect("relu");
+    let b = g.tanh(a).expect("tanh");
+    let c = g.sigmoid(b).expect("sigmoid");
+    // Nodes a and c each ask for 1000 bytes of scratch, b for 24: live only while each runs.
+    let mut scratch = vec![vec![]; g.nodes().len()];
+    scratch[a.0] = vec![1000];
+    scratch[b.0] = vec![24];
+    scratch[c.0] = vec![1000];
+    let plan = MemoryPlan::with_scratch(&g, &[c], &scratch, &|bytes| bytes);
+    assert_eq!(plan.scratch[a.0], plan.scratch[b.0], "a's scratch is free again when b runs");
+    assert_eq!(plan.scratch[a.0], plan.scratch[c.0]);
+    let values = [a, b, c].map(|v| plan.storage[v.0].clone());
+    assert!(values.iter().all(|v| *v != Some(Slot::Buffer(plan.scratch[a.0][0]))), "scratch never holds a value");
+    assert_eq!(plan.peak_step_bytes, 1000 + 256 + 256, "a's input and value beside its scratch");
+    let total: u64 = plan.sizes.iter().sum();
+    assert_eq!(total, plan.program_bytes);
+    assert_eq!(total, 256 + 1000 + 256 + 256, "x, one scratch buffer and two value buffers: {plan:?}");
+}
+
+#[test]
+fn a_gradient_assigned_to_a_variable_is_computed_straight_into_it() {
+    let mut g = Graph::new();
+    let x = g.input("x", vec![3], DType::F32);
+    let w = g.variable("w", vec![3]);
+    let y = g.mul(x, w).expect("mul");
+    let loss = g.sum(y, &[0], false).expect("sum");
+    let dw = grad(&mut g, loss, &[w]).expect("grad")[0];
+    let slot = g.variable("w.grad", vec![3]);
+    let assign = g.assign(slot, dw).expect("assign");
+    let plan = MemoryPlan::new(&g, &[loss]);
+    assert!(plan.elided[assign.0], "no copy kernel");
+    assert_eq!(plan.storage[dw.0], Some(Slot::Store("w.grad".into())));
+
+    // Accumulating reads the variable before writing it: the sum goes to a buffer, then a copy.
+    let mut g = Graph::new();
+    let x = g.input("x", vec![3], DType::F32);
+    let acc = g.variable("acc", vec![3]);
+    let sum = g.add(acc, x).expect("add");
+    let assign = g.assign(acc, sum).expect("assign");
+    let plan = MemoryPlan::new(&g, &[]);
+    assert!(!plan.elided[assign.0]);
+    assert!(matches!(plan.storage[sum.0], Some(Slot::Buffer(_))));
 }

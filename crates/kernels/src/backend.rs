@@ -1,9 +1,12 @@
-use kiln_core::{Backend, Error, Op, Result, Timing};
-use kiln_gpu::{Dispatch, Gpu, GpuBuffer, Timer};
+use kiln_core::{Backend, Error, Op, Result, Shape, Spec, Timing};
+use kiln_gpu::{Dispatch, Gpu, GpuBuffer, Timer, size_class};
 
+use crate::conv::ConvOp;
+use crate::norm::NormOp;
+use crate::optimizer::Update;
 use crate::{
-    B, GpuKernel, activation, binary, conv, dropout, embedding, layout, loss, matmul, norm, optimizer, pool, reduce,
-    softmax,
+    B, GpuKernel, MatmulPlan, activation, binary, conv, dropout, embedding, layout, loss, norm, optimizer, pool,
+    reduce, softmax,
 };
 
 /// The GPU backend: every `Op` maps to a WGSL entry point of `shaders/`.
@@ -30,6 +33,10 @@ impl Backend for GpuBackend {
         self.gpu.description()
     }
 
+    fn allocation_bytes(&self, bytes: u64) -> u64 {
+        size_class(bytes)
+    }
+
     fn alloc(&self, bytes: u64, label: &str) -> Result<GpuBuffer> {
         self.gpu.alloc(bytes, label)
     }
@@ -38,7 +45,79 @@ impl Backend for GpuBackend {
         self.gpu.write(buffer, bytes)
     }
 
-    fn prepare(&self, op: &Op, inputs: &[B<'_>], outputs: &[B<'_>]) -> Result<GpuKernel> {
+    fn scratch(&self, op: &Op, inputs: &[Spec<'_>], outputs: &[Spec<'_>]) -> Result<Vec<u64>> {
+        let gpu = &self.gpu;
+        let shapes: Vec<&Shape> = inputs.iter().map(|s| s.shape).collect();
+        let out = outputs.first().map(|s| s.shape);
+        let conv = |conv: ConvOp<'_>| match out {
+            Some(out) => conv::scratch(gpu, conv, &shapes, out),
+            None => Ok(vec![]),
+        };
+        match op {
+            Op::MatMul(m) => match out {
+                Some(y) => {
+                    Ok(MatmulPlan::new(gpu, *m, None, shapes[0], shapes[1], y)?.scratch_bytes().into_iter().collect())
+                }
+                None => Ok(vec![]),
+            },
+            Op::Conv2d(c) => conv(ConvOp::Forward(c)),
+            Op::Conv2dBackwardInput { conv: c, .. } => conv(ConvOp::BackwardInput(c)),
+            Op::Conv2dBackwardWeight { conv: c, .. } => conv(ConvOp::BackwardWeight(c)),
+            Op::ConvTranspose2d { conv: c, .. } => conv(ConvOp::Transpose(c)),
+            Op::BatchNormStats
+            | Op::BatchNorm { .. }
+            | Op::BatchNormBackwardReduce { .. }
+            | Op::BatchNormBackwardInput { .. }
+            | Op::BatchNormRunningUpdate { .. }
+            | Op::LayerNormStats
+            | Op::LayerNorm { .. }
+            | Op::LayerNormBackwardInput { .. }
+            | Op::LayerNormBackwardParams { .. } => Ok(norm::scratch(norm_op(op)?, shapes[0])),
+            Op::Input
+            | Op::Variable
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Activation(_)
+            | Op::ActivationBackward(_)
+            | Op::Prelu
+            | Op::PreluBackwardInput
+            | Op::PreluBackwardAlpha
+            | Op::Sum(_)
+            | Op::Max(_)
+            | Op::MaxBackward(_)
+            | Op::BroadcastTo { .. }
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::Slice { .. }
+            | Op::SliceBackward { .. }
+            | Op::Softmax { .. }
+            | Op::SoftmaxBackward { .. }
+            | Op::LogSoftmax { .. }
+            | Op::LogSoftmaxBackward { .. }
+            | Op::CrossEntropyPerSample
+            | Op::CrossEntropyPerSampleBackward
+            | Op::NllPerSample
+            | Op::NllPerSampleBackward
+            | Op::Loss(_)
+            | Op::LossBackward { .. }
+            | Op::Pool2d(_)
+            | Op::Pool2dBackward(_)
+            | Op::Dropout(_)
+            | Op::DropoutBackward(_)
+            | Op::Embedding
+            | Op::EmbeddingBackward { .. }
+            | Op::ClipFactor { .. }
+            | Op::SgdStep(_)
+            | Op::AdamStep(_)
+            | Op::AdagradStep(_)
+            | Op::RmspropStep(_)
+            | Op::Assign => Ok(vec![]),
+        }
+    }
+
+    fn prepare(&self, op: &Op, inputs: &[B<'_>], outputs: &[B<'_>], scratch: &[&GpuBuffer]) -> Result<GpuKernel> {
         if let Some(t) = inputs.iter().chain(outputs).find(|t| t.shape.numel() > u32::MAX as usize) {
             return Err(Error::attribute(op.name(), format!("tensor {} has more than 2^32 elements", t.shape)));
         }
@@ -49,7 +128,10 @@ impl Backend for GpuBackend {
             Op::Input | Op::Variable | Op::Reshape(_) => {
                 Err(Error::attribute(op.name(), "has no kernel: the executor handles it"))
             }
-            Op::MatMul(m) => matmul::matmul_kernel(gpu, *m, None, x(0), x(1), out),
+            Op::MatMul(m) => {
+                let plan = MatmulPlan::new(gpu, *m, None, x(0).shape, x(1).shape, out.shape)?;
+                plan.kernel(gpu, x(0), x(1), out, scratch.first().copied())
+            }
             Op::Add | Op::Sub | Op::Mul | Op::Div => single(binary::binary(gpu, op, x(0), x(1), out)),
             Op::Activation(a) => single(activation::activation(gpu, a, x(0), None, out)),
             Op::ActivationBackward(a) => single(activation::activation(gpu, a, x(0), Some(x(1)), out)),
@@ -67,18 +149,25 @@ impl Backend for GpuBackend {
             Op::SoftmaxBackward { axis } | Op::LogSoftmaxBackward { axis } => {
                 single(softmax::softmax(gpu, op, *axis, x(0), Some(x(1)), out))
             }
-            Op::CrossEntropyPerSample | Op::NllPerSample => single(loss::per_sample(gpu, op, x(0), x(1), None, out)),
-            Op::CrossEntropyPerSampleBackward | Op::NllPerSampleBackward => {
-                single(loss::per_sample(gpu, op, x(0), x(1), Some(x(2)), out))
+            Op::CrossEntropyPerSample | Op::NllPerSample => {
+                single(loss::per_sample(gpu, (op.name(), true), x(0), x(1), None, out))
             }
+            Op::CrossEntropyPerSampleBackward => {
+                single(loss::per_sample(gpu, (op.name(), true), x(0), x(1), Some(x(2)), out))
+            }
+            Op::NllPerSampleBackward => single(loss::per_sample(gpu, (op.name(), false), x(0), x(1), Some(x(2)), out)),
             Op::Loss(kind) => single(loss::elementwise(gpu, op.name(), *kind, x(0), x(1), None, out)),
             Op::LossBackward { kind, .. } => {
                 single(loss::elementwise(gpu, op.name(), *kind, x(0), x(1), Some(x(2)), out))
             }
-            Op::Conv2d(c) => conv::conv2d(gpu, c, x(0), x(1), inputs.get(2), out),
-            Op::Conv2dBackwardInput { conv, .. } => conv::conv2d_backward_input(gpu, conv, x(0), x(1), out),
-            Op::Conv2dBackwardWeight { conv, .. } => conv::conv2d_backward_weight(gpu, conv, x(0), x(1), out),
-            Op::ConvTranspose2d { conv, .. } => conv::conv_transpose2d(gpu, conv, x(0), x(1), inputs.get(2), out),
+            Op::Conv2d(c) => conv::conv2d(gpu, c, [x(0), x(1)], inputs.get(2), out, scratch),
+            Op::Conv2dBackwardInput { conv, .. } => conv::conv2d_backward_input(gpu, conv, [x(0), x(1)], out, scratch),
+            Op::Conv2dBackwardWeight { conv, .. } => {
+                conv::conv2d_backward_weight(gpu, conv, [x(0), x(1)], out, scratch)
+            }
+            Op::ConvTranspose2d { conv, .. } => {
+                conv::conv_transpose2d(gpu, conv, [x(0), x(1)], inputs.get(2), out, scratch)
+            }
             Op::Pool2d(p) => single(pool::pool2d(gpu, p, x(0), out)),
             Op::Pool2dBackward(p) => single(pool::pool2d_backward(gpu, p, x(0), x(1), x(2), out)),
             Op::BatchNormStats
@@ -89,27 +178,81 @@ impl Backend for GpuBackend {
             | Op::LayerNormStats
             | Op::LayerNorm { .. }
             | Op::LayerNormBackwardInput { .. }
-            | Op::LayerNormBackwardParams { .. } => norm::norm(gpu, op, inputs, out),
+            | Op::LayerNormBackwardParams { .. } => norm::norm(gpu, norm_op(op)?, inputs, out, scratch),
             Op::Dropout(d) | Op::DropoutBackward(d) => single(dropout::dropout(gpu, op.name(), d, x(0), out)),
             Op::Embedding => single(embedding::embedding(gpu, "embedding", x(0), x(1), x(0).shape.dims()[0], out)),
             Op::EmbeddingBackward { vocab } => {
                 single(embedding::embedding(gpu, "embedding_backward", x(1), x(0), *vocab, out))
             }
             Op::ClipFactor { max_norm } => single(optimizer::clip_factor(gpu, *max_norm, x(0), out)),
-            Op::SgdStep(_) | Op::AdamStep(_) | Op::AdagradStep(_) | Op::RmspropStep(_) => {
-                single(optimizer::update(gpu, op, inputs))
-            }
+            Op::SgdStep(s) => single(optimizer::update(gpu, Update::Sgd(s), inputs)),
+            Op::AdamStep(a) => single(optimizer::update(gpu, Update::Adam(a), inputs)),
+            Op::AdagradStep(a) => single(optimizer::update(gpu, Update::Adagrad(a), inputs)),
+            Op::RmspropStep(r) => single(optimizer::update(gpu, Update::Rmsprop(r), inputs)),
+            Op::Assign => single(layout::assign(gpu, x(0), x(1))),
         }
     }
 
     fn refresh(&self, kernel: &GpuKernel, op: &Op) -> Result<()> {
         // Only attributes past the first word (the element count) change between runs.
         let bytes = match op {
-            Op::Dropout(d) | Op::DropoutBackward(d) => Some(dropout::params(d, 0)),
-            _ => optimizer::params(op, 0),
+            Op::Dropout(d) | Op::DropoutBackward(d) => dropout::params(d, 0),
+            Op::SgdStep(s) => optimizer::params(Update::Sgd(s), 0),
+            Op::AdamStep(a) => optimizer::params(Update::Adam(a), 0),
+            Op::AdagradStep(a) => optimizer::params(Update::Adagrad(a), 0),
+            Op::RmspropStep(r) => optimizer::params(Update::Rmsprop(r), 0),
+            Op::Input
+            | Op::Variable
+            | Op::MatMul(_)
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Activation(_)
+            | Op::ActivationBackward(_)
+            | Op::Prelu
+            | Op::PreluBackwardInput
+            | Op::PreluBackwardAlpha
+            | Op::Sum(_)
+            | Op::Max(_)
+            | Op::MaxBackward(_)
+            | Op::BroadcastTo { .. }
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::Slice { .. }
+            | Op::SliceBackward { .. }
+            | Op::Softmax { .. }
+            | Op::SoftmaxBackward { .. }
+            | Op::LogSoftmax { .. }
+            | Op::LogSoftmaxBackward { .. }
+            | Op::CrossEntropyPerSample
+            | Op::CrossEntropyPerSampleBackward
+            | Op::NllPerSample
+            | Op::NllPerSampleBackward
+            | Op::Loss(_)
+            | Op::LossBackward { .. }
+            | Op::Conv2d(_)
+            | Op::Conv2dBackwardInput { .. }
+            | Op::Conv2dBackwardWeight { .. }
+            | Op::ConvTranspose2d { .. }
+            | Op::Pool2d(_)
+            | Op::Pool2dBackward(_)
+            | Op::BatchNormStats
+            | Op::BatchNorm { .. }
+            | Op::BatchNormBackwardReduce { .. }
+            | Op::BatchNormBackwardInput { .. }
+            | Op::BatchNormRunningUpdate { .. }
+            | Op::LayerNormStats
+            | Op::LayerNorm { .. }
+            | Op::LayerNormBackwardInput { .. }
+            | Op::LayerNormBackwardParams { .. }
+            | Op::Embedding
+            | Op::EmbeddingBackward { .. }
+            | Op::ClipFactor { .. }
+            | Op::Assign => return Err(Error::attribute(op.name(), "has no attributes that change between runs")),
         };
         let params = kernel.dispatches.first().and_then(|d| d.params.as_ref());
-        if let (Some(bytes), Some(params)) = (bytes, params) {
+        if let Some(params) = params {
             self.gpu.queue().write_buffer(params, 4, &bytes[4..]);
         }
         Ok(())
@@ -134,4 +277,65 @@ impl Backend for GpuBackend {
         let dispatches: Vec<&Dispatch> = kernels.iter().flat_map(|k| &k.dispatches).collect();
         self.gpu.run(&dispatches, reads)
     }
+}
+
+/// The normalisation family's own view of `op`.
+fn norm_op(op: &Op) -> Result<NormOp> {
+    Ok(match *op {
+        Op::BatchNormStats => NormOp::BatchNormStats,
+        Op::BatchNorm { eps } => NormOp::BatchNorm { eps },
+        Op::BatchNormBackwardReduce { eps } => NormOp::BatchNormBackwardReduce { eps },
+        Op::BatchNormBackwardInput { eps, training } => NormOp::BatchNormBackwardInput { eps, training },
+        Op::BatchNormRunningUpdate { momentum, count } => NormOp::BatchNormRunningUpdate { momentum, count },
+        Op::LayerNormStats => NormOp::LayerNormStats,
+        Op::LayerNorm { eps } => NormOp::LayerNorm { eps },
+        Op::LayerNormBackwardInput { eps } => NormOp::LayerNormBackwardInput { eps },
+        Op::LayerNormBackwardParams { eps } => NormOp::LayerNormBackwardParams { eps },
+        Op::Input
+        | Op::Variable
+        | Op::MatMul(_)
+        | Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Div
+        | Op::Activation(_)
+        | Op::ActivationBackward(_)
+        | Op::Prelu
+        | Op::PreluBackwardInput
+        | Op::PreluBackwardAlpha
+        | Op::Sum(_)
+        | Op::Max(_)
+        | Op::MaxBackward(_)
+        | Op::BroadcastTo { .. }
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Slice { .. }
+        | Op::SliceBackward { .. }
+        | Op::Softmax { .. }
+        | Op::SoftmaxBackward { .. }
+        | Op::LogSoftmax { .. }
+        | Op::LogSoftmaxBackward { .. }
+        | Op::CrossEntropyPerSample
+        | Op::CrossEntropyPerSampleBackward
+        | Op::NllPerSample
+        | Op::NllPerSampleBackward
+        | Op::Loss(_)
+        | Op::LossBackward { .. }
+        | Op::Conv2d(_)
+        | Op::Conv2dBackwardInput { .. }
+        | Op::Conv2dBackwardWeight { .. }
+        | Op::ConvTranspose2d { .. }
+        | Op::Pool2d(_)
+        | Op::Pool2dBackward(_)
+        | Op::Dropout(_)
+        | Op::DropoutBackward(_)
+        | Op::Embedding
+        | Op::EmbeddingBackward { .. }
+        | Op::ClipFactor { .. }
+        | Op::SgdStep(_)
+        | Op::AdamStep(_)
+        | Op::AdagradStep(_)
+        | Op::RmspropStep(_)
+        | Op::Assign => return Err(Error::attribute(op.name(), "is not a normalisation")),
+    })
 }

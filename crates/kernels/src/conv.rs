@@ -2,7 +2,7 @@ use bytemuck::{Pod, Zeroable};
 use kiln_core::{Conv2d, DType, MatMul, Result, Shape};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer, fold_workgroups};
 
-use crate::{B, CONV, GpuKernel, Launch, grid_1d, matmul_kernel};
+use crate::{B, CONV, GpuKernel, Launch, MatmulPlan, grid_1d};
 
 pub const ENTRY_POINTS: &[&str] = &[
     "conv2d",
@@ -172,10 +172,158 @@ fn depthwise(c: &Conv2d, input_channels: usize) -> bool {
     c.groups > 1 && c.groups == input_channels
 }
 
-/// A scratch buffer of `shape`, and that shape.
-fn scratch(gpu: &Gpu, label: &str, dims: Vec<usize>) -> Result<(GpuBuffer, Shape)> {
-    let shape = Shape::new(dims);
-    Ok((gpu.alloc(shape.bytes().max(4), label)?, shape))
+/// A lowered convolution's intermediates, in the order of its scratch buffers: the columns
+/// `[taps, N·P]`, the rows `[O, N·P]`, the weights (or the weight gradient) as `[O, taps]` where
+/// the taps are padded, and the product's partial sums where it is split along K.
+struct Lowering {
+    cols: Shape,
+    rows: Shape,
+    padded: Option<Shape>,
+    product: MatmulPlan,
+}
+
+/// The scratch buffers of a lowered convolution, by role.
+struct Scratch<'a> {
+    cols: &'a GpuBuffer,
+    rows: &'a GpuBuffer,
+    padded: Option<&'a GpuBuffer>,
+    partial: Option<&'a GpuBuffer>,
+}
+
+impl Lowering {
+    /// `y = conv(x, w)` as `rows [O, N·P] = W [O, taps] · cols [taps, N·P]`.
+    fn forward(gpu: &Gpu, w: &[usize], y: &[usize]) -> Result<Self> {
+        let positions = y[0] * y[2] * y[3];
+        let taps = padded_taps(w[1] * w[2] * w[3], w[0], positions);
+        let weights = Shape::new([w[0], taps]);
+        let (cols, rows) = (Shape::new([taps, positions]), Shape::new([w[0], positions]));
+        let product = MatmulPlan::new(gpu, MatMul::default(), None, &weights, &cols, &rows)?;
+        let padded = (taps != w[1] * w[2] * w[3]).then_some(weights);
+        Ok(Lowering { cols, rows, padded, product })
+    }
+
+    /// `dx` from `dy`: `cols [taps, N·P] = Wᵀ · rows(dy)`, then col2im.
+    fn input_gradient(gpu: &Gpu, dy: &[usize], w: &[usize]) -> Result<Self> {
+        let positions = dy[0] * dy[2] * dy[3];
+        let taps = padded_taps(w[1] * w[2] * w[3], w[0], positions);
+        let weights = Shape::new([w[0], taps]);
+        let (cols, rows) = (Shape::new([taps, positions]), Shape::new([dy[1], positions]));
+        let transposed = MatMul { trans_a: true, trans_b: false };
+        let product = MatmulPlan::new(gpu, transposed, None, &weights, &rows, &cols)?;
+        let padded = (taps != w[1] * w[2] * w[3]).then_some(weights);
+        Ok(Lowering { cols, rows, padded, product })
+    }
+
+    /// `dw [O, taps] = rows(dy) · cols(x)ᵀ`, one product summing over the whole batch.
+    fn weight_gradient(gpu: &Gpu, dy: &[usize], dw: &[usize]) -> Result<Self> {
+        let positions = dy[0] * dy[2] * dy[3];
+        let unpadded = dw[1] * dw[2] * dw[3];
+        let taps = padded_taps(unpadded, dw[0], positions);
+        let target = Shape::new([dw[0], taps]);
+        let (cols, rows) = (Shape::new([taps, positions]), Shape::new([dw[0], positions]));
+        let transposed = MatMul { trans_a: false, trans_b: true };
+        let product = MatmulPlan::new(gpu, transposed, None, &rows, &cols, &target)?;
+        let padded = (taps != unpadded).then_some(target);
+        Ok(Lowering { cols, rows, padded, product })
+    }
+
+    fn scratch_bytes(&self) -> Vec<u64> {
+        let shapes = [Some(&self.cols), Some(&self.rows), self.padded.as_ref()];
+        shapes.into_iter().flatten().map(|s| s.bytes().max(4)).chain(self.product.scratch_bytes()).collect()
+    }
+
+    /// The buffers `scratch_bytes` asked for, checked.
+    fn buffers<'a>(&self, scratch: &[&'a GpuBuffer]) -> Result<Scratch<'a>> {
+        let mut given = scratch.iter().copied();
+        let mut next = |shape: Option<&Shape>, what: &str| -> Result<Option<&'a GpuBuffer>> {
+            shape.map(|s| crate::fits(given.next(), s.bytes().max(4), what)).transpose()
+        };
+        let cols = next(Some(&self.cols), "conv2d columns")?;
+        let rows = next(Some(&self.rows), "conv2d output rows")?;
+        let padded = next(self.padded.as_ref(), "conv2d padded weights")?;
+        let partial = self.product.scratch_bytes().map(|_| given.next());
+        let partial = partial.map(|b| b.ok_or_else(|| kiln_core::Error::data("matmul", "no partial sums planned")));
+        match (cols, rows) {
+            (Some(cols), Some(rows)) => Ok(Scratch { cols, rows, padded, partial: partial.transpose()? }),
+            _ => Err(kiln_core::Error::data("conv2d", "its columns and rows were not planned")),
+        }
+    }
+}
+
+/// How a convolution-family op runs.
+enum Path {
+    /// One group per input channel: the depthwise kernels.
+    Depthwise,
+    /// The direct gathers (groups, or columns too large for one binding).
+    Direct,
+    /// Matrix products around im2col and col2im.
+    Lowered(Lowering),
+}
+
+/// The ops of the convolution family, with their geometry.
+#[derive(Clone, Copy, Debug)]
+pub enum ConvOp<'a> {
+    Forward(&'a Conv2d),
+    BackwardInput(&'a Conv2d),
+    Transpose(&'a Conv2d),
+    BackwardWeight(&'a Conv2d),
+}
+
+/// The path of a convolution-family op on these shapes (`inputs` and `output` in op order).
+fn path(gpu: &Gpu, op: ConvOp<'_>, inputs: &[&Shape], output: &Shape) -> Result<Path> {
+    let dims = |s: &Shape| s.dims().to_vec();
+    let (i0, i1, out) = (dims(inputs[0]), dims(inputs[1]), dims(output));
+    Ok(match op {
+        ConvOp::Forward(c) => {
+            let (x, w) = (i0, i1);
+            if depthwise(c, x[1]) {
+                Path::Depthwise
+            } else if lowered(gpu, c, &x, &w, &out) {
+                Path::Lowered(Lowering::forward(gpu, &w, &out)?)
+            } else {
+                Path::Direct
+            }
+        }
+        ConvOp::BackwardInput(c) => {
+            let (dy, w) = (i0, i1);
+            if depthwise(c, out[1]) {
+                Path::Depthwise
+            } else if lowered(gpu, c, &out, &w, &dy) {
+                Path::Lowered(Lowering::input_gradient(gpu, &dy, &w)?)
+            } else {
+                Path::Direct
+            }
+        }
+        ConvOp::Transpose(c) => {
+            let (x, w) = (i0, i1);
+            if lowered(gpu, c, &out, &w, &x) {
+                Path::Lowered(Lowering::input_gradient(gpu, &x, &w)?)
+            } else {
+                Path::Direct
+            }
+        }
+        ConvOp::BackwardWeight(c) => {
+            let (x, dy) = (i0, i1);
+            // The product sums over every output position of the batch in one loop; where
+            // that is longer than the adapter allows, the direct kernel's 64-way split is used.
+            let too_long = gpu.loop_limit().is_some_and(|limit| dy[0] * dy[2] * dy[3] > limit);
+            if depthwise(c, x[1]) && depthwise_spans_fit(c, &out[2..]) {
+                Path::Depthwise
+            } else if lowered(gpu, c, &x, &out, &dy) && !too_long {
+                Path::Lowered(Lowering::weight_gradient(gpu, &dy, &out)?)
+            } else {
+                Path::Direct
+            }
+        }
+    })
+}
+
+/// The scratch a convolution-family op needs on these shapes.
+pub fn scratch(gpu: &Gpu, op: ConvOp<'_>, inputs: &[&Shape], output: &Shape) -> Result<Vec<u64>> {
+    Ok(match path(gpu, op, inputs, output)? {
+        Path::Lowered(lowering) => lowering.scratch_bytes(),
+        Path::Depthwise | Path::Direct => vec![],
+    })
 }
 
 fn bound<'a>(buffer: &'a GpuBuffer, shape: &'a Shape) -> B<'a> {
@@ -192,186 +340,185 @@ fn padded_taps(taps: usize, outputs: usize, positions: usize) -> usize {
 
 /// `cols [taps, N·H'·W']` of `x` for the output extent `y_hw`: C·kH·kW rows, then zero rows
 /// up to `taps`.
-fn im2col(
-    gpu: &Gpu,
-    c: &Conv2d,
-    x: &B<'_>,
-    kernel: &[usize],
-    y_hw: [usize; 2],
-    taps: usize,
-) -> Result<(Dispatch, GpuBuffer, Shape)> {
+fn im2col(gpu: &Gpu, c: &Conv2d, x: &B<'_>, kernel: &[usize], y_hw: [usize; 2], cols: &B<'_>) -> Result<Dispatch> {
     let xd = x.shape.dims();
-    let (cols, shape) = scratch(gpu, "conv2d columns", vec![taps, xd[0] * y_hw[0] * y_hw[1]])?;
     let yd = [xd[0], 1, y_hw[0], y_hw[1]];
-    let params = params(c, xd, &yd, kernel, false, shape.numel());
-    let dispatch = launch(gpu, "conv2d_im2col", params, vec![(1, x.buffer), (3, &cols)], &[x.shape])?;
-    Ok((dispatch, cols, shape))
+    let params = params(c, xd, &yd, kernel, false, cols.shape.numel());
+    launch(gpu, "conv2d_im2col", params, vec![(1, x.buffer), (3, cols.buffer)], &[x.shape])
 }
 
-/// The weights `[O, C, kH, kW]` as the matrix `[O, taps]` a lowered product reads: the
-/// weights themselves, or a copy padded with zero columns.
-enum Weights {
-    Own(Shape),
-    Padded(GpuBuffer, Shape),
-}
-
-impl Weights {
-    fn bound<'a>(&'a self, w: &B<'a>) -> B<'a> {
-        match self {
-            Weights::Own(shape) => bound(w.buffer, shape),
-            Weights::Padded(buffer, shape) => bound(buffer, shape),
-        }
-    }
-}
-
-/// `w` as `[O, taps]`, and the kernel that pads it there (none when `taps` = C·kH·kW).
-fn padded_weights(gpu: &Gpu, w: &B<'_>, taps: usize) -> Result<(GpuKernel, Weights)> {
-    let wd = w.shape.dims();
-    let own = Shape::new([wd[0], wd[1] * wd[2] * wd[3]]);
-    if taps == own.dims()[1] {
-        return Ok((GpuKernel::new(vec![], vec![]), Weights::Own(own)));
-    }
-    let (padded, shape) = scratch(gpu, "conv2d padded weights", vec![wd[0], taps])?;
-    let pad = crate::layout::slice_backward(gpu, 1, 0, &bound(w.buffer, &own), &bound(&padded, &shape))?;
-    Ok((GpuKernel::from(pad), Weights::Padded(padded, shape)))
+/// `w [O, C, kH, kW]` as the `[O, taps]` matrix a lowered product reads: the weights
+/// themselves, or (with padded taps) a copy padded with zero columns into `padded`.
+fn weights<'a>(
+    gpu: &Gpu,
+    w: &B<'a>,
+    own: &'a Shape,
+    padded: Option<(&'a GpuBuffer, &'a Shape)>,
+) -> Result<(GpuKernel, B<'a>)> {
+    let Some((buffer, shape)) = padded else { return Ok((GpuKernel::new(vec![]), bound(w.buffer, own))) };
+    let pad = crate::layout::slice_backward(gpu, 1, 0, &bound(w.buffer, own), &bound(buffer, shape))?;
+    Ok((GpuKernel::from(pad), bound(buffer, shape)))
 }
 
 /// `rows [O, N·H'·W']` of `dy [N, O, H', W']`.
-fn to_rows(gpu: &Gpu, c: &Conv2d, dy: &B<'_>) -> Result<(Dispatch, GpuBuffer, Shape)> {
+fn to_rows(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, rows: &B<'_>) -> Result<Dispatch> {
     let d = dy.shape.dims();
-    let (rows, shape) = scratch(gpu, "conv2d output rows", vec![d[1], d[0] * d[2] * d[3]])?;
-    let params = params(c, d, d, &[1, 1], false, shape.numel());
-    let dispatch = launch(gpu, "conv2d_to_rows", params, vec![(3, &rows), (5, dy.buffer)], &[dy.shape])?;
-    Ok((dispatch, rows, shape))
+    let params = params(c, d, d, &[1, 1], false, rows.shape.numel());
+    launch(gpu, "conv2d_to_rows", params, vec![(3, rows.buffer), (5, dy.buffer)], &[dy.shape])
+}
+
+/// `[O, C·kH·kW]`: the weights (or their gradient) as the matrix they are.
+fn flat_weights(w: &[usize]) -> Shape {
+    Shape::new([w[0], w[1] * w[2] * w[3]])
 }
 
 /// `y = conv(x, w) + b`; without a bias, w is bound in its place (and never read there).
-pub fn conv2d(gpu: &Gpu, c: &Conv2d, x: &B<'_>, w: &B<'_>, b: Option<&B<'_>>, y: &B<'_>) -> Result<GpuKernel> {
+pub fn conv2d(
+    gpu: &Gpu,
+    c: &Conv2d,
+    [x, w]: [&B<'_>; 2],
+    b: Option<&B<'_>>,
+    y: &B<'_>,
+    scratch: &[&GpuBuffer],
+) -> Result<GpuKernel> {
     let (wd, yd) = (w.shape.dims(), y.shape.dims());
     let bias = b.map_or(w.buffer, |b| b.buffer);
-    if depthwise(c, x.shape.dims()[1]) {
-        let quads = y.shape.numel() / yd[3] * yd[3].div_ceil(4);
-        let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), quads);
-        let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
-        return launch(gpu, "depthwise_conv2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
-    }
-    if !lowered(gpu, c, x.shape.dims(), wd, yd) {
-        let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), y.shape.numel());
-        let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
-        return launch(gpu, "conv2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
-    }
-    // rows [O, N·P] = W [O, K] · cols [K, N·P], then back to [N, O, P] with the bias.
-    let taps = padded_taps(wd[1] * wd[2] * wd[3], wd[0], yd[0] * yd[2] * yd[3]);
-    let (columns, cols, cols_shape) = im2col(gpu, c, x, &wd[2..], [yd[2], yd[3]], taps)?;
-    let (padding, weights) = padded_weights(gpu, w, taps)?;
-    let (rows, rows_shape) = scratch(gpu, "conv2d output rows", vec![wd[0], cols_shape.dims()[1]])?;
-    let product = matmul_kernel(
-        gpu,
-        MatMul::default(),
-        None,
-        &weights.bound(w),
-        &bound(&cols, &cols_shape),
-        &bound(&rows, &rows_shape),
-    )?;
+    let lowering = match path(gpu, ConvOp::Forward(c), &[x.shape, w.shape], y.shape)? {
+        Path::Depthwise => {
+            let quads = y.shape.numel() / yd[3] * yd[3].div_ceil(4);
+            let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), quads);
+            let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
+            return launch(gpu, "depthwise_conv2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
+        }
+        Path::Direct => {
+            let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), y.shape.numel());
+            let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
+            return launch(gpu, "conv2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
+        }
+        Path::Lowered(lowering) => lowering,
+    };
+    let buffers = lowering.buffers(scratch)?;
+    let (cols, rows) = (bound(buffers.cols, &lowering.cols), bound(buffers.rows, &lowering.rows));
+    let columns = im2col(gpu, c, x, &wd[2..], [yd[2], yd[3]], &cols)?;
+    let own = flat_weights(wd);
+    let (padding, weights) = weights(gpu, w, &own, buffers.padded.zip(lowering.padded.as_ref()))?;
+    let product = lowering.product.kernel(gpu, &weights, &cols, &rows, buffers.partial)?;
     let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), y.shape.numel());
-    let back = launch(gpu, "conv2d_from_rows", params, vec![(1, &rows), (3, y.buffer), (4, bias)], &[y.shape])?;
-    Ok(padding.then(GpuKernel::new(vec![columns], vec![cols, rows])).then(product).then(back))
+    let bindings = vec![(1, buffers.rows), (3, y.buffer), (4, bias)];
+    let back = launch(gpu, "conv2d_from_rows", params, bindings, &[y.shape])?;
+    Ok(padding.then(columns).then(product).then(back))
 }
 
-/// `dx [N,C,…]` (+ a bias): `cols = Wᵀ · rows(dy)`, then col2im.
-fn input_gradient(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, w: &B<'_>, b: Option<&B<'_>>, dx: &B<'_>) -> Result<GpuKernel> {
+/// `dx [N,C,…]` (+ a bias) through a lowering: `cols = Wᵀ · rows(dy)`, then col2im.
+#[allow(clippy::too_many_arguments)]
+fn input_gradient(
+    gpu: &Gpu,
+    c: &Conv2d,
+    lowering: &Lowering,
+    [dy, w]: [&B<'_>; 2],
+    b: Option<&B<'_>>,
+    dx: &B<'_>,
+    scratch: &[&GpuBuffer],
+) -> Result<GpuKernel> {
     let (wd, dyd, dxd) = (w.shape.dims(), dy.shape.dims(), dx.shape.dims());
-    let (gather, rows, rows_shape) = to_rows(gpu, c, dy)?;
+    let buffers = lowering.buffers(scratch)?;
+    let (cols, rows) = (bound(buffers.cols, &lowering.cols), bound(buffers.rows, &lowering.rows));
+    let gather = to_rows(gpu, c, dy, &rows)?;
     // col2im never reads the zero rows that padding the taps adds.
-    let taps = padded_taps(wd[1] * wd[2] * wd[3], wd[0], rows_shape.dims()[1]);
-    let (cols, cols_shape) = scratch(gpu, "conv2d column gradients", vec![taps, rows_shape.dims()[1]])?;
-    let (padding, weights) = padded_weights(gpu, w, taps)?;
-    let transposed = MatMul { trans_a: true, trans_b: false };
-    let product = matmul_kernel(
-        gpu,
-        transposed,
-        None,
-        &weights.bound(w),
-        &bound(&rows, &rows_shape),
-        &bound(&cols, &cols_shape),
-    )?;
+    let own = flat_weights(wd);
+    let (padding, weights) = weights(gpu, w, &own, buffers.padded.zip(lowering.padded.as_ref()))?;
+    let product = lowering.product.kernel(gpu, &weights, &rows, &cols, buffers.partial)?;
     let params = params(c, dxd, dyd, &wd[2..], b.is_some(), dx.shape.numel());
     let bias = b.map_or(w.buffer, |b| b.buffer);
-    let scatter =
-        launch(gpu, "conv2d_col2im", params, vec![(1, &cols), (3, dx.buffer), (4, bias)], &[dy.shape, w.shape])?;
-    Ok(padding.then(GpuKernel::new(vec![gather], vec![rows, cols])).then(product).then(scatter))
+    let bindings = vec![(1, buffers.cols), (3, dx.buffer), (4, bias)];
+    let scatter = launch(gpu, "conv2d_col2im", params, bindings, &[dy.shape, w.shape])?;
+    Ok(padding.then(gather).then(product).then(scatter))
 }
 
 /// `dx = conv2d_backward_input(dy, w)`.
-pub fn conv2d_backward_input(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, w: &B<'_>, dx: &B<'_>) -> Result<GpuKernel> {
+pub fn conv2d_backward_input(
+    gpu: &Gpu,
+    c: &Conv2d,
+    [dy, w]: [&B<'_>; 2],
+    dx: &B<'_>,
+    scratch: &[&GpuBuffer],
+) -> Result<GpuKernel> {
     let dxd = dx.shape.dims();
-    if depthwise(c, dxd[1]) {
-        let quads = dx.shape.numel() / dxd[3] * dxd[3].div_ceil(4);
-        let params = params(c, dxd, dy.shape.dims(), &w.shape.dims()[2..], false, quads);
-        let bindings = vec![(2, w.buffer), (3, dx.buffer), (5, dy.buffer)];
-        let entry = "depthwise_conv2d_backward_input";
-        return launch(gpu, entry, params, bindings, &[dy.shape, w.shape]).map(GpuKernel::from);
+    match path(gpu, ConvOp::BackwardInput(c), &[dy.shape, w.shape], dx.shape)? {
+        Path::Depthwise => {
+            let quads = dx.shape.numel() / dxd[3] * dxd[3].div_ceil(4);
+            let params = params(c, dxd, dy.shape.dims(), &w.shape.dims()[2..], false, quads);
+            let bindings = vec![(2, w.buffer), (3, dx.buffer), (5, dy.buffer)];
+            let entry = "depthwise_conv2d_backward_input";
+            launch(gpu, entry, params, bindings, &[dy.shape, w.shape]).map(GpuKernel::from)
+        }
+        Path::Direct => {
+            let params = params(c, dxd, dy.shape.dims(), &w.shape.dims()[2..], false, dx.shape.numel());
+            let bindings = vec![(1, dy.buffer), (2, w.buffer), (3, dx.buffer)];
+            launch(gpu, "conv2d_backward_input", params, bindings, &[dy.shape, w.shape]).map(GpuKernel::from)
+        }
+        Path::Lowered(lowering) => input_gradient(gpu, c, &lowering, [dy, w], None, dx, scratch),
     }
-    if !lowered(gpu, c, dxd, w.shape.dims(), dy.shape.dims()) {
-        let params = params(c, dx.shape.dims(), dy.shape.dims(), &w.shape.dims()[2..], false, dx.shape.numel());
-        let bindings = vec![(1, dy.buffer), (2, w.buffer), (3, dx.buffer)];
-        return launch(gpu, "conv2d_backward_input", params, bindings, &[dy.shape, w.shape]).map(GpuKernel::from);
-    }
-    input_gradient(gpu, c, dy, w, None, dx)
 }
 
 /// `y = convᵀ(x, w) + b`: the input gradient of the convolution from y's shape to x's.
 pub fn conv_transpose2d(
     gpu: &Gpu,
     c: &Conv2d,
-    x: &B<'_>,
-    w: &B<'_>,
+    [x, w]: [&B<'_>; 2],
     b: Option<&B<'_>>,
     y: &B<'_>,
+    scratch: &[&GpuBuffer],
 ) -> Result<GpuKernel> {
-    if !lowered(gpu, c, y.shape.dims(), w.shape.dims(), x.shape.dims()) {
-        let params = params(c, y.shape.dims(), x.shape.dims(), &w.shape.dims()[2..], b.is_some(), y.shape.numel());
-        let bias = b.map_or(w.buffer, |b| b.buffer);
-        let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
-        return launch(gpu, "conv_transpose2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
+    match path(gpu, ConvOp::Transpose(c), &[x.shape, w.shape], y.shape)? {
+        Path::Lowered(lowering) => input_gradient(gpu, c, &lowering, [x, w], b, y, scratch),
+        Path::Depthwise | Path::Direct => {
+            let params = params(c, y.shape.dims(), x.shape.dims(), &w.shape.dims()[2..], b.is_some(), y.shape.numel());
+            let bias = b.map_or(w.buffer, |b| b.buffer);
+            let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
+            launch(gpu, "conv_transpose2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from)
+        }
     }
-    input_gradient(gpu, c, x, w, b, y)
 }
 
 /// `dw = conv2d_backward_weight(x, dy)`: `rows(dy) [O, N·P] · cols(x)ᵀ`, one product summing
 /// over the whole batch.
-pub fn conv2d_backward_weight(gpu: &Gpu, c: &Conv2d, x: &B<'_>, dy: &B<'_>, dw: &B<'_>) -> Result<GpuKernel> {
+pub fn conv2d_backward_weight(
+    gpu: &Gpu,
+    c: &Conv2d,
+    [x, dy]: [&B<'_>; 2],
+    dw: &B<'_>,
+    scratch: &[&GpuBuffer],
+) -> Result<GpuKernel> {
     let (dyd, dwd) = (dy.shape.dims(), dw.shape.dims());
-    if depthwise(c, x.shape.dims()[1]) && depthwise_spans_fit(c, &dwd[2..]) {
-        let params = params(c, x.shape.dims(), dyd, &dwd[2..], false, dw.shape.numel());
-        let bindings = vec![(1, x.buffer), (3, dw.buffer), (5, dy.buffer)];
-        let entry = "depthwise_conv2d_backward_weight";
-        return launch(gpu, entry, params, bindings, &[x.shape, dy.shape]).map(GpuKernel::from);
-    }
-    // The product sums over every output position of the batch in one loop; where that is
-    // longer than the adapter allows, the direct kernel's 64-way split is used instead.
-    let too_long = gpu.loop_limit().is_some_and(|limit| dyd[0] * dyd[2] * dyd[3] > limit);
-    if !lowered(gpu, c, x.shape.dims(), dwd, dyd) || too_long {
-        let params = params(c, x.shape.dims(), dyd, &dwd[2..], false, dw.shape.numel());
-        let bindings = vec![(1, x.buffer), (3, dw.buffer), (5, dy.buffer)];
-        return launch(gpu, "conv2d_backward_weight", params, bindings, &[x.shape, dy.shape]).map(GpuKernel::from);
-    }
-    let unpadded = dwd[1] * dwd[2] * dwd[3];
-    let taps = padded_taps(unpadded, dwd[0], dyd[0] * dyd[2] * dyd[3]);
-    let (columns, cols, cols_shape) = im2col(gpu, c, x, &dwd[2..], [dyd[2], dyd[3]], taps)?;
-    let (gather, rows, rows_shape) = to_rows(gpu, c, dy)?;
-    let dw2 = Shape::new([dwd[0], unpadded]);
+    let lowering = match path(gpu, ConvOp::BackwardWeight(c), &[x.shape, dy.shape], dw.shape)? {
+        Path::Depthwise => {
+            let params = params(c, x.shape.dims(), dyd, &dwd[2..], false, dw.shape.numel());
+            let bindings = vec![(1, x.buffer), (3, dw.buffer), (5, dy.buffer)];
+            let entry = "depthwise_conv2d_backward_weight";
+            return launch(gpu, entry, params, bindings, &[x.shape, dy.shape]).map(GpuKernel::from);
+        }
+        Path::Direct => {
+            let params = params(c, x.shape.dims(), dyd, &dwd[2..], false, dw.shape.numel());
+            let bindings = vec![(1, x.buffer), (3, dw.buffer), (5, dy.buffer)];
+            let entry = "conv2d_backward_weight";
+            return launch(gpu, entry, params, bindings, &[x.shape, dy.shape]).map(GpuKernel::from);
+        }
+        Path::Lowered(lowering) => lowering,
+    };
+    let buffers = lowering.buffers(scratch)?;
+    let (cols, rows) = (bound(buffers.cols, &lowering.cols), bound(buffers.rows, &lowering.rows));
+    let columns = im2col(gpu, c, x, &dwd[2..], [dyd[2], dyd[3]], &cols)?;
+    let gather = to_rows(gpu, c, dy, &rows)?;
+    let dw2 = flat_weights(dwd);
     // With padded taps, dW [O, taps] goes to scratch, and the padding's columns are dropped.
-    let padded =
-        (taps != unpadded).then(|| scratch(gpu, "conv2d padded weight gradient", vec![dwd[0], taps])).transpose()?;
-    let target = padded.as_ref().map_or(bound(dw.buffer, &dw2), |(buffer, shape)| bound(buffer, shape));
-    let transposed = MatMul { trans_a: false, trans_b: true };
-    let product =
-        matmul_kernel(gpu, transposed, None, &bound(&rows, &rows_shape), &bound(&cols, &cols_shape), &target)?;
-    let steps = GpuKernel::new(vec![columns, gather], vec![cols, rows]).then(product);
-    let Some((padded, padded_shape)) = padded else { return Ok(steps) };
-    let unpad = crate::layout::slice(gpu, 1, 0, &bound(&padded, &padded_shape), &bound(dw.buffer, &dw2))?;
-    Ok(steps.then(GpuKernel::new(vec![unpad], vec![padded])))
+    let padded = buffers.padded.zip(lowering.padded.as_ref());
+    let target = padded.map_or(bound(dw.buffer, &dw2), |(buffer, shape)| bound(buffer, shape));
+    let product = lowering.product.kernel(gpu, &rows, &cols, &target, buffers.partial)?;
+    let steps = GpuKernel::new(vec![columns, gather]).then(product);
+    let Some((buffer, shape)) = padded else { return Ok(steps) };
+    let unpad = crate::layout::slice(gpu, 1, 0, &bound(buffer, shape), &bound(dw.buffer, &dw2))?;
+    Ok(steps.then(unpad))
 }
 
 #[cfg(test)]

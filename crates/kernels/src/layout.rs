@@ -5,7 +5,7 @@ use kiln_gpu::{Dispatch, Gpu};
 use crate::binary::broadcast_strides;
 use crate::{B, LAYOUT, Launch, grid_1d, pack8};
 
-pub const ENTRY_POINTS: &[&str] = &["transpose", "broadcast_to", "slice", "slice_backward"];
+pub const ENTRY_POINTS: &[&str] = &["transpose", "broadcast_to", "slice", "slice_backward", "assign"];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>()), ("SliceBack", size_of::<SliceBack>())];
 
 #[repr(C)]
@@ -93,4 +93,11 @@ pub fn slice_backward(gpu: &Gpu, axis: usize, start: usize, dy: &B<'_>, dx: &B<'
         _pad: [0; 3],
     };
     launch(gpu, "slice_backward", bytemuck::bytes_of(&params), dy, dx)
+}
+
+/// In place: `variable = value`.
+pub fn assign(gpu: &Gpu, variable: &B<'_>, value: &B<'_>) -> Result<Dispatch> {
+    let n = variable.shape.numel() as u32;
+    let params = Params { n, rank: 0, scale: 1.0, offset: 0, shape: [0; 8], strides: [0; 8] };
+    launch(gpu, "assign", bytemuck::bytes_of(&params), value, variable)
 }

@@ -17,7 +17,7 @@ mod reduce;
 mod softmax;
 
 pub use backend::GpuBackend;
-pub use matmul::{MatmulKernel, matmul_kernel};
+pub use matmul::{MatmulKernel, MatmulPlan};
 
 use kiln_core::{Bound, Result};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer, PipelineKey, Upload, fold_workgroups};
@@ -134,34 +134,39 @@ pub(crate) fn pack8(values: &[usize]) -> [u32; 8] {
 
 pub(crate) type B<'a> = Bound<'a, GpuBuffer>;
 
-/// A prepared op: its dispatches in order, and the scratch buffers they share (the columns
-/// of a convolution lowered to matrix products), kept alive with them.
+/// A prepared op: its dispatches in order. Scratch buffers belong to the memory plan, which
+/// shares them between kernels never live at once.
 pub struct GpuKernel {
     pub dispatches: Vec<Dispatch>,
-    scratch: Vec<GpuBuffer>,
 }
 
 impl From<Dispatch> for GpuKernel {
     fn from(dispatch: Dispatch) -> Self {
-        GpuKernel { dispatches: vec![dispatch], scratch: vec![] }
+        GpuKernel { dispatches: vec![dispatch] }
     }
 }
 
 impl GpuKernel {
-    pub(crate) fn new(dispatches: Vec<Dispatch>, scratch: Vec<GpuBuffer>) -> Self {
-        GpuKernel { dispatches, scratch }
+    pub(crate) fn new(dispatches: Vec<Dispatch>) -> Self {
+        GpuKernel { dispatches }
     }
 
-    /// This kernel's dispatches, then `next`'s; the scratch of both.
+    /// This kernel's dispatches, then `next`'s.
     pub(crate) fn then(mut self, next: impl Into<GpuKernel>) -> Self {
-        let next = next.into();
-        self.dispatches.extend(next.dispatches);
-        self.scratch.extend(next.scratch);
+        self.dispatches.extend(next.into().dispatches);
         self
     }
+}
 
-    /// The scratch buffers, for tests of the lowering.
-    pub fn scratch_bytes(&self) -> u64 {
-        self.scratch.iter().map(GpuBuffer::size).sum()
+/// The scratch buffer a kernel was given, checked to hold `bytes`: the plan and the kernel
+/// must agree on what a kernel needs, or it would write past a buffer it shares.
+pub(crate) fn fits<'a>(buffer: Option<&'a GpuBuffer>, bytes: u64, what: &str) -> Result<&'a GpuBuffer> {
+    match buffer {
+        Some(buffer) if buffer.size() >= bytes => Ok(buffer),
+        Some(buffer) => Err(kiln_core::Error::data(
+            what,
+            format!("a {}-byte scratch buffer was planned where {bytes} bytes are needed", buffer.size()),
+        )),
+        None => Err(kiln_core::Error::data(what, "no scratch buffer was planned for it")),
     }
 }

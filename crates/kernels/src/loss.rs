@@ -1,5 +1,5 @@
 use bytemuck::{Pod, Zeroable};
-use kiln_core::{LossKind, Op, Result};
+use kiln_core::{LossKind, Result};
 use kiln_gpu::{Dispatch, Gpu};
 
 use crate::{B, LOSS, Launch, grid_1d};
@@ -46,10 +46,12 @@ struct Elems {
     _pad: [u32; 2],
 }
 
-/// Per-row cross-entropy or NLL of `[N,C]` scores, or its gradient when `dy` is given.
+/// Per-row cross-entropy or NLL of `[N,C]` scores, or its gradient when `dy` is given;
+/// `entry` names which, and `reads_scores` is false for NLL's gradient, which depends on the
+/// labels alone (the scores only give its shape).
 pub fn per_sample(
     gpu: &Gpu,
-    op: &Op,
+    (entry, reads_scores): (&'static str, bool),
     scores: &B<'_>,
     labels: &B<'_>,
     dy: Option<&B<'_>>,
@@ -57,17 +59,16 @@ pub fn per_sample(
 ) -> Result<Dispatch> {
     let dims = scores.shape.dims();
     let params = Params { rows: dims[0] as u32, classes: dims[1] as u32, _pad: [0; 2] };
-    crate::check_loops(gpu, op.name(), 3 * dims[1], &[scores.shape])?;
+    crate::check_loops(gpu, entry, 3 * dims[1], &[scores.shape])?;
 
     let mut bindings = vec![(2, labels.buffer), (4, out.buffer)];
     bindings.extend(dy.map(|dy| (3, dy.buffer)));
-    // NLL's gradient depends on the labels alone; the scores only give its shape.
-    if *op != Op::NllPerSampleBackward {
+    if reads_scores {
         bindings.push((1, scores.buffer));
     }
     let launch = Launch {
         shader: LOSS,
-        entry: op.name(),
+        entry,
         constants: vec![],
         params: bytemuck::bytes_of(&params),
         bindings,

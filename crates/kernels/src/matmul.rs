@@ -77,9 +77,9 @@ struct Sizes {
 }
 
 impl Sizes {
-    fn of(m: MatMul, a: &B<'_>, y: &B<'_>) -> Self {
-        let dims = y.shape.dims();
-        let a_dims = a.shape.dims();
+    fn of(m: MatMul, a: &Shape, y: &Shape) -> Self {
+        let dims = y.dims();
+        let a_dims = a.dims();
         let inner = if m.trans_a { a_dims[a_dims.len() - 2] } else { a_dims[a_dims.len() - 1] };
         Sizes {
             rows: dims[dims.len() - 2] as u32,
@@ -94,45 +94,66 @@ impl Sizes {
     }
 }
 
-/// `y = op(a)·op(b)` with `kernel`, or the fastest kernel the shapes allow.
-pub fn matmul_kernel(
-    gpu: &Gpu,
+/// How a product `y = op(a)·op(b)` runs: its kernel, and whether K is cut into slices summed
+/// by a second dispatch (their partial products then need a scratch buffer).
+#[derive(Clone, Copy, Debug)]
+pub struct MatmulPlan {
     m: MatMul,
-    kernel: Option<MatmulKernel>,
-    a: &B<'_>,
-    b: &B<'_>,
-    y: &B<'_>,
-) -> Result<GpuKernel> {
-    let sizes = Sizes::of(m, a, y);
-    crate::check_loops(gpu, "matmul", sizes.inner as usize, &[a.shape, b.shape])?;
-    let kernel = kernel.unwrap_or(match sizes.aligned() {
-        // A CPU adapter runs an invocation as one SIMD lane: heavy tiles pay there, and
-        // texel fetches beat its buffer loads.
-        true if gpu.info().device_type == wgpu::DeviceType::Cpu => MatmulKernel::Texels16,
-        true => MatmulKernel::Vec4,
-        false => MatmulKernel::Blocked,
-    });
-    if matches!(kernel, MatmulKernel::Vec4 | MatmulKernel::Vec4Tile16 | MatmulKernel::Texels16) && !sizes.aligned() {
-        return Err(Error::attribute(
-            "matmul",
-            format!(
-                "{} needs M, K, N multiples of 4, got {}, {}, {}",
-                kernel.entry(),
-                sizes.rows,
-                sizes.inner,
-                sizes.cols
-            ),
-        ));
+    kernel: MatmulKernel,
+    sizes: Sizes,
+    slicing: Option<Slicing>,
+}
+
+impl MatmulPlan {
+    /// The plan for `a` and `y` of these shapes with `kernel`, or the fastest kernel the
+    /// shapes allow.
+    pub fn new(gpu: &Gpu, m: MatMul, kernel: Option<MatmulKernel>, a: &Shape, b: &Shape, y: &Shape) -> Result<Self> {
+        let sizes = Sizes::of(m, a, y);
+        crate::check_loops(gpu, "matmul", sizes.inner as usize, &[a, b])?;
+        let kernel = kernel.unwrap_or(match sizes.aligned() {
+            // A CPU adapter runs an invocation as one SIMD lane: heavy tiles pay there, and
+            // texel fetches beat its buffer loads.
+            true if gpu.info().device_type == wgpu::DeviceType::Cpu => MatmulKernel::Texels16,
+            true => MatmulKernel::Vec4,
+            false => MatmulKernel::Blocked,
+        });
+        let wide = matches!(kernel, MatmulKernel::Vec4 | MatmulKernel::Vec4Tile16 | MatmulKernel::Texels16);
+        if wide && !sizes.aligned() {
+            return Err(Error::attribute(
+                "matmul",
+                format!(
+                    "{} needs M, K, N multiples of 4, got {}, {}, {}",
+                    kernel.entry(),
+                    sizes.rows,
+                    sizes.inner,
+                    sizes.cols
+                ),
+            ));
+        }
+        Ok(MatmulPlan { m, kernel, sizes, slicing: k_slicing(kernel, sizes) })
     }
-    let Some(slicing) = k_slicing(kernel, sizes) else {
-        return product(gpu, m, kernel, sizes, None, [a, b, y]).map(GpuKernel::from);
-    };
-    let partial_shape = Shape::new([slicing.slices as usize, sizes.rows as usize, sizes.cols as usize]);
-    let partial = gpu.alloc(partial_shape.bytes(), "matmul partial products")?;
-    let partial_bound = B { buffer: &partial, shape: &partial_shape, dtype: DType::F32 };
-    let first = product(gpu, m, kernel, sizes, Some(slicing), [a, b, &partial_bound])?;
-    let sum = sum_slices(gpu, &partial, slicing.slices, sizes, y)?;
-    Ok(GpuKernel::new(vec![first, sum], vec![partial]))
+
+    /// The bytes of the partial products of a product split into slices of K.
+    pub fn scratch_bytes(&self) -> Option<u64> {
+        self.partial_shape().map(|s| s.bytes())
+    }
+
+    fn partial_shape(&self) -> Option<Shape> {
+        let s = self.sizes;
+        self.slicing.map(|k| Shape::new([k.slices as usize, s.rows as usize, s.cols as usize]))
+    }
+
+    /// The product's dispatches; `partial` is the scratch `scratch_bytes` asked for.
+    pub fn kernel(&self, gpu: &Gpu, a: &B<'_>, b: &B<'_>, y: &B<'_>, partial: Option<&GpuBuffer>) -> Result<GpuKernel> {
+        let (Some(slicing), Some(shape)) = (self.slicing, self.partial_shape()) else {
+            return product(gpu, self.m, self.kernel, self.sizes, None, [a, b, y]).map(GpuKernel::from);
+        };
+        let partial = crate::fits(partial, shape.bytes(), "matmul partial products")?;
+        let partial_bound = B { buffer: partial, shape: &shape, dtype: DType::F32 };
+        let first = product(gpu, self.m, self.kernel, self.sizes, Some(slicing), [a, b, &partial_bound])?;
+        let sum = sum_slices(gpu, partial, slicing.slices, self.sizes, y)?;
+        Ok(GpuKernel::new(vec![first, sum]))
+    }
 }
 
 /// A product's K cut into `slices` runs of `quads_per_slice` steps of k (the last one

@@ -1,5 +1,5 @@
 use bytemuck::{Pod, Zeroable};
-use kiln_core::{Adam, Op, Result};
+use kiln_core::{Adagrad, Adam, Result, Rmsprop, Sgd};
 use kiln_gpu::{Dispatch, Gpu};
 
 use crate::{B, Launch, OPTIMIZER, grid_1d};
@@ -53,23 +53,42 @@ struct ClipParams {
     _pad: [u32; 3],
 }
 
-/// The uniform of an optimizer update over `n` elements at the op's step (its scheduled
-/// rate, bias corrections in f64), or `None` for other ops.
-pub fn params(op: &Op, n: usize) -> Option<Vec<u8>> {
+/// The optimizer updates, each with its attributes.
+#[derive(Clone, Copy, Debug)]
+pub enum Update<'a> {
+    Sgd(&'a Sgd),
+    Adam(&'a Adam),
+    Adagrad(&'a Adagrad),
+    Rmsprop(&'a Rmsprop),
+}
+
+impl Update<'_> {
+    fn entry(self) -> &'static str {
+        match self {
+            Update::Sgd(_) => "sgd_step",
+            Update::Adam(a) if a.decoupled => "adamw_step",
+            Update::Adam(_) => "adam_step",
+            Update::Adagrad(_) => "adagrad_step",
+            Update::Rmsprop(_) => "rmsprop_step",
+        }
+    }
+}
+
+/// The uniform of an optimizer update over `n` elements at its step (its scheduled rate,
+/// bias corrections in f64).
+pub fn params(update: Update<'_>, n: usize) -> Vec<u8> {
     let n = n as u32;
-    let bytes = match op {
-        Op::SgdStep(s) => bytes(SgdParams {
+    match update {
+        Update::Sgd(s) => bytes(SgdParams {
             n,
             lr: s.schedule.at(s.lr, s.step) as f32,
             momentum: s.momentum,
             weight_decay: s.weight_decay,
         }),
-        Op::AdamStep(a) => adam_params(a, n),
-        Op::AdagradStep(a) => squares(n, a.schedule.at(a.lr, a.step), 0.0, a.eps, a.weight_decay),
-        Op::RmspropStep(r) => squares(n, r.schedule.at(r.lr, r.step), r.alpha, r.eps, r.weight_decay),
-        _ => return None,
-    };
-    Some(bytes)
+        Update::Adam(a) => adam_params(a, n),
+        Update::Adagrad(a) => squares(n, a.schedule.at(a.lr, a.step), 0.0, a.eps, a.weight_decay),
+        Update::Rmsprop(r) => squares(n, r.schedule.at(r.lr, r.step), r.alpha, r.eps, r.weight_decay),
+    }
 }
 
 fn bytes<T: Pod>(p: T) -> Vec<u8> {
@@ -95,14 +114,14 @@ fn squares(n: u32, lr: f64, alpha: f32, eps: f32, weight_decay: f32) -> Vec<u8> 
 }
 
 /// In place: `inputs` are param, grad, state…; the state (all but grad) is bound read-write.
-pub fn update(gpu: &Gpu, op: &Op, inputs: &[B<'_>]) -> Result<Dispatch> {
+pub fn update(gpu: &Gpu, update: Update<'_>, inputs: &[B<'_>]) -> Result<Dispatch> {
     let n = inputs[0].shape.numel();
-    let params = params(op, n).ok_or_else(|| kiln_core::Error::attribute(op.name(), "is not an optimizer update"))?;
+    let params = params(update, n);
     let mut bindings = vec![(1, inputs[1].buffer), (2, inputs[0].buffer)];
     bindings.extend(inputs[2..].iter().zip(3..).map(|(b, slot)| (slot, b.buffer)));
     let launch = Launch {
         shader: OPTIMIZER,
-        entry: op.name(),
+        entry: update.entry(),
         constants: vec![],
         params: &params,
         bindings,

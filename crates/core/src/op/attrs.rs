@@ -55,7 +55,12 @@ impl Activation {
         match self {
             Activation::LeakyRelu { negative_slope } => *negative_slope,
             Activation::Elu { alpha } => *alpha,
-            _ => 0.0,
+            Activation::Relu
+            | Activation::Sigmoid
+            | Activation::Tanh
+            | Activation::Gelu { .. }
+            | Activation::Silu
+            | Activation::Softplus => 0.0,
         }
     }
 }
@@ -181,7 +186,7 @@ impl LossKind {
     pub fn parameter(&self) -> f32 {
         match self {
             LossKind::Huber { delta } => *delta,
-            _ => 0.0,
+            LossKind::L1 | LossKind::Bce | LossKind::BceWithLogits | LossKind::Hinge | LossKind::KlDiv => 0.0,
         }
     }
 }

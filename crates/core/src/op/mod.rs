@@ -9,6 +9,7 @@ mod spatial;
 pub use attrs::{Activation, Adagrad, Adam, Conv2d, Dropout, LossKind, LrSchedule, Pool2d, PoolKind, Rmsprop, Sgd};
 
 use crate::{DType, Result, Shape};
+use norm::{BatchNormPart, LayerNormPart};
 use rules::*;
 
 /// `y = op(a) · op(b)` over the last two axes; a leading batch axis on either side broadcasts.
@@ -173,9 +174,45 @@ pub enum Op {
     AdagradStep(Adagrad),
     /// In place: `param`, `grad`, `sq_avg`.
     RmspropStep(Rmsprop),
+    /// In place: `(variable, value)`: the variable takes the value (a gradient left in the
+    /// parameter store for another program, say).
+    Assign,
+}
+
+/// How an executor treats a node of each op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Fed by the caller before each run.
+    Input,
+    /// Held in the parameter store, by name.
+    Variable,
+    /// Its input's buffer seen with another shape: no kernel.
+    View,
+    /// Computed by a kernel (in place, into its updated inputs, where it has any).
+    Kernel,
+}
+
+/// What counts the runs of an op whose attributes advance every run (see `Op::at_run`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunCounter {
+    /// The step count of the parameter it updates (its input 0): it advances only when that
+    /// parameter is updated, whichever program updates it.
+    Parameter,
+    /// A dropout layer's own count, shared by its forward and backward ops (by seed).
+    Dropout { seed: u32 },
 }
 
 type In<'a> = (&'a Shape, DType);
+
+/// Where the exclusive bound of an op's indices comes from.
+enum IndexBound {
+    /// Axis `axis` of input `input` (the classes of the logits, the rows of a table).
+    Dim {
+        input: usize,
+        axis: usize,
+    },
+    Fixed(usize),
+}
 
 const GRADIENT: &str = "gradient must match its forward tensor";
 
@@ -238,6 +275,67 @@ impl Op {
             Op::AdamStep(_) => "adam_step",
             Op::AdagradStep(_) => "adagrad_step",
             Op::RmspropStep(_) => "rmsprop_step",
+            Op::Assign => "assign",
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        match self {
+            Op::Input => Role::Input,
+            Op::Variable => Role::Variable,
+            Op::Reshape(_) => Role::View,
+            Op::MatMul(_)
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Activation(_)
+            | Op::ActivationBackward(_)
+            | Op::Prelu
+            | Op::PreluBackwardInput
+            | Op::PreluBackwardAlpha
+            | Op::Sum(_)
+            | Op::Max(_)
+            | Op::MaxBackward(_)
+            | Op::BroadcastTo { .. }
+            | Op::Transpose(_)
+            | Op::Slice { .. }
+            | Op::SliceBackward { .. }
+            | Op::Softmax { .. }
+            | Op::SoftmaxBackward { .. }
+            | Op::LogSoftmax { .. }
+            | Op::LogSoftmaxBackward { .. }
+            | Op::CrossEntropyPerSample
+            | Op::CrossEntropyPerSampleBackward
+            | Op::NllPerSample
+            | Op::NllPerSampleBackward
+            | Op::Loss(_)
+            | Op::LossBackward { .. }
+            | Op::Conv2d(_)
+            | Op::Conv2dBackwardInput { .. }
+            | Op::Conv2dBackwardWeight { .. }
+            | Op::ConvTranspose2d { .. }
+            | Op::Pool2d(_)
+            | Op::Pool2dBackward(_)
+            | Op::BatchNormStats
+            | Op::BatchNorm { .. }
+            | Op::BatchNormBackwardReduce { .. }
+            | Op::BatchNormBackwardInput { .. }
+            | Op::BatchNormRunningUpdate { .. }
+            | Op::LayerNormStats
+            | Op::LayerNorm { .. }
+            | Op::LayerNormBackwardInput { .. }
+            | Op::LayerNormBackwardParams { .. }
+            | Op::Dropout(_)
+            | Op::DropoutBackward(_)
+            | Op::Embedding
+            | Op::EmbeddingBackward { .. }
+            | Op::ClipFactor { .. }
+            | Op::SgdStep(_)
+            | Op::AdamStep(_)
+            | Op::AdagradStep(_)
+            | Op::RmspropStep(_)
+            | Op::Assign => Role::Kernel,
         }
     }
 
@@ -246,52 +344,202 @@ impl Op {
         match self {
             Op::SgdStep(_) | Op::AdagradStep(_) | Op::RmspropStep(_) => &[0, 2],
             Op::AdamStep(_) => &[0, 2, 3],
-            Op::BatchNormRunningUpdate { .. } => &[0],
-            _ => &[],
+            Op::BatchNormRunningUpdate { .. } | Op::Assign => &[0],
+            Op::Input
+            | Op::Variable
+            | Op::MatMul(_)
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Activation(_)
+            | Op::ActivationBackward(_)
+            | Op::Prelu
+            | Op::PreluBackwardInput
+            | Op::PreluBackwardAlpha
+            | Op::Sum(_)
+            | Op::Max(_)
+            | Op::MaxBackward(_)
+            | Op::BroadcastTo { .. }
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::Slice { .. }
+            | Op::SliceBackward { .. }
+            | Op::Softmax { .. }
+            | Op::SoftmaxBackward { .. }
+            | Op::LogSoftmax { .. }
+            | Op::LogSoftmaxBackward { .. }
+            | Op::CrossEntropyPerSample
+            | Op::CrossEntropyPerSampleBackward
+            | Op::NllPerSample
+            | Op::NllPerSampleBackward
+            | Op::Loss(_)
+            | Op::LossBackward { .. }
+            | Op::Conv2d(_)
+            | Op::Conv2dBackwardInput { .. }
+            | Op::Conv2dBackwardWeight { .. }
+            | Op::ConvTranspose2d { .. }
+            | Op::Pool2d(_)
+            | Op::Pool2dBackward(_)
+            | Op::BatchNormStats
+            | Op::BatchNorm { .. }
+            | Op::BatchNormBackwardReduce { .. }
+            | Op::BatchNormBackwardInput { .. }
+            | Op::LayerNormStats
+            | Op::LayerNorm { .. }
+            | Op::LayerNormBackwardInput { .. }
+            | Op::LayerNormBackwardParams { .. }
+            | Op::Dropout(_)
+            | Op::DropoutBackward(_)
+            | Op::Embedding
+            | Op::EmbeddingBackward { .. }
+            | Op::ClipFactor { .. } => &[],
         }
     }
 
     /// The input holding i32 indices (class labels, token ids), if the op has one.
     pub fn index_input(&self) -> Option<usize> {
-        match self {
-            Op::CrossEntropyPerSample
-            | Op::CrossEntropyPerSampleBackward
-            | Op::NllPerSample
-            | Op::NllPerSampleBackward
-            | Op::Embedding => Some(1),
-            Op::EmbeddingBackward { .. } => Some(0),
-            _ => None,
-        }
+        self.indexing().map(|(input, _)| input)
     }
 
     /// The exclusive upper bound of the indices of `index_input`, given the input shapes, so
     /// that a fed tensor can be range-checked before a run.
     pub fn index_bound(&self, shapes: &[&Shape]) -> Option<usize> {
         let dim = |input: usize, axis: usize| shapes.get(input).and_then(|s| s.dims().get(axis)).copied();
+        match self.indexing()?.1 {
+            IndexBound::Dim { input, axis } => dim(input, axis),
+            IndexBound::Fixed(bound) => Some(bound),
+        }
+    }
+
+    /// The index input and where its bound comes from, for ops that index with i32 values.
+    fn indexing(&self) -> Option<(usize, IndexBound)> {
         match self {
             Op::CrossEntropyPerSample
             | Op::CrossEntropyPerSampleBackward
             | Op::NllPerSample
-            | Op::NllPerSampleBackward => dim(0, 1),
-            Op::Embedding => dim(0, 0),
-            Op::EmbeddingBackward { vocab } => Some(*vocab),
-            _ => None,
+            | Op::NllPerSampleBackward => Some((1, IndexBound::Dim { input: 0, axis: 1 })),
+            Op::Embedding => Some((1, IndexBound::Dim { input: 0, axis: 0 })),
+            Op::EmbeddingBackward { vocab } => Some((0, IndexBound::Fixed(*vocab))),
+            Op::Input
+            | Op::Variable
+            | Op::MatMul(_)
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Activation(_)
+            | Op::ActivationBackward(_)
+            | Op::Prelu
+            | Op::PreluBackwardInput
+            | Op::PreluBackwardAlpha
+            | Op::Sum(_)
+            | Op::Max(_)
+            | Op::MaxBackward(_)
+            | Op::BroadcastTo { .. }
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::Slice { .. }
+            | Op::SliceBackward { .. }
+            | Op::Softmax { .. }
+            | Op::SoftmaxBackward { .. }
+            | Op::LogSoftmax { .. }
+            | Op::LogSoftmaxBackward { .. }
+            | Op::Loss(_)
+            | Op::LossBackward { .. }
+            | Op::Conv2d(_)
+            | Op::Conv2dBackwardInput { .. }
+            | Op::Conv2dBackwardWeight { .. }
+            | Op::ConvTranspose2d { .. }
+            | Op::Pool2d(_)
+            | Op::Pool2dBackward(_)
+            | Op::BatchNormStats
+            | Op::BatchNorm { .. }
+            | Op::BatchNormBackwardReduce { .. }
+            | Op::BatchNormBackwardInput { .. }
+            | Op::BatchNormRunningUpdate { .. }
+            | Op::LayerNormStats
+            | Op::LayerNorm { .. }
+            | Op::LayerNormBackwardInput { .. }
+            | Op::LayerNormBackwardParams { .. }
+            | Op::Dropout(_)
+            | Op::DropoutBackward(_)
+            | Op::ClipFactor { .. }
+            | Op::SgdStep(_)
+            | Op::AdamStep(_)
+            | Op::AdagradStep(_)
+            | Op::RmspropStep(_)
+            | Op::Assign => None,
         }
     }
 
-    /// This op as it runs at 0-based run `run` of a compiled graph, for ops whose attributes
-    /// advance every run (optimizer step counts and schedules, dropout masks); `None` for the
-    /// others.
-    pub fn at_run(&self, run: u32) -> Option<Op> {
-        Some(match self {
-            Op::SgdStep(s) => Op::SgdStep(Sgd { step: s.step + run, ..*s }),
-            Op::AdamStep(a) => Op::AdamStep(Adam { step: a.step + run, ..*a }),
-            Op::AdagradStep(a) => Op::AdagradStep(Adagrad { step: a.step + run, ..*a }),
-            Op::RmspropStep(r) => Op::RmspropStep(Rmsprop { step: r.step + run, ..*r }),
-            Op::Dropout(d) => Op::Dropout(Dropout { step: d.step + run, ..*d }),
-            Op::DropoutBackward(d) => Op::DropoutBackward(Dropout { step: d.step + run, ..*d }),
-            _ => return None,
-        })
+    /// For ops whose attributes advance every run (optimizer step counts and schedules,
+    /// dropout masks): what counts their runs, and the op as it runs when that counter reads
+    /// `count` (its step advanced by `count`); `None` for every other op.
+    pub fn at_run(&self, count: u32) -> Option<(RunCounter, Op)> {
+        let parameter = |op: Op| Some((RunCounter::Parameter, op));
+        match self {
+            Op::SgdStep(s) => parameter(Op::SgdStep(Sgd { step: s.step + count, ..*s })),
+            Op::AdamStep(a) => parameter(Op::AdamStep(Adam { step: a.step + count, ..*a })),
+            Op::AdagradStep(a) => parameter(Op::AdagradStep(Adagrad { step: a.step + count, ..*a })),
+            Op::RmspropStep(r) => parameter(Op::RmspropStep(Rmsprop { step: r.step + count, ..*r })),
+            Op::Dropout(d) => {
+                Some((RunCounter::Dropout { seed: d.seed }, Op::Dropout(Dropout { step: d.step + count, ..*d })))
+            }
+            Op::DropoutBackward(d) => Some((
+                RunCounter::Dropout { seed: d.seed },
+                Op::DropoutBackward(Dropout { step: d.step + count, ..*d }),
+            )),
+            Op::Input
+            | Op::Variable
+            | Op::MatMul(_)
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Activation(_)
+            | Op::ActivationBackward(_)
+            | Op::Prelu
+            | Op::PreluBackwardInput
+            | Op::PreluBackwardAlpha
+            | Op::Sum(_)
+            | Op::Max(_)
+            | Op::MaxBackward(_)
+            | Op::BroadcastTo { .. }
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::Slice { .. }
+            | Op::SliceBackward { .. }
+            | Op::Softmax { .. }
+            | Op::SoftmaxBackward { .. }
+            | Op::LogSoftmax { .. }
+            | Op::LogSoftmaxBackward { .. }
+            | Op::CrossEntropyPerSample
+            | Op::CrossEntropyPerSampleBackward
+            | Op::NllPerSample
+            | Op::NllPerSampleBackward
+            | Op::Loss(_)
+            | Op::LossBackward { .. }
+            | Op::Conv2d(_)
+            | Op::Conv2dBackwardInput { .. }
+            | Op::Conv2dBackwardWeight { .. }
+            | Op::ConvTranspose2d { .. }
+            | Op::Pool2d(_)
+            | Op::Pool2dBackward(_)
+            | Op::BatchNormStats
+            | Op::BatchNorm { .. }
+            | Op::BatchNormBackwardReduce { .. }
+            | Op::BatchNormBackwardInput { .. }
+            | Op::BatchNormRunningUpdate { .. }
+            | Op::LayerNormStats
+            | Op::LayerNorm { .. }
+            | Op::LayerNormBackwardInput { .. }
+            | Op::LayerNormBackwardParams { .. }
+            | Op::Embedding
+            | Op::EmbeddingBackward { .. }
+            | Op::ClipFactor { .. }
+            | Op::Assign => None,
+        }
     }
 
     /// Shape and dtype of the output, or an error naming the op and the shapes.
@@ -312,7 +560,9 @@ impl Op {
                 same_shapes(name, inputs, 2, GRADIENT)?
             }
             Op::LossBackward { .. } => same_shapes(name, inputs, 3, GRADIENT)?,
-            Op::Prelu | Op::PreluBackwardInput | Op::PreluBackwardAlpha => prelu_shape(self, inputs)?,
+            Op::Prelu => prelu_shape(name, PreluPart::Forward, inputs)?,
+            Op::PreluBackwardInput => prelu_shape(name, PreluPart::BackwardInput, inputs)?,
+            Op::PreluBackwardAlpha => prelu_shape(name, PreluPart::BackwardAlpha, inputs)?,
             Op::Softmax { axis } | Op::LogSoftmax { axis } => {
                 let [x] = floats::<1>(name, inputs)?;
                 check_axis(name, x, *axis)?;
@@ -348,15 +598,15 @@ impl Op {
             }
             Op::Pool2d(p) => spatial::pool2d_shape(name, p, inputs)?,
             Op::Pool2dBackward(p) => spatial::pool2d_backward_shape(name, p, inputs)?,
-            Op::BatchNormStats
-            | Op::BatchNorm { .. }
-            | Op::BatchNormBackwardReduce { .. }
-            | Op::BatchNormBackwardInput { .. }
-            | Op::BatchNormRunningUpdate { .. } => norm::batch_norm_shape(self, inputs)?,
-            Op::LayerNormStats
-            | Op::LayerNorm { .. }
-            | Op::LayerNormBackwardInput { .. }
-            | Op::LayerNormBackwardParams { .. } => norm::layer_norm_shape(self, inputs)?,
+            Op::BatchNormStats => norm::batch_norm_shape(name, BatchNormPart::Stats, inputs)?,
+            Op::BatchNorm { .. } => norm::batch_norm_shape(name, BatchNormPart::Apply, inputs)?,
+            Op::BatchNormBackwardReduce { .. } => norm::batch_norm_shape(name, BatchNormPart::BackwardReduce, inputs)?,
+            Op::BatchNormBackwardInput { .. } => norm::batch_norm_shape(name, BatchNormPart::BackwardInput, inputs)?,
+            Op::BatchNormRunningUpdate { .. } => norm::batch_norm_shape(name, BatchNormPart::RunningUpdate, inputs)?,
+            Op::LayerNormStats => norm::layer_norm_shape(name, LayerNormPart::Stats, inputs)?,
+            Op::LayerNorm { .. } => norm::layer_norm_shape(name, LayerNormPart::Apply, inputs)?,
+            Op::LayerNormBackwardInput { .. } => norm::layer_norm_shape(name, LayerNormPart::BackwardInput, inputs)?,
+            Op::LayerNormBackwardParams { .. } => norm::layer_norm_shape(name, LayerNormPart::BackwardParams, inputs)?,
             Op::Embedding => norm::embedding_shape(name, inputs)?,
             Op::EmbeddingBackward { vocab } => norm::embedding_backward_shape(name, *vocab, inputs)?,
             Op::ClipFactor { .. } => {
@@ -370,6 +620,7 @@ impl Op {
                 let n = 1 + self.updated_inputs().len();
                 same_shapes(name, inputs, n, "gradient and optimizer state must match the parameter")?
             }
+            Op::Assign => same_shapes(name, inputs, 2, "the value must match the variable it is assigned to")?,
         };
         Ok((shape, DType::F32))
     }

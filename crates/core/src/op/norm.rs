@@ -1,8 +1,27 @@
 //! Shape rules of normalisation and embedding.
 
+use super::In;
 use super::rules::{arity, floats, same};
-use super::{In, Op};
 use crate::{DType, Error, Result, Shape};
+
+/// The ops of batch norm's family, as its shape rule tells them apart.
+#[derive(Clone, Copy)]
+pub(super) enum BatchNormPart {
+    Stats,
+    Apply,
+    BackwardReduce,
+    BackwardInput,
+    RunningUpdate,
+}
+
+/// The ops of layer norm's family.
+#[derive(Clone, Copy)]
+pub(super) enum LayerNormPart {
+    Stats,
+    Apply,
+    BackwardInput,
+    BackwardParams,
+}
 
 /// Expects `shape` to be exactly `want`, naming `what`.
 fn expect(op: &str, what: &str, shape: &Shape, want: &[usize]) -> Result<()> {
@@ -10,9 +29,8 @@ fn expect(op: &str, what: &str, shape: &Shape, want: &[usize]) -> Result<()> {
 }
 
 /// Batch norm's family: per-channel statistics `[2,C]` over every axis but 1.
-pub(super) fn batch_norm_shape(op: &Op, inputs: &[In<'_>]) -> Result<Shape> {
-    let name = op.name();
-    if let Op::BatchNormRunningUpdate { .. } = op {
+pub(super) fn batch_norm_shape(name: &str, part: BatchNormPart, inputs: &[In<'_>]) -> Result<Shape> {
+    if let BatchNormPart::RunningUpdate = part {
         let [running, stats] = floats::<2>(name, inputs)?;
         same(name, "running statistics must match the batch statistics", running, stats)?;
         return Ok(running.clone());
@@ -23,22 +41,22 @@ pub(super) fn batch_norm_shape(op: &Op, inputs: &[In<'_>]) -> Result<Shape> {
     }
     let c = x.dims()[1];
     let stats = [2, c];
-    match op {
-        Op::BatchNormStats => floats::<1>(name, inputs).map(|_| Shape::new(stats)),
-        Op::BatchNorm { .. } => {
+    match part {
+        BatchNormPart::Stats => floats::<1>(name, inputs).map(|_| Shape::new(stats)),
+        BatchNormPart::Apply => {
             let [_, s, gamma, beta] = floats::<4>(name, inputs)?;
             expect(name, "stats", s, &stats)?;
             expect(name, "gamma", gamma, &[c])?;
             expect(name, "beta", beta, &[c])?;
             Ok(x.clone())
         }
-        Op::BatchNormBackwardReduce { .. } => {
+        BatchNormPart::BackwardReduce => {
             let [_, s, dy] = floats::<3>(name, inputs)?;
             expect(name, "stats", s, &stats)?;
             same(name, "gradient must match its forward tensor", x, dy)?;
             Ok(Shape::new(stats))
         }
-        _ => {
+        BatchNormPart::BackwardInput | BatchNormPart::RunningUpdate => {
             let [_, s, gamma, dy, sums] = floats::<5>(name, inputs)?;
             expect(name, "stats", s, &stats)?;
             expect(name, "gamma", gamma, &[c])?;
@@ -50,30 +68,29 @@ pub(super) fn batch_norm_shape(op: &Op, inputs: &[In<'_>]) -> Result<Shape> {
 }
 
 /// Layer norm's family: per-row statistics `[R,2]` over the last axis, `R` rows.
-pub(super) fn layer_norm_shape(op: &Op, inputs: &[In<'_>]) -> Result<Shape> {
-    let name = op.name();
+pub(super) fn layer_norm_shape(name: &str, part: LayerNormPart, inputs: &[In<'_>]) -> Result<Shape> {
     let x = inputs.first().map(|i| i.0).ok_or_else(|| Error::shape(name, "wrong number of inputs", "x first", 0))?;
     let Some(&d) = x.dims().last() else {
         return Err(Error::shape(name, "x must have a feature axis", "rank >= 1", x));
     };
     let stats = [x.numel() / d.max(1), 2];
-    match op {
-        Op::LayerNormStats => floats::<1>(name, inputs).map(|_| Shape::new(stats)),
-        Op::LayerNorm { .. } => {
+    match part {
+        LayerNormPart::Stats => floats::<1>(name, inputs).map(|_| Shape::new(stats)),
+        LayerNormPart::Apply => {
             let [_, s, gamma, beta] = floats::<4>(name, inputs)?;
             expect(name, "stats", s, &stats)?;
             expect(name, "gamma", gamma, &[d])?;
             expect(name, "beta", beta, &[d])?;
             Ok(x.clone())
         }
-        Op::LayerNormBackwardInput { .. } => {
+        LayerNormPart::BackwardInput => {
             let [_, s, gamma, dy] = floats::<4>(name, inputs)?;
             expect(name, "stats", s, &stats)?;
             expect(name, "gamma", gamma, &[d])?;
             same(name, "gradient must match its forward tensor", x, dy)?;
             Ok(x.clone())
         }
-        _ => {
+        LayerNormPart::BackwardParams => {
             let [_, s, dy] = floats::<3>(name, inputs)?;
             expect(name, "stats", s, &stats)?;
             same(name, "gradient must match its forward tensor", x, dy)?;

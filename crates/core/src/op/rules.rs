@@ -1,7 +1,7 @@
 //! Shape rules shared by the op families: arity and dtype checks, elementwise, reductions,
 //! layout and the class losses.
 
-use super::{In, MatMul, Op, Reduce};
+use super::{In, MatMul, Reduce};
 use crate::{DType, Error, Result, Shape};
 
 pub(super) fn arity(op: &str, inputs: &[In<'_>], n: usize) -> Result<()> {
@@ -74,21 +74,28 @@ pub(super) fn matmul_shape(m: MatMul, inputs: &[In<'_>]) -> Result<Shape> {
     Ok(Shape(batch.into_iter().chain([rows, cols]).collect()))
 }
 
+/// The ops of PReLU's family.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum PreluPart {
+    Forward,
+    BackwardInput,
+    BackwardAlpha,
+}
+
 /// `x [N,C,…]` with `alpha [C]`; the alpha gradient is `[C]`, the others have x's shape.
-pub(super) fn prelu_shape(op: &Op, inputs: &[In<'_>]) -> Result<Shape> {
-    let name = op.name();
-    let (x, channels) = match op {
-        Op::PreluBackwardAlpha => {
+pub(super) fn prelu_shape(name: &str, part: PreluPart, inputs: &[In<'_>]) -> Result<Shape> {
+    let (x, channels) = match part {
+        PreluPart::BackwardAlpha => {
             let [x, dy] = floats::<2>(name, inputs)?;
             same(name, "gradient must match its forward tensor", x, dy)?;
             (x, None)
         }
-        Op::PreluBackwardInput => {
+        PreluPart::BackwardInput => {
             let [x, alpha, dy] = floats::<3>(name, inputs)?;
             same(name, "gradient must match its forward tensor", x, dy)?;
             (x, Some(alpha))
         }
-        _ => {
+        PreluPart::Forward => {
             let [x, alpha] = floats::<2>(name, inputs)?;
             (x, Some(alpha))
         }
@@ -101,7 +108,7 @@ pub(super) fn prelu_shape(op: &Op, inputs: &[In<'_>]) -> Result<Shape> {
     {
         return Err(Error::shape(name, "alpha must hold one slope per channel", format!("[{}]", x.dims()[1]), alpha));
     }
-    Ok(if *op == Op::PreluBackwardAlpha { Shape::new([x.dims()[1]]) } else { x.clone() })
+    Ok(if part == PreluPart::BackwardAlpha { Shape::new([x.dims()[1]]) } else { x.clone() })
 }
 
 pub(super) fn reduce_shape(op: &str, r: &Reduce, inputs: &[In<'_>]) -> Result<Shape> {

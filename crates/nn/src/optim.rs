@@ -1,0 +1,131 @@
+//! Optimizers as graph rewrites: the backward pass, then one in-place update per parameter,
+//! its state held in the parameter store under the parameter's name. Groups of parameters
+//! may each have their own optimizer; parameters in no group stay frozen. A step may also be
+//! split at the gradient: one program leaves the gradients in the store (`<param>.grad`),
+//! the caller may transform them (accumulate, all-reduce), and another applies them.
+
+use kiln_core::{Adagrad, Adam, Error, Result, Rmsprop, Sgd};
+use kiln_graph::{Graph, Value, grad};
+
+/// An optimizer and its hyperparameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    Sgd(Sgd),
+    Adam(Adam),
+    Adagrad(Adagrad),
+    Rmsprop(Rmsprop),
+}
+
+impl Optimizer {
+    /// Appends the in-place update of `param` by `grad`, with the optimizer's state as
+    /// zero-initialised variables named after the parameter (`<param>.momentum_buf`,
+    /// `<param>.m` and `<param>.v`, `<param>.sum_sq`, `<param>.sq_avg`). Its step count is the
+    /// store counter `<param>.step`.
+    pub fn update(&self, g: &mut Graph, param: Value, grad: Value) -> Result<Value> {
+        let shape = g.shape(param).clone();
+        let name = g.node(param).name.clone();
+        let mut state = |suffix: &str| g.variable(&format!("{name}.{suffix}"), shape.clone());
+        match *self {
+            Optimizer::Sgd(s) => {
+                let buf = state("momentum_buf");
+                g.sgd_step(param, grad, buf, s)
+            }
+            Optimizer::Adam(a) => {
+                let (m, v) = (state("m"), state("v"));
+                g.adam_step(param, grad, m, v, a)
+            }
+            Optimizer::Adagrad(a) => {
+                let sum_sq = state("sum_sq");
+                g.adagrad_step(param, grad, sum_sq, a)
+            }
+            Optimizer::Rmsprop(r) => {
+                let sq_avg = state("sq_avg");
+                g.rmsprop_step(param, grad, sq_avg, r)
+            }
+        }
+    }
+}
+
+/// Parameters trained by one optimizer.
+#[derive(Clone, Debug)]
+pub struct ParamGroup {
+    pub params: Vec<Value>,
+    pub optimizer: Optimizer,
+}
+
+/// Appends the backward pass of `loss` and, for every group, one in-place update of each of
+/// its parameters by its optimizer. Parameters in no group are frozen: no gradient is computed
+/// for them and they never change. A parameter in two groups is refused.
+pub fn minimize(g: &mut Graph, loss: Value, groups: &[ParamGroup]) -> Result<()> {
+    let params = distinct_params(g, groups)?;
+    let grads = grad(g, loss, &params)?;
+    let mut grads = grads.into_iter();
+    for group in groups {
+        for (&param, grad) in group.params.iter().zip(grads.by_ref()) {
+            group.optimizer.update(g, param, grad)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every group's parameters in order, refusing one listed twice.
+fn distinct_params(g: &Graph, groups: &[ParamGroup]) -> Result<Vec<Value>> {
+    let params: Vec<Value> = groups.iter().flat_map(|group| group.params.iter().copied()).collect();
+    for (i, p) in params.iter().enumerate() {
+        if params[..i].contains(p) {
+            let name = &g.node(*p).name;
+            return Err(Error::attribute("minimize", format!("parameter `{name}` is in more than one group")));
+        }
+    }
+    Ok(params)
+}
+
+/// The store variable holding the gradient of the parameter named `param`.
+pub fn gradient_name(param: &str) -> String {
+    format!("{param}.grad")
+}
+
+/// What a gradient program does with the store variable `<param>.grad`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GradientSink {
+    /// Overwrites it with this run's gradient.
+    Assign,
+    /// Adds this run's gradient to it (accumulation over micro-batches).
+    Accumulate,
+}
+
+/// Appends the backward pass of `loss` with respect to `params`, leaving each gradient in the
+/// store variable `<param>.grad`; returns those variables.
+pub fn store_gradients(g: &mut Graph, loss: Value, params: &[Value], sink: GradientSink) -> Result<Vec<Value>> {
+    let grads = grad(g, loss, params)?;
+    params
+        .iter()
+        .zip(grads)
+        .map(|(&param, grad)| {
+            let name = gradient_name(&g.node(param).name);
+            let variable = g.variable(&name, g.shape(param).clone());
+            let value = match sink {
+                GradientSink::Assign => grad,
+                GradientSink::Accumulate => g.add(variable, grad)?,
+            };
+            g.assign(variable, value)?;
+            Ok(variable)
+        })
+        .collect()
+}
+
+/// A graph applying the gradients in `<param>.grad` to the parameters of `groups` (values of
+/// `model`), each by its group's optimizer: the second half of a step split at the gradient.
+pub fn apply_gradients(model: &Graph, groups: &[ParamGroup]) -> Result<Graph> {
+    distinct_params(model, groups)?;
+    let mut g = Graph::new();
+    for group in groups {
+        for &param in &group.params {
+            let node = model.node(param);
+            let p = g.variable_like(node);
+            let grad = g.variable(&gradient_name(&node.name), node.shape.clone());
+            group.optimizer.update(&mut g, p, grad)?;
+        }
+    }
+    Ok(g)
+}
