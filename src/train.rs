@@ -120,11 +120,13 @@ pub struct Metrics {
     pub batch: usize,
     pub samples_per_sec: f64,
     pub train_seconds: f64,
-    /// Device bytes of the parameter store, and of the training and evaluation programs'
-    /// own buffers (inputs, step values, kernel scratch): what the device allocates.
+    /// Device bytes of the parameter store, of the training and evaluation programs' own
+    /// buffers (inputs, step values, kernel scratch), and of what the backend shares between
+    /// programs (texel textures): together, what the device allocates.
     pub store_bytes: u64,
     pub train_program_bytes: u64,
     pub eval_program_bytes: u64,
+    pub shared_bytes: u64,
     pub epochs: Vec<EpochRow>,
 }
 
@@ -217,13 +219,14 @@ fn run<B: Backend + Clone>(backend: B, opts: &TrainOptions, data: &FashionMnist)
     let eval = Program::compile(&mut store, &eval_model.graph, &[eval_model.logits])?;
     log::info!(
         "training {} on {}: {} graph nodes per step; device memory: {} KiB of parameters and state, \
-         {} KiB for the training program, {} KiB for evaluation",
+         {} KiB for the training program, {} KiB for evaluation, {} KiB shared by kernels",
         opts.model,
         backend.name(),
         model.graph.nodes().len(),
         store.bytes() / 1024,
         train.plan().program_bytes / 1024,
-        eval.plan().program_bytes / 1024
+        eval.plan().program_bytes / 1024,
+        backend.shared_bytes() / 1024
     );
     let mut run = Run {
         opts,
@@ -289,6 +292,7 @@ impl<B: Backend + Clone> Run<'_, B> {
             store_bytes: self.store.bytes(),
             train_program_bytes: self.train.plan().program_bytes,
             eval_program_bytes: self.eval.plan().program_bytes,
+            shared_bytes: self.store.backend().shared_bytes(),
             epochs: self.history.clone(),
         })
     }

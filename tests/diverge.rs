@@ -26,6 +26,10 @@ impl Backend for Swapped {
         Cpu.allocation_bytes(bytes)
     }
 
+    fn shared_bytes(&self) -> u64 {
+        Cpu.shared_bytes()
+    }
+
     fn alloc(&self, bytes: u64, label: &str) -> Result<Self::Buffer> {
         Cpu.alloc(bytes, label)
     }

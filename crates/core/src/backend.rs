@@ -33,6 +33,9 @@ pub trait Backend: Clone {
     /// The bytes a request for `bytes` actually takes on the device (a pool's size class).
     fn allocation_bytes(&self, bytes: u64) -> u64;
     fn alloc(&self, bytes: u64, label: &str) -> Result<Self::Buffer>;
+    /// Device bytes the backend holds for all programs at once, outside any store or plan
+    /// (the GPU's texel textures, shared by every texel-fed kernel).
+    fn shared_bytes(&self) -> u64;
     fn write(&self, buffer: &Self::Buffer, bytes: &[u8]) -> Result<()>;
     /// The bytes of each scratch buffer `op`'s kernel needs besides its inputs and outputs
     /// (a convolution's columns, say), in the order `prepare` takes them. The memory plan

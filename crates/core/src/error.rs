@@ -17,7 +17,7 @@ pub enum Error {
     #[error("{what} `{name}` cannot be set: {why}")]
     NotSettable { what: String, name: String, why: String },
     #[error(
-        "variable `{variable}` is {store} in the parameter store but {graph} in this graph: build the graph with the store's shapes, or use another store"
+        "variable `{variable}` is {store} in the parameter store, not {graph}: use the store's shape (a graph built for another model or size needs a store of its own)"
     )]
     VariableMismatch { variable: String, store: String, graph: String },
     #[error("variable `{variable}` is not in the parameter store{hint}")]

@@ -38,6 +38,10 @@ impl Backend for Cpu {
         bytes
     }
 
+    fn shared_bytes(&self) -> u64 {
+        0
+    }
+
     fn alloc(&self, bytes: u64, _label: &str) -> Result<CpuBuffer> {
         Ok(Rc::new(RefCell::new(vec![0; bytes as usize])))
     }

@@ -37,6 +37,10 @@ impl Backend for GpuBackend {
         size_class(bytes)
     }
 
+    fn shared_bytes(&self) -> u64 {
+        self.gpu.texel_bytes()
+    }
+
     fn alloc(&self, bytes: u64, label: &str) -> Result<GpuBuffer> {
         self.gpu.alloc(bytes, label)
     }
