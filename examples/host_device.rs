@@ -14,7 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default()))?;
 
     // Kiln adopts the device and queue; the host keeps its own handles to them.
-    let gpu = Gpu::from_device(device.clone(), queue.clone());
+    let gpu = Gpu::from_device(device.clone(), queue.clone())?;
     println!("computing on the host's device: {}", gpu.description());
 
     let mut g = Graph::new();

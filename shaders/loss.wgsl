@@ -6,6 +6,9 @@
 //   nll_per_sample_backward:   dx_nj = -dy_n [j = label_n]
 // Subtracting the row maximum keeps logits of magnitude 1e4 finite. A label outside 0..C
 // yields NaN rather than a plausible number (the executor refuses such labels when fed).
+// Rows past a CPU adapter's loop budget take their (max, Σ e^(x - max)) from softmax.wgsl's
+// chunked kernels (stats[stats_offset + n]): cross_entropy_from_stats per row,
+// cross_entropy_backward_from_stats per element.
 // Elementwise, one invocation per element of pred p and target t (`delta` for Huber):
 //   l1_loss          |p - t|                                  ∂p = sign(p - t)
 //   huber_loss       ½d² if |d| < δ else δ(|d| - ½δ)           ∂p = clamp(d, -δ, δ)
@@ -15,12 +18,13 @@
 //   kl_div           t(ln t - p), 0 where t = 0                ∂p = -t
 // and ∂t: l1 -sign(d), huber -clamp(d), bce ln(1-p) - ln p, bce_with_logits -p,
 // hinge -p where 1 - t·p > 0, kl_div ln t + 1 - p. Each `*_backward_*` returns dy·∂.
-// Bindings: 0 params (rows, or elems), 1 scores / pred, 2 labels / target, 3 dy, 4 out.
+// Bindings: 0 params (rows, or elems), 1 scores / pred, 2 labels / target, 3 dy, 4 out,
+// 5 row statistics.
 
 struct Params {
     rows: u32,
     classes: u32,
-    _pad0: u32,
+    stats_offset: u32,
     _pad1: u32,
 }
 
@@ -38,6 +42,7 @@ struct Elems {
 @group(0) @binding(2) var<storage, read> targets: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> stats: array<vec2f>;
 
 const NAN_BITS: u32 = 0x7fc00000u;
 
@@ -100,15 +105,40 @@ fn nll_per_sample(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
     out[n] = nan_unless(valid_label(label), -picked);
 }
 
+// One invocation per element.
 @compute @workgroup_size(64)
 fn nll_per_sample_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.rows * p.classes) { return; }
+    let n = e / p.classes;
+    let label = labels[n];
+    out[e] = select(0.0, -nan_unless(valid_label(label), dy[n]), i32(e % p.classes) == label);
+}
+
+// ln Σ_j e^(x_nj) from row n's statistics.
+fn logsumexp_of(n: u32) -> f32 {
+    let s = stats[p.stats_offset + n];
+    return s.x + log(s.y);
+}
+
+@compute @workgroup_size(64)
+fn cross_entropy_from_stats(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let n = flat(gid, groups);
     if (n >= p.rows) { return; }
     let label = labels[n];
-    let g = nan_unless(valid_label(label), dy[n]);
-    for (var j = 0u; j < p.classes; j++) {
-        out[n * p.classes + j] = select(0.0, -g, i32(j) == label);
-    }
+    let picked = scores[n * p.classes + u32(clamp(label, 0, i32(p.classes) - 1))];
+    out[n] = nan_unless(valid_label(label), logsumexp_of(n) - picked);
+}
+
+// One invocation per element.
+@compute @workgroup_size(64)
+fn cross_entropy_backward_from_stats(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.rows * p.classes) { return; }
+    let n = e / p.classes;
+    let label = labels[n];
+    let onehot = select(0.0, 1.0, i32(e % p.classes) == label);
+    out[e] = nan_unless(valid_label(label), dy[n]) * (exp(scores[e] - logsumexp_of(n)) - onehot);
 }
 
 // ln v clamped at -100, as PyTorch's binary cross-entropy does.

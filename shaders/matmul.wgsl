@@ -1,7 +1,10 @@
 // Batched matrix product  y[b] = A'[b] · B'[b],  A' = op(A) is [M,K], B' = op(B) is [K,N].
 // TRANS_A: A is stored [K,M]; TRANS_B: B is stored [N,K] (the backward products, without
 // materialising transposes). Batch strides are 0 for a 2-D operand shared by every batch.
-// Five kernels; the adapter's host code picks one (and sums K-slices with matmul_sum_slices):
+// Five kernels; the adapter's host code picks one. K may be cut into slices (gid.z then counts
+// batch × slice), each summed into a partial product that matmul_sum_slices adds up: for speed
+// (few tiles, long K on CPU adapters) or to keep every invocation's loop within the budget of
+// Mesa's CPU drivers, which end a shader's loops after 65,535 passes in all.
 //   matmul_naive  one output per invocation: the baseline the benchmarks compare against;
 //   matmul        any shape: each invocation computes a 4×4 block of y from scalar loads;
 //   matmul_vec4   M, K and N multiples of 4: the same block from 4-wide loads, as mat4x4 FMAs;
@@ -24,12 +27,13 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    // With K split (2-D products with few tiles): the steps of k each slice gid.z sums.
-    quads_per_slice: u32,
+    // With K split: the steps of k each slice sums (a step is 4 k for the 4-wide kernels, one
+    // for the scalar ones), and the slices per batch element (0 when K is whole).
+    steps_per_slice: u32,
     stride_a: u32,
     stride_b: u32,
     stride_y: u32,
-    _pad: u32,
+    slices: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -50,15 +54,29 @@ fn b_at(base: u32, k: u32, col: u32) -> f32 {
     return b[base + k * p.n + col];
 }
 
+// The batch element gid.z computes (with K split, gid.z = batch · slices + slice).
+fn batch_of(z: u32) -> u32 {
+    return z / max(p.slices, 1u);
+}
+
+// The steps of k invocation z sums: all `steps`, or with K split, its slice of them (its
+// partial product goes to slice z of y, which matmul_sum_slices adds up).
+fn k_range(z: u32, steps: u32) -> vec2u {
+    if (p.slices == 0u) { return vec2u(0u, steps); }
+    let begin = (z % p.slices) * p.steps_per_slice;
+    return vec2u(begin, min(begin + p.steps_per_slice, steps));
+}
+
 @compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_naive(@builtin(global_invocation_id) gid: vec3u) {
     let col = gid.x;
     let row = gid.y;
     if (row >= p.m || col >= p.n) { return; }
-    let base_a = gid.z * p.stride_a;
-    let base_b = gid.z * p.stride_b;
+    let base_a = batch_of(gid.z) * p.stride_a;
+    let base_b = batch_of(gid.z) * p.stride_b;
     var acc = 0.0;
-    for (var k = 0u; k < p.k; k++) {
+    let ks = k_range(gid.z, p.k);
+    for (var k = ks.x; k < ks.y; k++) {
         acc += a_at(base_a, row, k) * b_at(base_b, k, col);
     }
     y[gid.z * p.stride_y + row * p.n + col] = acc;
@@ -72,13 +90,14 @@ fn matmul(@builtin(global_invocation_id) gid: vec3u) {
     if (row0 >= p.m || col0 >= p.n) { return; }
     let rows = min(vec4u(row0) + vec4u(0u, 1u, 2u, 3u), vec4u(p.m - 1u));
     let cols = min(vec4u(col0) + vec4u(0u, 1u, 2u, 3u), vec4u(p.n - 1u));
-    let base_a = gid.z * p.stride_a;
-    let base_b = gid.z * p.stride_b;
+    let base_a = batch_of(gid.z) * p.stride_a;
+    let base_b = batch_of(gid.z) * p.stride_b;
     var c0 = vec4f(0.0);
     var c1 = vec4f(0.0);
     var c2 = vec4f(0.0);
     var c3 = vec4f(0.0);
-    for (var k = 0u; k < p.k; k++) {
+    let ks = k_range(gid.z, p.k);
+    for (var k = ks.x; k < ks.y; k++) {
         let bk = vec4f(b_at(base_b, k, cols.x), b_at(base_b, k, cols.y), b_at(base_b, k, cols.z), b_at(base_b, k, cols.w));
         c0 += a_at(base_a, rows.x, k) * bk;
         c1 += a_at(base_a, rows.y, k) * bk;
@@ -152,10 +171,11 @@ fn matmul_vec4(@builtin(global_invocation_id) gid: vec3u) {
     let row4 = gid.y;
     let col4 = gid.x;
     if (row4 >= p.m / 4u || col4 >= p.n / 4u) { return; }
-    let base_a = gid.z * p.stride_a / 4u;
-    let base_b = gid.z * p.stride_b / 4u;
+    let base_a = batch_of(gid.z) * p.stride_a / 4u;
+    let base_b = batch_of(gid.z) * p.stride_b / 4u;
     var c = mat4x4f();
-    for (var kq = 0u; kq < p.k / 4u; kq++) {
+    let ks = k_range(gid.z, p.k / 4u);
+    for (var kq = ks.x; kq < ks.y; kq++) {
         c += b_block(base_b, kq, col4) * a_block(base_a, row4, kq);
     }
     store_block(gid.z * p.stride_y / 4u, row4, col4, c);
@@ -173,15 +193,6 @@ struct Tile16 {
 
 // The first row and column of 4×4 blocks of the tile an invocation computes, and the last
 // ones of y: edge tiles are clamped on load and skipped on store.
-// The quads of k an invocation of a tile kernel sums: all, or with K split, slice z of them
-// (its partial product goes to slice z of y, which matmul_sum_slices adds up).
-fn k_range(z: u32) -> vec2u {
-    let quads = p.k / 4u;
-    if (p.quads_per_slice == 0u) { return vec2u(0u, quads); }
-    let begin = z * p.quads_per_slice;
-    return vec2u(begin, min(begin + p.quads_per_slice, quads));
-}
-
 struct TileAt { row4: u32, col4: u32, last_row4: u32, last_col4: u32 }
 
 fn tile16_at(gid: vec3u) -> TileAt {
@@ -225,10 +236,10 @@ fn tile16_store(base: u32, t: TileAt, c: Tile16) {
 fn matmul_vec4_16x16(@builtin(global_invocation_id) gid: vec3u) {
     let t = tile16_at(gid);
     if (t.row4 > t.last_row4 || t.col4 > t.last_col4) { return; }
-    let base_a = gid.z * p.stride_a / 4u;
-    let base_b = gid.z * p.stride_b / 4u;
+    let base_a = batch_of(gid.z) * p.stride_a / 4u;
+    let base_b = batch_of(gid.z) * p.stride_b / 4u;
     var c = Tile16();
-    let ks = k_range(gid.z);
+    let ks = k_range(gid.z, p.k / 4u);
     for (var kq = ks.x; kq < ks.y; kq++) {
         tile16_step(&c,
             a_block(base_a, tile_row(t, 0u), kq), a_block(base_a, tile_row(t, 1u), kq),
@@ -265,10 +276,10 @@ fn a_block_texels(base: u32, row4: u32, kq: u32) -> mat4x4f {
 fn matmul_texels_16x16(@builtin(global_invocation_id) gid: vec3u) {
     let t = tile16_at(gid);
     if (t.row4 > t.last_row4 || t.col4 > t.last_col4) { return; }
-    let base_a = gid.z * p.stride_a / 4u;
-    let base_b = gid.z * p.stride_b / 4u;
+    let base_a = batch_of(gid.z) * p.stride_a / 4u;
+    let base_b = batch_of(gid.z) * p.stride_b / 4u;
     var c = Tile16();
-    let ks = k_range(gid.z);
+    let ks = k_range(gid.z, p.k / 4u);
     for (var kq = ks.x; kq < ks.y; kq++) {
         tile16_step(&c,
             a_block_texels(base_a, tile_row(t, 0u), kq), a_block_texels(base_a, tile_row(t, 1u), kq),
@@ -279,15 +290,18 @@ fn matmul_texels_16x16(@builtin(global_invocation_id) gid: vec3u) {
     tile16_store(gid.z * p.stride_y / 4u, t, c);
 }
 
-// y = Σ_z partial[z] (bound as a) over the p.k slices of a split product, in order.
+// y[b] = Σ_s partial[b · slices + s] (bound as a) over the p.slices slices of each of the
+// p.k batch elements of a split product, in order; scalar elements (M·N need not be a multiple
+// of 4).
 @compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_sum_slices(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-    let quads = p.m * p.n / 4u;
+    let plane = p.m * p.n;
     let e = gid.y * groups.x * WORKGROUP_X + gid.x;
-    if (e >= quads) { return; }
-    var acc = vec4f(0.0);
-    for (var z = 0u; z < p.k; z++) {
-        acc += a4[z * quads + e];
+    if (e >= p.k * plane) { return; }
+    let first = (e / plane) * p.slices * plane + e % plane;
+    var acc = 0.0;
+    for (var s = 0u; s < p.slices; s++) {
+        acc += a[first + s * plane];
     }
-    y4[e] = acc;
+    y[e] = acc;
 }

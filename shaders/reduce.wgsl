@@ -9,6 +9,12 @@
 // `kept_*` describe the output's axes in x, `red_*` the reduced axes (shape, stride in x),
 // neighbouring axes of a kind merged by the host. With `planar` there are exactly two reduced
 // axes and `sum` steps their digits: no integer division per element, which lavapipe scalarises.
+// A reduction longer than a CPU adapter's loop budget (Mesa ends an invocation's loops after
+// 65,535 passes) is cut into `chunks` chunks of `chunk` elements: `sum` and `max_forward` then
+// write one partial result per (output, chunk), workgroup o · chunks + c, which a second
+// reduction over the chunks folds (the host's); `max_backward` counts each chunk's ties
+// (max_backward_ties), the host sums them per output into `ties`, and max_backward_chunks
+// writes each chunk's gradient from that total.
 // Bindings: 0 params, 1 x, 2 y (dx for max_backward), 3 ymax, 4 dy.
 
 struct Params {
@@ -18,8 +24,8 @@ struct Params {
     red_rank: u32,
     scale: f32,
     planar: u32,
-    _pad1: u32,
-    _pad2: u32,
+    chunk: u32,
+    chunks: u32,
     kept_shape: array<vec4u, 2>,
     kept_strides: array<vec4u, 2>,
     red_shape: array<vec4u, 2>,
@@ -32,6 +38,7 @@ struct Params {
 
 @group(0) @binding(3) var<storage, read> ymax: array<f32>;
 @group(0) @binding(4) var<storage, read> dy: array<f32>;
+@group(0) @binding(5) var<storage, read> ties: array<f32>;
 
 var<workgroup> partial: array<f32, 64>;
 
@@ -48,27 +55,37 @@ fn strided_offset(i: u32, rank: u32, shape: array<vec4u, 2>, strides: array<vec4
     return at;
 }
 
+// The output and the range of reduced elements workgroup w covers: all of them, or one chunk.
+struct Share { o: u32, first: u32, last: u32 }
+
+fn share_of(w: u32) -> Share {
+    if (p.chunks == 0u) { return Share(w, 0u, p.n_red); }
+    let first = (w % p.chunks) * p.chunk;
+    return Share(w / p.chunks, first, min(first + p.chunk, p.n_red));
+}
+
 @compute @workgroup_size(64)
 fn sum(
     @builtin(workgroup_id) wid: vec3u,
     @builtin(num_workgroups) groups: vec3u,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let o = wid.y * groups.x + wid.x;
+    let w = wid.y * groups.x + wid.x;
+    let s = share_of(w);
     var acc = 0.0;
-    if (o < p.n_out) {
-        let base = strided_offset(o, p.kept_rank, p.kept_shape, p.kept_strides);
+    if (s.o < p.n_out) {
+        let base = strided_offset(s.o, p.kept_rank, p.kept_shape, p.kept_strides);
         if (p.planar != 0u) {
-            acc = planar_sum(base, lid);
+            acc = planar_sum(base, s, lid);
         } else {
-            for (var r = lid; r < p.n_red; r += 64u) {
+            for (var r = s.first + lid; r < s.last; r += 64u) {
                 acc += x[base + strided_offset(r, p.red_rank, p.red_shape, p.red_strides)];
             }
         }
     }
     let total = workgroup_sum(acc, lid);
-    if (lid == 0u && o < p.n_out) {
-        y[o] = total * p.scale;
+    if (lid == 0u && s.o < p.n_out) {
+        y[w] = total * p.scale;
     }
 }
 
@@ -87,13 +104,14 @@ fn sum_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
 }
 
 // This invocation's share of the sum over two reduced axes (outer, inner): elements
-// r = lid, lid + 64, … as digits (r / inner, r % inner), advanced by the digits of 64.
-fn planar_sum(base: u32, lid: u32) -> f32 {
+// r = first + lid, first + lid + 64, … as digits (r / inner, r % inner), advanced by the
+// digits of 64.
+fn planar_sum(base: u32, s: Share, lid: u32) -> f32 {
     let inner = p.red_shape[0][1];
     let step = vec2u(64u / inner, 64u % inner);
-    var digits = vec2u(lid / inner, lid % inner);
+    var digits = vec2u((s.first + lid) / inner, (s.first + lid) % inner);
     var acc = 0.0;
-    for (var r = lid; r < p.n_red; r += 64u) {
+    for (var r = s.first + lid; r < s.last; r += 64u) {
         acc += x[base + planar_offset(digits)];
         digits = next_digits(digits, step);
     }
@@ -139,12 +157,13 @@ fn max_forward(
     @builtin(num_workgroups) groups: vec3u,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let o = wid.y * groups.x + wid.x;
+    let w = wid.y * groups.x + wid.x;
+    let s = share_of(w);
     var acc = 0.0;
-    if (o < p.n_out) {
-        acc = x[element(o, 0u)];
-        for (var r = lid; r < p.n_red; r += 64u) {
-            acc = max(acc, x[element(o, r)]);
+    if (s.o < p.n_out) {
+        acc = x[element(s.o, s.first)];
+        for (var r = s.first + lid; r < s.last; r += 64u) {
+            acc = max(acc, x[element(s.o, r)]);
         }
     }
     partial[lid] = acc;
@@ -155,8 +174,8 @@ fn max_forward(
         }
         workgroupBarrier();
     }
-    if (lid == 0u && o < p.n_out) {
-        y[o] = partial[0];
+    if (lid == 0u && s.o < p.n_out) {
+        y[w] = partial[0];
     }
 }
 
@@ -181,5 +200,45 @@ fn max_backward(
             let at = element(o, r);
             y[at] = select(0.0, share, x[at] == top);
         }
+    }
+}
+
+// The elements of workgroup w's chunk equal to its output's maximum, counted.
+@compute @workgroup_size(64)
+fn max_backward_ties(
+    @builtin(workgroup_id) wid: vec3u,
+    @builtin(num_workgroups) groups: vec3u,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.y * groups.x + wid.x;
+    let s = share_of(w);
+    var count = 0.0;
+    if (s.o < p.n_out) {
+        let top = ymax[s.o];
+        for (var r = s.first + lid; r < s.last; r += 64u) {
+            count += select(0.0, 1.0, x[element(s.o, r)] == top);
+        }
+    }
+    let total = workgroup_sum(count, lid);
+    if (lid == 0u && s.o < p.n_out) {
+        y[w] = total;
+    }
+}
+
+// dx over workgroup w's chunk: dy shared by every tie of its output (`ties`, all chunks').
+@compute @workgroup_size(64)
+fn max_backward_chunks(
+    @builtin(workgroup_id) wid: vec3u,
+    @builtin(num_workgroups) groups: vec3u,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.y * groups.x + wid.x;
+    let s = share_of(w);
+    if (s.o >= p.n_out) { return; }
+    let top = ymax[s.o];
+    let share = dy[s.o] / max(ties[s.o], 1.0);
+    for (var r = s.first + lid; r < s.last; r += 64u) {
+        let at = element(s.o, r);
+        y[at] = select(0.0, share, x[at] == top);
     }
 }

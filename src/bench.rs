@@ -183,6 +183,7 @@ pub fn epoch<B: Backend + Clone + 'static>(backend: &B, data: &std::path::Path) 
         resume: None,
         plots: None,
         augment: false,
+        metrics_json: None,
     };
     let _ = backend;
     let metrics = crate::train::train(&opts)?;

@@ -46,7 +46,7 @@ impl Checkpoint {
         let counters = serde_json::to_string(&self.counters).map_err(|e| bad(path, e))?;
         metadata.insert(COUNTERS.into(), counters);
         let file = safetensors::serialize(views, Some(metadata)).map_err(|e| bad(path, e))?;
-        crate::train::write_bytes_atomically(path, &file)
+        crate::files::write_bytes_atomically(path, &file)
     }
 
     /// Reads a checkpoint, naming the file in any error.

@@ -36,6 +36,12 @@ pub fn find_divergence<B: Backend>(
     feeds: &HashMap<Value, HostTensor>,
     tolerance: f64,
 ) -> Result<Divergence> {
+    if !(tolerance.is_finite() && tolerance >= 0.0) {
+        return Err(kiln_core::Error::attribute(
+            "divergence",
+            format!("tolerance {tolerance} is not a finite number >= 0"),
+        ));
+    }
     let mut final_at: Vec<usize> = (0..graph.nodes().len()).collect();
     for (i, node) in graph.nodes().iter().enumerate() {
         for &slot in node.op.updated_inputs() {

@@ -178,11 +178,15 @@ pub fn compare(name: &str, want: Option<&HostTensor>, got: &HostTensor) -> Optio
         }
     };
     let (w, g) = (as_f64(want), as_f64(got));
-    if let Some(i) = (0..w.len()).find(|&i| !g[i].is_finite() && w[i].is_finite()) {
+    if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+        return problem(format!("the case expects the non-finite value {} at {i}: the case is corrupt", w[i]));
+    }
+    if let Some(i) = g.iter().position(|v| !v.is_finite()) {
         return problem(format!("non-finite value {} at {i} (expected {})", g[i], w[i]));
     }
     let diff: f64 = w.iter().zip(&g).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
     let norm: f64 = w.iter().map(|a| a * a).sum::<f64>().sqrt();
     let error = diff / norm.max(1e-6);
-    (error > TOLERANCE).then(|| Mismatch { tensor: name.into(), problem: format!("relative error {error:.3e}") })
+    (error.is_nan() || error > TOLERANCE)
+        .then(|| Mismatch { tensor: name.into(), problem: format!("relative error {error:.3e}") })
 }

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod check;
 pub mod checkpoint;
 pub mod diverge;
+pub mod files;
 pub mod golden;
 pub mod models;
 pub mod ops;

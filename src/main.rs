@@ -27,7 +27,7 @@ enum Command {
         #[arg(long, conflicts_with = "dir")]
         graph: Option<String>,
         /// Relative error above which a node counts as diverging (--graph).
-        #[arg(long, default_value_t = 1e-4)]
+        #[arg(long, default_value_t = 1e-4, value_parser = tolerance)]
         tolerance: f64,
         #[arg(long, value_enum, default_value = "both")]
         device: Devices,
@@ -39,9 +39,6 @@ enum Command {
     Train {
         #[command(flatten)]
         opts: TrainOptions,
-        /// Write the run's figures as a JSON object, with a row per epoch.
-        #[arg(long)]
-        metrics_json: Option<PathBuf>,
     },
     /// Classify images (PNG, JPEG) with a trained checkpoint: the top 3 classes of each.
     Predict {
@@ -85,6 +82,14 @@ enum Command {
     Info,
 }
 
+/// A relative error bound: a finite number from 0 to 1.
+fn tolerance(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{text}` is not a relative error from 0 to 1 (say 1e-4)")),
+    }
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("kiln=info,kiln_gpu=info,wgpu_core=error,wgpu_hal=off"),
@@ -95,7 +100,7 @@ fn main() -> ExitCode {
         Command::Check { graph: Some(model), device, tolerance, .. } => check_graph(&model, device, tolerance),
         Command::Check { dir: Some(dir), device, ops, .. } => check(&dir, device, ops.as_deref()),
         Command::Check { .. } => Err(kiln_core::Error::attribute("check", "give a folder of cases or --graph MODEL")),
-        Command::Train { opts, metrics_json } => run_training(&opts, metrics_json.as_deref()),
+        Command::Train { opts } => run_training(&opts),
         Command::Predict { checkpoint, images } => predict(&checkpoint, &images),
         Command::Bench { workloads, json, data } => bench(&workloads, json.as_deref(), &data),
         Command::Profile { model, batch, steps, trace } => profile(&model, batch, steps, trace.as_deref()),
@@ -152,7 +157,7 @@ fn check_graph(model: &str, device: Devices, tolerance: f64) -> kiln_core::Resul
     }
 }
 
-fn run_training(opts: &TrainOptions, metrics_json: Option<&std::path::Path>) -> kiln_core::Result<ExitCode> {
+fn run_training(opts: &TrainOptions) -> kiln_core::Result<ExitCode> {
     let metrics = train(opts)?;
     let result = match (metrics.test_accuracy, metrics.test_mse) {
         (Some(accuracy), _) => format!("test accuracy {accuracy:.4}"),
@@ -168,7 +173,7 @@ fn run_training(opts: &TrainOptions, metrics_json: Option<&std::path::Path>) -> 
         metrics.steps,
         metrics.train_seconds
     );
-    if let Some(path) = metrics_json {
+    if let Some(path) = &opts.metrics_json {
         write_metrics(path, &metrics)?;
         println!("metrics written to {}", path.display());
     }
@@ -223,7 +228,7 @@ fn bench(workloads: &[String], json: Option<&std::path::Path>, data: &std::path:
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(&kiln::bench::json(gpu.info(), &figures))
             .map_err(|e| kiln_core::Error::data("bench", e.to_string()))?;
-        kiln::train::write_atomically(path, &text)?;
+        kiln::files::write_atomically(path, &text)?;
         println!("figures written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -246,7 +251,7 @@ fn profile(model: &str, batch: usize, steps: usize, trace: Option<&std::path::Pa
     if let Some(path) = trace {
         let text = serde_json::to_string(&kiln::profile::chrome_trace(&classifier.graph, &profiled))
             .map_err(|e| kiln_core::Error::data("trace", e.to_string()))?;
-        kiln::train::write_atomically(path, &text)?;
+        kiln::files::write_atomically(path, &text)?;
         println!("trace written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)

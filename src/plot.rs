@@ -6,7 +6,8 @@ use std::path::Path;
 use image::{Rgb, RgbImage};
 use kiln_core::{Error, HostTensor, Result};
 
-use crate::train::{EpochRow, write_bytes_atomically};
+use crate::files::write_bytes_atomically;
+use crate::train::EpochRow;
 
 const PANEL: (u32, u32) = (320, 240);
 const MARGIN: u32 = 20;

@@ -15,6 +15,7 @@ use kiln_nn::{Dataset, FashionMnist, shuffled_indices};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
+use crate::files::{Output, WriterLock, check_outputs};
 use crate::models::{CLASSES, Classifier, MODELS, Optimizer, Task, add_training, build};
 
 /// Where a run computes.
@@ -89,6 +90,9 @@ pub struct TrainOptions {
     /// Random horizontal flips and shifts of up to two pixels of the training images.
     #[arg(long)]
     pub augment: bool,
+    /// Write the run's figures as a JSON object, with a row per epoch.
+    #[arg(long)]
+    pub metrics_json: Option<PathBuf>,
 }
 
 /// One epoch's summary.
@@ -147,10 +151,26 @@ pub fn train(opts: &TrainOptions) -> Result<Metrics> {
         return Err(Error::attribute("train", "--batch, --epochs and --steps must be positive"));
     }
     let data = FashionMnist::load(&opts.data).map_err(|e| Error::data("dataset", e.to_string()))?;
+    check_outputs(&outputs(opts))?;
+    // Held for the whole run: a second run writing this checkpoint is refused.
+    let _lock = opts.checkpoint.as_deref().map(WriterLock::acquire).transpose()?;
     match opts.device {
         Device::Gpu => run(kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?), opts, &data),
         Device::Cpu => run(kiln_cpu::Cpu, opts, &data),
     }
+}
+
+/// Every file a run writes, by the option that names it.
+fn outputs(opts: &TrainOptions) -> Vec<Output<'_>> {
+    let pictures = ["history", "filters", "feature-maps", "reconstructions"];
+    let names = pictures.iter().map(|p| format!("{}-{p}.png", opts.model)).collect();
+    let checkpoint = opts.checkpoint.as_deref().map(|path| Output::File { option: "--checkpoint", path });
+    let metrics = opts.metrics_json.as_deref().map(|path| Output::File { option: "--metrics-json", path });
+    [checkpoint, metrics]
+        .into_iter()
+        .flatten()
+        .chain(opts.plots.as_deref().map(|path| Output::Folder { option: "--plots", path, names }))
+        .collect()
 }
 
 /// The optimizer, its schedule spread over the planned epochs (not cut short by `--steps`, so
@@ -553,24 +573,8 @@ fn to_tensors(set: &Dataset, indices: &[usize]) -> Result<(HostTensor, HostTenso
     Ok((images, HostTensor::i32([indices.len()].to_vec(), labels)?))
 }
 
-/// Writes `metrics` as JSON through a temporary file and a rename, so a reader never sees half.
+/// Writes `metrics` as JSON, atomically.
 pub fn write_metrics(path: &Path, metrics: &Metrics) -> Result<()> {
     let json = serde_json::to_string_pretty(metrics).map_err(|e| Error::data("metrics", e.to_string()))?;
-    write_atomically(path, &json)
-}
-
-/// Writes `text` (and a final newline) to `path` atomically.
-pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    write_bytes_atomically(path, format!("{text}\n").as_bytes())
-}
-
-/// Writes `bytes` to `path` through a temporary file beside it, fsync and a rename, so a
-/// reader never sees half a file and a crash never leaves one.
-pub fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let io = |source| Error::Io { context: path.display().to_string(), source };
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::files::write_atomically(path, &json)
 }

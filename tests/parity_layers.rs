@@ -271,7 +271,7 @@ fn loops_past_the_adapter_limit_are_refused_by_name_or_computed() {
         let dy = g.input("dy", g.shape(y).clone(), kiln::core::DType::F32);
         let grads = kiln::graph::grad_with(&mut g, &[(y, dy)], &[table]).expect("grad");
         let text = kiln::graph::Executor::compile(common::gpu(), &g, &grads).err().expect("refused").to_string();
-        assert!(text.contains("embedding_backward") && text.contains("[70000]") && text.contains("65535"), "{text}");
+        assert!(text.contains("embedding_backward") && text.contains("[70000]") && text.contains("budget"), "{text}");
     } else {
         assert_parity("embedding over 70,000 ids", &inputs, build);
     }

@@ -67,6 +67,7 @@ fn options(model: &str, epochs: usize, checkpoint: Option<PathBuf>, resume: Opti
         resume,
         plots: None,
         augment: false,
+        metrics_json: None,
     }
 }
 
@@ -88,7 +89,12 @@ fn a_resumed_run_continues_exactly_like_an_uninterrupted_one() {
     let path = temp("resume");
     // The same three-epoch run, killed after its second epoch.
     let first = run(3, Some(16), Some(path.clone()), None).expect("two epochs");
-    assert!(!path.with_extension("tmp").exists(), "the temporary file is renamed away");
+    let dir = path.parent().expect("folder");
+    let leftovers = std::fs::read_dir(dir).expect("list").filter_map(|e| e.ok()).any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        name.ends_with(".partial") && name.contains(&format!("kiln-resume-{}", std::process::id()))
+    });
+    assert!(!leftovers, "the temporary file is renamed away");
     let rest = run(3, None, None, Some(path.clone())).expect("resumed");
     assert_eq!(curve(&first.epochs), curve(&whole.epochs[..2]));
     assert_eq!(

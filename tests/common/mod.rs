@@ -90,6 +90,17 @@ pub fn assert_parity(name: &str, inputs: &[HostTensor], build: impl Fn(&mut Grap
     }
 }
 
+/// GPU against CPU, every tensor within 1e-4 of the reference's own norm: for tensors of small
+/// elements (a long softmax row's) that no cancellation leaves near zero.
+pub fn assert_close(name: &str, inputs: &[HostTensor], build: impl Fn(&mut Graph, &[Value]) -> Result<Value>) {
+    let on_gpu = evaluate(gpu(), inputs, &build);
+    let on_cpu = evaluate(kiln::cpu::Cpu, inputs, &build);
+    for (i, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+        let error = relative_error(g.as_f32().expect("f32"), c.as_f32().expect("f32"));
+        assert!(error < 1e-4, "{name}: tensor {i} (0 = output) off by {error:.2e}");
+    }
+}
+
 pub fn t(shape: &[usize], seed: u64) -> HostTensor {
     HostTensor::f32(shape.to_vec(), random_vec(shape.iter().product(), seed)).expect("tensor")
 }

@@ -32,6 +32,8 @@ pub enum Error {
         "no GPU adapter found{detail}. On Debian/Ubuntu install Mesa's software Vulkan driver: `sudo apt-get install mesa-vulkan-drivers` (or set KILN_BACKEND=gl for llvmpipe)"
     )]
     NoAdapter { detail: String },
+    #[error("no adapter matches {asked}; the adapters present are: {present}. {advice}")]
+    NoMatchingAdapter { asked: String, present: String, advice: String },
     #[error("tensor `{tensor}` needs {bytes} bytes but the adapter allows at most {limit} bytes ({limit_name})")]
     Limit { tensor: String, bytes: u64, limit: u64, limit_name: &'static str },
     #[error("GPU validation error{context}: {message}")]
@@ -40,7 +42,7 @@ pub enum Error {
     OutOfMemory { context: String },
     #[error("GPU device lost: {0}")]
     DeviceLost(String),
-    #[error("timed out after {seconds:.1}s waiting for the GPU: {what}")]
+    #[error("timed out after {seconds} s waiting for the GPU: {what} (KILN_TIMEOUT_SECS sets the bound)")]
     Timeout { what: String, seconds: f64 },
     #[error("{0}")]
     Unsupported(String),

@@ -28,21 +28,42 @@ impl AdapterChoice {
         }
     }
 
-    /// Enumerates adapters and picks the best match.
+    /// Enumerates every adapter and picks the best one the environment allows: an error lists
+    /// what was asked and what exists, and suggests installing a driver only where none exists.
     pub async fn pick(&self) -> Result<(Instance, Adapter)> {
         let backends = self.backends()?;
         let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        descriptor.backends = backends;
+        descriptor.backends = Backends::all();
         let instance = Instance::new(descriptor);
-        let adapters = instance.enumerate_adapters(backends).await;
+        let adapters = instance.enumerate_adapters(Backends::all()).await;
+        if adapters.is_empty() {
+            return Err(Error::NoAdapter { detail: String::new() });
+        }
         let seen: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
         let wanted = |a: &Adapter| {
-            self.name.as_ref().is_none_or(|n| a.get_info().name.to_lowercase().contains(&n.to_lowercase()))
+            let info = a.get_info();
+            backends.contains(Backends::from(info.backend))
+                && self.name.as_ref().is_none_or(|n| info.name.to_lowercase().contains(&n.to_lowercase()))
         };
         let best = adapters.into_iter().filter(wanted).min_by_key(|a| rank(a.get_info().device_type));
-        let adapter = best.ok_or_else(|| Error::NoAdapter { detail: detail(self, &seen) })?;
+        let adapter = best.ok_or_else(|| Error::NoMatchingAdapter {
+            asked: self.asked(),
+            present: seen.join("; "),
+            advice: "Name one of them (KILN_BACKEND=vulkan|metal|dx12|gl, KILN_ADAPTER=part of its name) or unset \
+                     the variable to let Kiln choose."
+                .into(),
+        })?;
         log::info!("kiln: using adapter {}", describe(&adapter.get_info()));
         Ok((instance, adapter))
+    }
+
+    /// The environment's filters, as the user wrote them.
+    fn asked(&self) -> String {
+        let filters: Vec<String> = [("KILN_BACKEND", &self.backend), ("KILN_ADAPTER", &self.name)]
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect();
+        filters.join(" and ")
     }
 }
 
@@ -55,18 +76,6 @@ fn rank(kind: DeviceType) -> u8 {
         DeviceType::Other => 3,
         DeviceType::Cpu => 4,
     }
-}
-
-fn detail(choice: &AdapterChoice, seen: &[String]) -> String {
-    let mut filters = Vec::new();
-    if let Some(b) = &choice.backend {
-        filters.push(format!("KILN_BACKEND={b}"));
-    }
-    if let Some(n) = &choice.name {
-        filters.push(format!("KILN_ADAPTER={n}"));
-    }
-    let filters = if filters.is_empty() { String::new() } else { format!(" matching {}", filters.join(", ")) };
-    format!("{filters} (adapters present: {})", if seen.is_empty() { "none".into() } else { seen.join("; ") })
 }
 
 /// `name (backend, type, driver)` for logs and reports.

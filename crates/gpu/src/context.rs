@@ -60,7 +60,7 @@ impl Gpu {
             .request_device(&descriptor)
             .await
             .map_err(|e| Error::DeviceRequest { adapter: describe(&adapter.get_info()), message: e.to_string() })?;
-        Ok(Self::from_device(device, queue))
+        Self::from_device(device, queue)
     }
 
     /// Blocking form of [`Gpu::new`].
@@ -69,9 +69,9 @@ impl Gpu {
     }
 
     /// Adopts a device and queue a host application already has.
-    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
+        let timeout = timeout_from_env()?;
         let errors = ErrorSink::attach(&device);
-        let timeout = std::env::var("KILN_TIMEOUT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(300.0);
         let inner = Inner {
             info: device.adapter_info(),
             limits: device.limits(),
@@ -82,9 +82,9 @@ impl Gpu {
             modules: Mutex::default(),
             pipelines: Mutex::default(),
             texels: Mutex::default(),
-            timeout: Duration::from_secs_f64(timeout),
+            timeout,
         };
-        Gpu { inner: Arc::new(inner) }
+        Ok(Gpu { inner: Arc::new(inner) })
     }
 
     pub fn device(&self) -> &wgpu::Device {
@@ -305,8 +305,25 @@ impl Gpu {
             }
             staging
         });
-        let index = self.queue().submit([encoder.finish()]);
+        let index = self.submit_commands(encoder.finish())?;
         Ok((staging.map(|staging| self.map_staging(staging)), index))
+    }
+
+    /// Submits `commands`. Where the driver computes inside the submission itself (OpenGL on
+    /// llvmpipe runs a dispatch before returning), it runs on a thread of its own so that the
+    /// timeout still holds; past it, the device is given up and every later use fails.
+    pub(crate) fn submit_commands(&self, commands: wgpu::CommandBuffer) -> Result<wgpu::SubmissionIndex> {
+        if self.inner.info.backend != wgpu::Backend::Gl {
+            return Ok(self.queue().submit([commands]));
+        }
+        let queue = self.queue().clone();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || sender.send(queue.submit([commands])));
+        receiver.recv_timeout(self.inner.timeout).map_err(|_| {
+            let seconds = self.inner.timeout.as_secs_f64();
+            self.inner.errors.give_up(format!("a submission did not finish within {seconds} s (KILN_TIMEOUT_SECS)"));
+            Error::Timeout { what: "a submitted step".into(), seconds }
+        })
     }
 
     pub(crate) fn map_staging(&self, staging: wgpu::Buffer) -> Readback {
@@ -334,6 +351,29 @@ impl Gpu {
             }
             Err(e) => Err(Error::DeviceLost(e.to_string())),
         }
+    }
+}
+
+/// The bound on every wait for the device that `KILN_TIMEOUT_SECS` sets: seconds, more than a
+/// millisecond and at most a week; 300 when unset or empty.
+pub fn timeout_from_env() -> Result<Duration> {
+    const VARIABLE: &str = "KILN_TIMEOUT_SECS";
+    const RANGE: std::ops::RangeInclusive<f64> = 0.001..=604_800.0;
+    let text = match std::env::var(VARIABLE) {
+        Ok(text) if !text.trim().is_empty() => text,
+        Ok(_) | Err(std::env::VarError::NotPresent) => return Ok(Duration::from_secs(300)),
+        Err(std::env::VarError::NotUnicode(raw)) => format!("{raw:?}"),
+    };
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if RANGE.contains(&seconds) => Ok(Duration::from_secs_f64(seconds)),
+        _ => Err(Error::data(
+            VARIABLE,
+            format!(
+                "`{text}` is not a number of seconds from {} to {} (a week): set it to one, e.g. {VARIABLE}=600, or unset it for 300",
+                RANGE.start(),
+                RANGE.end()
+            ),
+        )),
     }
 }
 

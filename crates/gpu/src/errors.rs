@@ -25,6 +25,12 @@ impl ErrorSink {
         sink
     }
 
+    /// Marks the device as given up (a submission that never finished), so every later use
+    /// fails with `message`.
+    pub fn give_up(&self, message: String) {
+        lock(&self.lost).get_or_insert(message);
+    }
+
     /// The first pending error, if any, with `context` naming what was being done.
     pub fn take(&self, context: &str) -> Option<Error> {
         if let Some(message) = lock(&self.lost).clone() {

@@ -14,7 +14,7 @@ mod readback;
 mod texels;
 
 pub use adapter::{AdapterChoice, describe};
-pub use context::{Gpu, PipelineKey};
+pub use context::{Gpu, PipelineKey, timeout_from_env};
 pub use dispatch::{Dispatch, fold_workgroups};
 pub use pool::{GpuBuffer, size_class};
 pub use profile::{Profile, Timer};

@@ -105,7 +105,7 @@ impl Gpu {
             mapped_at_creation: false,
         });
         encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
-        let index = self.queue().submit([encoder.finish()]);
+        let index = self.submit_commands(encoder.finish())?;
         let readback = self.map_staging(staging);
         self.wait_for(index)?;
         pollster::block_on(readback)

@@ -94,7 +94,8 @@ pub fn prelu_backward_input(gpu: &Gpu, x: &B<'_>, alpha: &B<'_>, dy: &B<'_>, out
 /// One workgroup per channel.
 pub fn prelu_backward_alpha(gpu: &Gpu, x: &B<'_>, dy: &B<'_>, out: &B<'_>) -> Result<Dispatch> {
     let params = prelu_params(x);
-    crate::check_loops(gpu, "prelu_backward_alpha", (params.n / params.channels).div_ceil(64) as usize, &[x.shape])?;
+    let strided = (params.n / params.channels).div_ceil(64) as usize;
+    crate::check_loops(gpu, "prelu_backward_alpha", strided + 1 + 7, &[x.shape])?;
     let launch = Launch {
         shader: ACTIVATION,
         entry: "prelu_backward_alpha",

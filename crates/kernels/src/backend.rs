@@ -2,8 +2,10 @@ use kiln_core::{Backend, Error, Op, Result, Shape, Spec, Timing};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer, Timer, size_class};
 
 use crate::conv::ConvOp;
+use crate::loss::PerSample;
 use crate::norm::NormOp;
 use crate::optimizer::Update;
+use crate::softmax::SoftmaxOp;
 use crate::{
     B, GpuKernel, MatmulPlan, activation, binary, conv, dropout, embedding, layout, loss, norm, optimizer, pool,
     reduce, softmax,
@@ -77,6 +79,17 @@ impl Backend for GpuBackend {
             | Op::LayerNorm { .. }
             | Op::LayerNormBackwardInput { .. }
             | Op::LayerNormBackwardParams { .. } => Ok(norm::scratch(norm_op(op)?, shapes[0])),
+            Op::Sum(r) => Ok(reduce::scratch(gpu, "sum", r, shapes[0], out.map_or(1, Shape::numel))),
+            Op::Max(r) => Ok(reduce::scratch(gpu, "max_forward", r, shapes[0], out.map_or(1, Shape::numel))),
+            Op::MaxBackward(r) => Ok(reduce::scratch(gpu, "max_backward", r, shapes[0], shapes[1].numel())),
+            Op::Softmax { axis } => Ok(softmax::scratch(gpu, SoftmaxOp::Softmax, *axis, shapes[0])),
+            Op::LogSoftmax { axis } => Ok(softmax::scratch(gpu, SoftmaxOp::LogSoftmax, *axis, shapes[0])),
+            Op::SoftmaxBackward { axis } => Ok(softmax::scratch(gpu, SoftmaxOp::SoftmaxBackward, *axis, shapes[0])),
+            Op::LogSoftmaxBackward { axis } => {
+                Ok(softmax::scratch(gpu, SoftmaxOp::LogSoftmaxBackward, *axis, shapes[0]))
+            }
+            Op::CrossEntropyPerSample => Ok(loss::scratch(gpu, PerSample::CrossEntropy, shapes[0])),
+            Op::CrossEntropyPerSampleBackward => Ok(loss::scratch(gpu, PerSample::CrossEntropyBackward, shapes[0])),
             Op::Input
             | Op::Variable
             | Op::Add
@@ -88,20 +101,11 @@ impl Backend for GpuBackend {
             | Op::Prelu
             | Op::PreluBackwardInput
             | Op::PreluBackwardAlpha
-            | Op::Sum(_)
-            | Op::Max(_)
-            | Op::MaxBackward(_)
             | Op::BroadcastTo { .. }
             | Op::Reshape(_)
             | Op::Transpose(_)
             | Op::Slice { .. }
             | Op::SliceBackward { .. }
-            | Op::Softmax { .. }
-            | Op::SoftmaxBackward { .. }
-            | Op::LogSoftmax { .. }
-            | Op::LogSoftmaxBackward { .. }
-            | Op::CrossEntropyPerSample
-            | Op::CrossEntropyPerSampleBackward
             | Op::NllPerSample
             | Op::NllPerSampleBackward
             | Op::Loss(_)
@@ -142,24 +146,31 @@ impl Backend for GpuBackend {
             Op::Prelu => single(activation::prelu(gpu, x(0), x(1), out)),
             Op::PreluBackwardInput => single(activation::prelu_backward_input(gpu, x(0), x(1), x(2), out)),
             Op::PreluBackwardAlpha => single(activation::prelu_backward_alpha(gpu, x(0), x(1), out)),
-            Op::Sum(r) => single(reduce::sum(gpu, r, x(0), out)),
-            Op::Max(r) => single(reduce::max(gpu, r, x(0), out)),
-            Op::MaxBackward(r) => single(reduce::max_backward(gpu, r, x(0), x(1), x(2), out)),
+            Op::Sum(r) => reduce::sum(gpu, r, x(0), out, scratch),
+            Op::Max(r) => reduce::max(gpu, r, x(0), out, scratch),
+            Op::MaxBackward(r) => reduce::max_backward(gpu, r, [x(0), x(1), x(2)], out, scratch),
             Op::BroadcastTo { scale, .. } => single(layout::broadcast_to(gpu, *scale, x(0), out)),
             Op::Transpose(perm) => single(layout::transpose(gpu, perm, x(0), out)),
             Op::Slice { axis, start, .. } => single(layout::slice(gpu, *axis, *start, x(0), out)),
             Op::SliceBackward { axis, start, .. } => single(layout::slice_backward(gpu, *axis, *start, x(0), out)),
-            Op::Softmax { axis } | Op::LogSoftmax { axis } => single(softmax::softmax(gpu, op, *axis, x(0), None, out)),
-            Op::SoftmaxBackward { axis } | Op::LogSoftmaxBackward { axis } => {
-                single(softmax::softmax(gpu, op, *axis, x(0), Some(x(1)), out))
+            Op::Softmax { axis } => softmax::softmax(gpu, SoftmaxOp::Softmax, *axis, x(0), None, out, scratch),
+            Op::LogSoftmax { axis } => softmax::softmax(gpu, SoftmaxOp::LogSoftmax, *axis, x(0), None, out, scratch),
+            Op::SoftmaxBackward { axis } => {
+                softmax::softmax(gpu, SoftmaxOp::SoftmaxBackward, *axis, x(0), Some(x(1)), out, scratch)
             }
-            Op::CrossEntropyPerSample | Op::NllPerSample => {
-                single(loss::per_sample(gpu, (op.name(), true), x(0), x(1), None, out))
+            Op::LogSoftmaxBackward { axis } => {
+                softmax::softmax(gpu, SoftmaxOp::LogSoftmaxBackward, *axis, x(0), Some(x(1)), out, scratch)
+            }
+            Op::CrossEntropyPerSample => {
+                loss::per_sample(gpu, PerSample::CrossEntropy, [x(0), x(1)], None, out, scratch)
             }
             Op::CrossEntropyPerSampleBackward => {
-                single(loss::per_sample(gpu, (op.name(), true), x(0), x(1), Some(x(2)), out))
+                loss::per_sample(gpu, PerSample::CrossEntropyBackward, [x(0), x(1)], Some(x(2)), out, scratch)
             }
-            Op::NllPerSampleBackward => single(loss::per_sample(gpu, (op.name(), false), x(0), x(1), Some(x(2)), out)),
+            Op::NllPerSample => loss::per_sample(gpu, PerSample::Nll, [x(0), x(1)], None, out, scratch),
+            Op::NllPerSampleBackward => {
+                loss::per_sample(gpu, PerSample::NllBackward, [x(0), x(1)], Some(x(2)), out, scratch)
+            }
             Op::Loss(kind) => single(loss::elementwise(gpu, op.name(), *kind, x(0), x(1), None, out)),
             Op::LossBackward { kind, .. } => {
                 single(loss::elementwise(gpu, op.name(), *kind, x(0), x(1), Some(x(2)), out))

@@ -129,19 +129,34 @@ fn launch(
     launch.build(gpu)
 }
 
-/// Loop iterations per invocation of each entry point, checked against the adapter's limit.
+/// Loop passes per invocation of each entry point (each loop's iterations plus one, inner
+/// loops counted for every outer iteration, as if none were unrolled), checked against the
+/// adapter's budget.
 fn check(gpu: &Gpu, entry: &str, p: &Geometry, shapes: &[&kiln_core::Shape]) -> Result<()> {
-    let taps = (p.k_h * (1 + p.k_w)) as usize;
-    let iterations = match entry {
-        "conv2d" => (p.x_c / p.groups) as usize * (1 + taps),
-        "depthwise_conv2d" => taps,
-        "conv2d_backward_weight" => ((p.y_h * p.y_w) as usize).div_ceil(64) * (1 + p.batch as usize),
+    let u = |v: u32| v as usize;
+    // A loop of `trips` iterations whose body takes `body` passes of inner loops.
+    let looped = |trips: usize, body: usize| trips + 1 + trips * body;
+    let (kh, kw, taps) = (u(p.k_h), u(p.k_w), u(p.k_h * p.k_w));
+    // A kernel row: the row span loaded once (or not), then up to two passes over its taps.
+    let row = |span: usize| span + 1 + 2 * (kw + 1);
+    let span = 3 * u(p.stride_w) + (kw - 1) * u(p.dil_w) + 1;
+    let back_span = 3 + (kw - 1) * u(p.dil_w) + 1;
+    let tree = 7;
+    let passes = match entry {
+        "conv2d" => looped(u(p.x_c / p.groups), looped(kh, kw + 1)),
+        "conv2d_backward_input" | "conv_transpose2d" => looped(kh, looped(kw, u(p.y_c / p.groups) + 1)),
+        "conv2d_backward_weight" => looped(u(p.y_h * p.y_w).div_ceil(64), u(p.batch) + 1) + tree,
+        "conv2d_col2im" => looped(kh, kw + 1),
+        "conv2d_im2col" | "conv2d_from_rows" | "conv2d_to_rows" => 0,
+        "depthwise_conv2d" => looped(kh, row(span)) + 5,
+        "depthwise_conv2d_backward_input" => looped(u(p.y_c / p.x_c.max(1)), looped(kh, row(back_span))) + 5,
         "depthwise_conv2d_backward_weight" => {
-            ((p.batch * p.y_h * p.y_w.div_ceil(4)) as usize).div_ceil(64) * (1 + 4 + taps)
+            let items = u(p.batch * p.y_h * p.y_w.div_ceil(4)).div_ceil(64);
+            looped(items, 5 + looped(kh, span + 1 + kw + 1)) + (taps + 1) * (2 + tree)
         }
-        _ => taps * (1 + (p.y_c / p.groups) as usize),
+        other => return Err(kiln_core::Error::attribute(other, "has no loop count: count its loops in conv::check")),
     };
-    crate::check_loops(gpu, entry, iterations, shapes)
+    crate::check_loops(gpu, entry, passes, shapes)
 }
 
 /// Which kernels run a convolution: without groups, matrix products around im2col/col2im

@@ -30,7 +30,7 @@ pub fn embedding(
     let u = |v: usize| v as u32;
     let params = Params { n: u(n), ids: u(ids.shape.numel()), dim: u(dim), vocab: u(vocab) };
     if entry == "embedding_backward" {
-        crate::check_loops(gpu, entry, ids.shape.numel(), &[ids.shape, rows.shape])?;
+        crate::check_loops(gpu, entry, ids.shape.numel() + 1, &[ids.shape, rows.shape])?;
     }
 
     let launch = Launch {

@@ -107,15 +107,29 @@ pub(crate) fn grid_1d(gpu: &Gpu, n: usize) -> [u32; 3] {
     fold_workgroups((n as u32).div_ceil(64), gpu.limits().max_compute_workgroups_per_dimension)
 }
 
-/// Refuses a kernel whose invocations would loop more often than the adapter allows (see
-/// `Gpu::loop_limit`), naming the op and the shapes, rather than return a truncated result.
-pub(crate) fn check_loops(gpu: &Gpu, op: &str, iterations: usize, shapes: &[&kiln_core::Shape]) -> Result<()> {
-    match gpu.loop_limit() {
-        Some(limit) if iterations > limit => {
+/// Passes kept back from an adapter's loop limit for the short fixed loops every kernel may
+/// also run (over a tensor's rank, over a 4×4 block, a tree of 64 partial sums).
+const LOOP_MARGIN: usize = 256;
+
+/// The loop passes an invocation may take on this adapter, all its loops together; `None`
+/// where there is no limit. Mesa's CPU drivers (lavapipe, llvmpipe) count one pass per loop
+/// iteration plus one per loop entered (the test that leaves it), over every loop of an
+/// invocation, and end every loop once 65,535 are spent, carrying on with a wrong result.
+pub(crate) fn loop_budget(gpu: &Gpu) -> Option<usize> {
+    gpu.loop_limit().map(|limit| limit - LOOP_MARGIN)
+}
+
+/// Refuses a kernel whose invocations would take `passes` loop passes (each loop's iterations
+/// plus one, summed) past the adapter's budget, naming the op and the shapes, rather than
+/// return a truncated result. Kernels whose loops follow a size split that size first (long K,
+/// long rows); this is the guard behind them.
+pub(crate) fn check_loops(gpu: &Gpu, op: &str, passes: usize, shapes: &[&kiln_core::Shape]) -> Result<()> {
+    match loop_budget(gpu) {
+        Some(budget) if passes > budget => {
             let shapes: Vec<String> = shapes.iter().map(|s| s.to_string()).collect();
             Err(kiln_core::Error::Unsupported(format!(
-                "{op} on {}: its kernel loops {iterations} times per invocation, past this adapter's limit of {limit} \
-                 (Mesa's CPU drivers stop shader loops there); use smaller tensors or a GPU",
+                "{op} on {}: its kernel would loop {passes} times per invocation, past this adapter's budget of {budget} \
+                 (Mesa's CPU drivers end shader loops there); use smaller tensors or a GPU",
                 shapes.join(", ")
             )))
         }

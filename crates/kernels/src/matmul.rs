@@ -14,11 +14,11 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    quads_per_slice: u32,
+    steps_per_slice: u32,
     stride_a: u32,
     stride_b: u32,
     stride_y: u32,
-    _pad: u32,
+    slices: u32,
 }
 
 /// Which matmul kernel to run; `None` lets the shapes choose.
@@ -109,7 +109,6 @@ impl MatmulPlan {
     /// shapes allow.
     pub fn new(gpu: &Gpu, m: MatMul, kernel: Option<MatmulKernel>, a: &Shape, b: &Shape, y: &Shape) -> Result<Self> {
         let sizes = Sizes::of(m, a, y);
-        crate::check_loops(gpu, "matmul", sizes.inner as usize, &[a, b])?;
         let kernel = kernel.unwrap_or(match sizes.aligned() {
             // A CPU adapter runs an invocation as one SIMD lane: heavy tiles pay there, and
             // texel fetches beat its buffer loads.
@@ -130,7 +129,8 @@ impl MatmulPlan {
                 ),
             ));
         }
-        Ok(MatmulPlan { m, kernel, sizes, slicing: k_slicing(kernel, sizes) })
+        let slicing = within_budget(gpu, kernel, sizes, k_slicing(kernel, sizes), &[a, b])?;
+        Ok(MatmulPlan { m, kernel, sizes, slicing })
     }
 
     /// The bytes of the partial products of a product split into slices of K.
@@ -140,7 +140,7 @@ impl MatmulPlan {
 
     fn partial_shape(&self) -> Option<Shape> {
         let s = self.sizes;
-        self.slicing.map(|k| Shape::new([k.slices as usize, s.rows as usize, s.cols as usize]))
+        self.slicing.map(|k| Shape::new([(s.batch * k.slices) as usize, s.rows as usize, s.cols as usize]))
     }
 
     /// The product's dispatches; `partial` is the scratch `scratch_bytes` asked for.
@@ -156,12 +156,49 @@ impl MatmulPlan {
     }
 }
 
-/// A product's K cut into `slices` runs of `quads_per_slice` steps of k (the last one
-/// possibly shorter, none empty).
+/// A product's K cut into `slices` runs of `steps_per_slice` steps of k (4 k for the 4-wide
+/// kernels, one for the scalar ones; the last run possibly shorter, none empty).
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Slicing {
-    quads_per_slice: u32,
+    steps_per_slice: u32,
     slices: u32,
+}
+
+impl Slicing {
+    /// `steps` cut into at most `wanted` runs: the run rounded up, then the runs counted again
+    /// (so that none is empty).
+    fn of(steps: u32, wanted: u32) -> Self {
+        let steps_per_slice = steps.div_ceil(wanted.max(1));
+        Slicing { steps_per_slice, slices: steps.div_ceil(steps_per_slice) }
+    }
+}
+
+/// The steps of k an invocation of `kernel` takes.
+fn steps(kernel: MatmulKernel, s: Sizes) -> u32 {
+    match kernel {
+        MatmulKernel::Naive | MatmulKernel::Blocked => s.inner,
+        MatmulKernel::Vec4 | MatmulKernel::Vec4Tile16 | MatmulKernel::Texels16 => s.inner / 4,
+    }
+}
+
+/// `slicing`, or where an invocation's loop over k would pass the adapter's loop budget, K cut
+/// into slices short enough: a product of any K computes on every adapter.
+fn within_budget(
+    gpu: &Gpu,
+    kernel: MatmulKernel,
+    s: Sizes,
+    slicing: Option<Slicing>,
+    shapes: &[&Shape],
+) -> Result<Option<Slicing>> {
+    let Some(budget) = crate::loop_budget(gpu) else { return Ok(slicing) };
+    let total = steps(kernel, s);
+    let longest = slicing.map_or(total, |k| k.steps_per_slice) as usize;
+    if longest < budget {
+        return Ok(slicing);
+    }
+    let split = Slicing::of(total, total.div_ceil(budget as u32 - 1));
+    crate::check_loops(gpu, "matmul_sum_slices", split.slices as usize + 1, shapes)?;
+    Ok(Some(split))
 }
 
 /// Whether and how to sum slices of K separately: the 16×16-tile kernels give a CPU adapter
@@ -178,16 +215,11 @@ fn k_slicing(kernel: MatmulKernel, s: Sizes) -> Option<Slicing> {
     let tiles = s.cols.div_ceil(bx) * s.rows.div_ceil(by);
     let quads = s.inner / 4;
     let wanted = WANTED_INVOCATIONS.div_ceil(tiles).min(quads / MIN_QUADS);
-    if wanted < 2 {
-        return None;
-    }
-    // Rounding the slice up can leave fewer slices than wanted: count them again.
-    let quads_per_slice = quads.div_ceil(wanted);
-    Some(Slicing { quads_per_slice, slices: quads.div_ceil(quads_per_slice) })
+    (wanted >= 2).then(|| Slicing::of(quads, wanted))
 }
 
-/// The product's dispatch; with a slicing, invocation z sums the steps of k of slice z into
-/// slice z of `y`.
+/// The product's dispatch; with a slicing, invocation z (batch element · slices + slice) sums
+/// its slice's steps of k into plane z of `y`.
 fn product(
     gpu: &Gpu,
     m: MatMul,
@@ -196,18 +228,17 @@ fn product(
     slicing: Option<Slicing>,
     [a, b, y]: [&B<'_>; 3],
 ) -> Result<Dispatch> {
-    let split = slicing.is_some();
     let params = Params {
         m: s.rows,
         n: s.cols,
         k: s.inner,
-        quads_per_slice: slicing.map_or(0, |k| k.quads_per_slice),
-        stride_a: if a.shape.rank() == 3 && !split { s.rows * s.inner } else { 0 },
-        stride_b: if b.shape.rank() == 3 && !split { s.inner * s.cols } else { 0 },
+        steps_per_slice: slicing.map_or(0, |k| k.steps_per_slice),
+        stride_a: if a.shape.rank() == 3 { s.rows * s.inner } else { 0 },
+        stride_b: if b.shape.rank() == 3 { s.inner * s.cols } else { 0 },
         stride_y: s.rows * s.cols,
-        _pad: 0,
+        slices: slicing.map_or(0, |k| k.slices),
     };
-    let depth = slicing.map_or(s.batch, |k| k.slices);
+    let depth = s.batch * slicing.map_or(1, |k| k.slices);
     let (block_x, block_y) = kernel.block();
     let invocations = [s.cols.div_ceil(block_x), s.rows.div_ceil(block_y)];
     let [wx, wy] = workgroup_shape(invocations, depth);
@@ -251,17 +282,17 @@ fn product(
     }
 }
 
-/// `y = Σ_z partial[z]` over the `slices` K-slices of a split product, in order.
+/// `y[b] = Σ_s partial[b · slices + s]` over the K-slices of a split product, in order.
 fn sum_slices(gpu: &Gpu, partial: &GpuBuffer, slices: u32, s: Sizes, y: &B<'_>) -> Result<Dispatch> {
     let params =
-        Params { m: s.rows, n: s.cols, k: slices, quads_per_slice: 0, stride_a: 0, stride_b: 0, stride_y: 0, _pad: 0 };
+        Params { m: s.rows, n: s.cols, k: s.batch, steps_per_slice: 0, stride_a: 0, stride_b: 0, stride_y: 0, slices };
     let launch = Launch {
         shader: MATMUL,
         entry: "matmul_sum_slices",
         constants: vec![("WORKGROUP_X", 64.0), ("WORKGROUP_Y", 1.0)],
         params: bytemuck::bytes_of(&params),
         bindings: vec![(1, partial), (3, y.buffer)],
-        workgroups: grid_1d(gpu, (s.rows * s.cols / 4) as usize),
+        workgroups: grid_1d(gpu, (s.batch * s.rows * s.cols) as usize),
     };
     launch.build(gpu)
 }
@@ -304,12 +335,12 @@ mod tests {
             for cols in [4, 12, 36, 288] {
                 for quads in (1..6000).step_by(7) {
                     let sizes = Sizes { rows, cols, inner: 4 * quads, batch: 1 };
-                    let Some(Slicing { quads_per_slice, slices }) = k_slicing(MatmulKernel::Texels16, sizes) else {
+                    let Some(Slicing { steps_per_slice, slices }) = k_slicing(MatmulKernel::Texels16, sizes) else {
                         continue;
                     };
-                    assert!(slices >= 2 && quads_per_slice >= 32, "{sizes:?}");
-                    assert!((slices - 1) * quads_per_slice < quads, "{sizes:?}: an empty last slice");
-                    assert!(slices * quads_per_slice >= quads, "{sizes:?}: k not covered");
+                    assert!(slices >= 2 && steps_per_slice >= 32, "{sizes:?}");
+                    assert!((slices - 1) * steps_per_slice < quads, "{sizes:?}: an empty last slice");
+                    assert!(slices * steps_per_slice >= quads, "{sizes:?}: k not covered");
                 }
             }
         }

@@ -105,15 +105,16 @@ impl NormOp {
         }
     }
 
-    /// Loop iterations per invocation (checked against the adapter's limit) and the grid.
+    /// Loop passes per invocation (each loop's iterations plus one, and the trees of partial
+    /// sums; checked against the adapter's budget) and the grid.
     fn iterations_and_grid(self, gpu: &Gpu, layout: Layout, params: &Params) -> (usize, [u32; 3]) {
         let per_channel = [layout.channels, 1, 1];
-        let strided = 2 * (params.count as usize).div_ceil(64);
+        let strided = (params.count as usize).div_ceil(64) + 1 + 8;
         match self {
-            NormOp::BatchNormStats | NormOp::BatchNormBackwardReduce { .. } => (strided, per_channel),
+            NormOp::BatchNormStats | NormOp::BatchNormBackwardReduce { .. } => (2 * strided, per_channel),
             NormOp::LayerNormBackwardParams { .. } => (strided, per_channel),
             NormOp::LayerNormStats | NormOp::LayerNormBackwardInput { .. } => {
-                (2 * layout.channels as usize, grid_1d(gpu, params.count as usize))
+                (2 * (layout.channels as usize + 1), grid_1d(gpu, params.count as usize))
             }
             NormOp::BatchNorm { .. }
             | NormOp::BatchNormBackwardInput { .. }

@@ -51,8 +51,15 @@ fn params(pool: &Pool2d, x: &[usize], y: &[usize], n: usize) -> (Params, Vec<(&'
     (Params { n: n as u32, power, _pad: [0; 2] }, constants)
 }
 
+/// Loop passes of a scan over one window (its rows, and each row's columns).
+fn window_passes(pool: &Pool2d) -> usize {
+    let [kh, kw] = pool.kernel;
+    kh + 1 + kh * (kw + 1)
+}
+
 /// `y = pool(x)`.
 pub fn pool2d(gpu: &Gpu, pool: &Pool2d, x: &B<'_>, y: &B<'_>) -> Result<Dispatch> {
+    crate::check_loops(gpu, pool.name(), window_passes(pool), &[x.shape])?;
     let n = y.shape.numel();
     let (params, constants) = params(pool, x.shape.dims(), y.shape.dims(), n);
     let launch = Launch {
@@ -75,6 +82,12 @@ fn tiles(pool: &Pool2d, x: &[usize]) -> bool {
 /// the windows tile x.
 pub fn pool2d_backward(gpu: &Gpu, pool: &Pool2d, x: &B<'_>, y: &B<'_>, dy: &B<'_>, dx: &B<'_>) -> Result<Dispatch> {
     let tiled = tiles(pool, x.shape.dims());
+    // Tiled: a window scanned twice (its extreme, then its gradient); else every window over
+    // an element scanned (as many as fit in a kernel row and column, stride apart).
+    let [rows, cols] = [0, 1].map(|i| pool.kernel[i].div_ceil(pool.stride[i]));
+    let passes =
+        if tiled { 2 * window_passes(pool) } else { rows + 1 + rows * (cols + 1 + cols * window_passes(pool)) };
+    crate::check_loops(gpu, pool.backward_name(), passes, &[x.shape])?;
     let n = if tiled { y.shape.numel() } else { dx.shape.numel() };
     let (params, constants) = params(pool, x.shape.dims(), y.shape.dims(), n);
     let launch = Launch {
