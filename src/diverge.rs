@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use kiln_core::{Backend, HostTensor, Result, Shape};
 use kiln_cpu::{Tensor, interpret};
-use kiln_graph::{Executor, Graph, Value};
+use kiln_graph::{Executor, Graph, Program, Store, Value};
 
 /// One node's comparison.
 #[derive(Clone, Debug)]
@@ -103,4 +103,33 @@ pub fn sample_training_graph(model: &str, seed: u64) -> Result<(Graph, HashMap<V
         (classifier.labels, HostTensor::i32(vec![batch], labels)?),
     ]);
     Ok((classifier.graph, feeds))
+}
+
+/// The first node of `graph`, in order, whose value holds NaN or infinity when `graph` runs
+/// once over `store` with `inputs`, described by index, op, shape and (for a variable) name;
+/// `None` when every value is finite.
+pub fn first_non_finite<B: Backend>(
+    store: &mut Store<B>,
+    graph: &Graph,
+    inputs: &[(Value, &HostTensor)],
+) -> Result<Option<String>> {
+    let values: Vec<Value> =
+        (0..graph.nodes().len()).map(Value).filter(|&v| graph.node(v).op.updated_inputs().is_empty()).collect();
+    let program = Program::compile(store, graph, &values)?;
+    for (v, tensor) in inputs {
+        program.set(*v, tensor)?;
+    }
+    let got = program.run(store, &values)?;
+    let found = values.iter().zip(&got).find(|(_, t)| t.as_f32().is_ok_and(|x| x.iter().any(|v| !v.is_finite())));
+    Ok(found.map(|(&v, _)| {
+        let node = graph.node(v);
+        match node.op.role() {
+            kiln_core::Role::Variable => {
+                format!("variable `{}` {} itself (an update has already made it non-finite)", node.name, node.shape)
+            }
+            kiln_core::Role::Input | kiln_core::Role::View | kiln_core::Role::Kernel => {
+                format!("node {} ({}) {}", v.0, node.op.name(), node.shape)
+            }
+        }
+    }))
 }

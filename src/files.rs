@@ -95,7 +95,21 @@ impl WriterLock {
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
         file.set_len(0).and_then(|_| write!(file, "{}", std::process::id())).map_err(io(&lock_path))?;
+        remove_stale_partials(path);
         Ok(WriterLock { _file: file })
+    }
+}
+
+/// Removes the temporary files earlier writers of `path` left when they were killed: with its
+/// lock held, no other writer is using them.
+fn remove_stale_partials(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
+    let prefix = format!(".{name}.");
+    for entry in std::fs::read_dir(folder(path)).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&prefix) && file.ends_with(".partial") {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -109,12 +123,16 @@ pub enum Output<'a> {
 /// among those a folder receives), and checks that each can be written, creating folders as
 /// needed: a run should fail before it starts, not after its first epoch.
 pub fn check_outputs(outputs: &[Output<'_>]) -> Result<()> {
+    for output in outputs {
+        if let Output::Folder { path, .. } = output {
+            std::fs::create_dir_all(path).map_err(io(path))?;
+        }
+    }
     let mut claimed: Vec<(PathBuf, &str)> = Vec::new();
     for output in outputs {
         let (option, files) = match output {
             Output::File { option, path } => (*option, vec![normalised(path)?]),
             Output::Folder { option, path, names } => {
-                std::fs::create_dir_all(path).map_err(io(path))?;
                 let dir = normalised(&path.join("x"))?.parent().map(Path::to_path_buf).unwrap_or_default();
                 (*option, names.iter().map(|n| dir.join(n)).collect())
             }

@@ -27,7 +27,7 @@ enum Command {
         #[arg(long, conflicts_with = "dir")]
         graph: Option<String>,
         /// Relative error above which a node counts as diverging (--graph).
-        #[arg(long, default_value_t = 1e-4, value_parser = tolerance)]
+        #[arg(long, default_value_t = 1e-4, value_parser = tolerance, allow_negative_numbers = true)]
         tolerance: f64,
         #[arg(long, value_enum, default_value = "both")]
         device: Devices,
@@ -44,6 +44,10 @@ enum Command {
     Predict {
         #[arg(long)]
         checkpoint: PathBuf,
+        /// Turn images light-on-dark, as Fashion-MNIST draws them: where the border is light
+        /// (auto), always or never.
+        #[arg(long, value_enum, default_value = "auto")]
+        invert: kiln::predict::Invert,
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
@@ -63,10 +67,10 @@ enum Command {
     Profile {
         #[arg(long, default_value = "cnn")]
         model: String,
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = kiln::train::positive, allow_negative_numbers = true)]
         batch: usize,
         /// Profiled steps (after one warm-up step).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = kiln::train::positive, allow_negative_numbers = true)]
         steps: usize,
         /// Write a Chrome/Perfetto trace JSON.
         #[arg(long)]
@@ -101,7 +105,7 @@ fn main() -> ExitCode {
         Command::Check { dir: Some(dir), device, ops, .. } => check(&dir, device, ops.as_deref()),
         Command::Check { .. } => Err(kiln_core::Error::attribute("check", "give a folder of cases or --graph MODEL")),
         Command::Train { opts } => run_training(&opts),
-        Command::Predict { checkpoint, images } => predict(&checkpoint, &images),
+        Command::Predict { checkpoint, invert, images } => predict(&checkpoint, invert, &images),
         Command::Bench { workloads, json, data } => bench(&workloads, json.as_deref(), &data),
         Command::Profile { model, batch, steps, trace } => profile(&model, batch, steps, trace.as_deref()),
         Command::Ops { cases } => ops(&cases),
@@ -264,12 +268,25 @@ fn ops(cases: &std::path::Path) -> kiln_core::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn predict(checkpoint: &std::path::Path, images: &[PathBuf]) -> kiln_core::Result<ExitCode> {
+fn predict(
+    checkpoint: &std::path::Path,
+    invert: kiln::predict::Invert,
+    images: &[PathBuf],
+) -> kiln_core::Result<ExitCode> {
     let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
     let paths: Vec<&std::path::Path> = images.iter().map(PathBuf::as_path).collect();
-    for (path, top) in paths.iter().zip(kiln::predict::predict(gpu, checkpoint, &paths)?) {
-        let ranked: Vec<String> = top.iter().map(|(name, p)| format!("{name} {:.1}%", 100.0 * p)).collect();
-        println!("{}: {}", path.display(), ranked.join(", "));
+    for (path, prediction) in paths.iter().zip(kiln::predict::predict(gpu, checkpoint, &paths, invert)?) {
+        let ranked: Vec<String> =
+            prediction.top.iter().map(|(name, p)| format!("{name} {}", kiln::predict::percent(*p))).collect();
+        let note = match (prediction.unsure, prediction.inverted) {
+            (true, inverted) => format!(
+                "  (background unclear: read as {}; --invert yes or no decides)",
+                if inverted { "light, inverted" } else { "dark" }
+            ),
+            (false, true) => "  (light background: inverted)".into(),
+            (false, false) => String::new(),
+        };
+        println!("{}: {}{note}", path.display(), ranked.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }

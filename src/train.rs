@@ -50,16 +50,16 @@ pub struct TrainOptions {
     pub model: String,
     #[arg(long, value_enum, default_value = "sgd")]
     pub optimizer: OptimizerKind,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = learning_rate, allow_negative_numbers = true)]
     pub lr: f32,
     #[arg(long, value_enum, default_value = "constant")]
     pub schedule: ScheduleKind,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = positive, allow_negative_numbers = true)]
     pub batch: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = positive, allow_negative_numbers = true)]
     pub epochs: usize,
     /// Stop after this many steps in all (a short run); `None`: whole epochs.
-    #[arg(long)]
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
     pub steps: Option<usize>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -143,6 +143,22 @@ pub fn classifier(model: &str, batch: usize, pixels: usize, seed: u64) -> Result
     build(model, batch, pixels, true, seed)
 }
 
+/// A count of at least 1.
+pub fn positive(text: &str) -> std::result::Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{text}` is not a whole number of at least 1")),
+    }
+}
+
+/// A learning rate: a finite number above 0.
+pub fn learning_rate(text: &str) -> std::result::Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
+        _ => Err(format!("`{text}` is not a learning rate: give a finite number above 0, such as 1e-3")),
+    }
+}
+
 pub fn train(opts: &TrainOptions) -> Result<Metrics> {
     if !MODELS.contains(&opts.model.as_str()) {
         return Err(Error::Unsupported(format!("model `{}`: the models are {}", opts.model, MODELS.join(", "))));
@@ -150,6 +166,7 @@ pub fn train(opts: &TrainOptions) -> Result<Metrics> {
     if opts.batch == 0 || opts.epochs == 0 || opts.steps == Some(0) {
         return Err(Error::attribute("train", "--batch, --epochs and --steps must be positive"));
     }
+    learning_rate(&opts.lr.to_string()).map_err(|e| Error::attribute("--lr", e))?;
     let data = FashionMnist::load(&opts.data).map_err(|e| Error::data("dataset", e.to_string()))?;
     check_outputs(&outputs(opts))?;
     // Held for the whole run: a second run writing this checkpoint is refused.
@@ -341,9 +358,10 @@ impl<B: Backend + Clone> Run<'_, B> {
             let out = self.train.run(&mut self.store, &[self.model.loss, self.model.logits])?;
             let loss = out[0].as_f32()?[0];
             if !loss.is_finite() {
+                let first = self.diagnose(&images, &labels)?;
                 return Err(Error::data(
                     "train",
-                    format!("loss became {loss} in epoch {}, step {step}: lower --lr", epoch + 1),
+                    format!("loss became {loss} in epoch {}, step {}; {first}: lower --lr", epoch + 1, step + 1),
                 ));
             }
             loss_sum += loss as f64;
@@ -457,6 +475,19 @@ impl<B: Backend + Clone> Run<'_, B> {
             crate::plot::plot_reconstructions(&inputs, &outputs, self.data.test.cols, &path)?;
         }
         Ok(())
+    }
+
+    /// Where a step went non-finite: the same batch's forward and backward pass run once more
+    /// over the parameters now in the store, every value read, the first non-finite one named.
+    fn diagnose(&mut self, images: &HostTensor, labels: &HostTensor) -> Result<String> {
+        let pixels = self.data.train.image_size();
+        let mut model = build(&self.opts.model, self.opts.batch, pixels, true, self.opts.seed)?;
+        kiln_graph::grad(&mut model.graph, model.loss, &model.params)?;
+        let inputs = [(model.images, images), (model.labels, labels)];
+        Ok(match crate::diverge::first_non_finite(&mut self.store, &model.graph, &inputs)? {
+            Some(node) => format!("the first non-finite value of that batch's forward and backward pass is {node}"),
+            None => "the same batch now computes finite values throughout".into(),
+        })
     }
 
     /// The first convolution's output for the first test image, as `[C, 1, H, W]` planes.

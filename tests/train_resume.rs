@@ -1,51 +1,13 @@
 //! `kiln train` as a library: a run resumed from its checkpoint continues exactly as the run
 //! that never stopped (same losses and accuracies, epoch by epoch), checkpoints are complete
-//! files, and every model learns on the GPU. The data is a small synthetic set of 12×12 images
-//! in the IDX format — class k: stripes, horizontal for k < 5 and vertical otherwise, every
-//! (2 + k mod 5)th line, at a random phase, over noise — so the test is quick.
+//! files, and every model learns on the GPU. The data is `common::synthetic_data`, so the
+//! test is quick.
 
 mod common;
 
 use std::path::PathBuf;
 
 use kiln::train::{Device, EpochRow, OptimizerKind, ScheduleKind, TrainOptions, train};
-
-const SIDE: usize = 12;
-
-/// Writes `count` synthetic images and labels as `<prefix>-images-idx3-ubyte` and
-/// `<prefix>-labels-idx1-ubyte` into `dir`.
-fn write_idx(dir: &std::path::Path, prefix: &str, count: usize, seed: u64) {
-    let per = SIDE * SIDE + 1;
-    let noise = common::random_vec(count * per, seed);
-    let labels: Vec<u8> = (0..count).map(|i| ((i * 7 + seed as usize) % 10) as u8).collect();
-    let mut images = Vec::with_capacity(count * SIDE * SIDE);
-    for (i, &label) in labels.iter().enumerate() {
-        let (spacing, phase) = (2 + label as usize % 5, (noise[i * per].abs() * 7.0) as usize);
-        for p in 0..SIDE * SIDE {
-            let line = if label < 5 { p / SIDE } else { p % SIDE };
-            let v = if (line + phase) % spacing == 0 { 220.0 } else { 60.0 + 40.0 * noise[i * per + 1 + p] };
-            images.push(v as u8);
-        }
-    }
-    let header = |magic: u32, dims: &[usize]| -> Vec<u8> {
-        [magic].into_iter().chain(dims.iter().map(|&d| d as u32)).flat_map(|v| v.to_be_bytes()).collect()
-    };
-    let images = [header(0x0803, &[count, SIDE, SIDE]), images].concat();
-    let labels = [header(0x0801, &[count]), labels].concat();
-    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).expect("images");
-    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).expect("labels");
-}
-
-/// A folder of synthetic data: 600 training images, 100 test images.
-fn data() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-synthetic-{}", std::process::id()));
-    if !dir.join("t10k-labels-idx1-ubyte").exists() {
-        std::fs::create_dir_all(&dir).expect("dir");
-        write_idx(&dir, "train", 600, 1);
-        write_idx(&dir, "t10k", 100, 2);
-    }
-    dir
-}
 
 fn options(model: &str, epochs: usize, checkpoint: Option<PathBuf>, resume: Option<PathBuf>) -> TrainOptions {
     TrainOptions {
@@ -57,7 +19,7 @@ fn options(model: &str, epochs: usize, checkpoint: Option<PathBuf>, resume: Opti
         epochs,
         steps: None,
         seed: 3,
-        data: data(),
+        data: common::synthetic_data(),
         device: Device::Gpu,
         progress: false,
         // 200 held out: 400 training images, eight steps an epoch.
@@ -147,12 +109,15 @@ fn predict_ranks_three_classes_of_an_image_and_names_a_bad_file() {
     let png = std::env::temp_dir().join(format!("kiln-stripes-{}.png", std::process::id()));
     let stripes = image::GrayImage::from_fn(48, 48, |_, y| image::Luma([if y % 12 < 3 { 230 } else { 40 }]));
     stripes.save(&png).expect("png");
-    let top = kiln::predict::predict(common::gpu(), &path, &[png.as_path()]).expect("predicts");
-    assert_eq!(top.len(), 1);
-    assert_eq!(top[0].len(), 3);
-    assert!(top[0].windows(2).all(|w| w[0].1 >= w[1].1) && top[0].iter().map(|(_, p)| p).sum::<f32>() <= 1.0001);
-    assert!(top[0].iter().all(|(name, _)| kiln::predict::CLASS_NAMES.contains(name)));
-    let text = kiln::predict::predict(common::gpu(), &path, &[path.as_path()]).expect_err("not an image").to_string();
-    assert!(text.contains("kiln-predict") && text.contains("not a readable image"), "{text}");
+    let auto = kiln::predict::Invert::Auto;
+    let predictions = kiln::predict::predict(common::gpu(), &path, &[png.as_path()], auto).expect("predicts");
+    assert_eq!(predictions.len(), 1);
+    let top = &predictions[0].top;
+    assert_eq!(top.len(), 3);
+    assert!(top.windows(2).all(|w| w[0].1 >= w[1].1) && top.iter().map(|(_, p)| p).sum::<f32>() <= 1.0001);
+    assert!(top.iter().all(|(name, _)| kiln::predict::CLASS_NAMES.contains(name)));
+    let text =
+        kiln::predict::predict(common::gpu(), &path, &[path.as_path()], auto).expect_err("not an image").to_string();
+    assert!(text.contains("kiln-predict") && text.contains("not a PNG or JPEG"), "{text}");
     let _ = (std::fs::remove_file(path), std::fs::remove_file(png));
 }

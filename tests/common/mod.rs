@@ -104,3 +104,44 @@ pub fn assert_close(name: &str, inputs: &[HostTensor], build: impl Fn(&mut Graph
 pub fn t(shape: &[usize], seed: u64) -> HostTensor {
     HostTensor::f32(shape.to_vec(), random_vec(shape.iter().product(), seed)).expect("tensor")
 }
+
+/// The side of `synthetic_data`'s images.
+pub const SIDE: usize = 12;
+
+/// Writes `count` synthetic images and labels as `<prefix>-images-idx3-ubyte` and
+/// `<prefix>-labels-idx1-ubyte` into `dir`: class k is stripes, horizontal for k < 5 and
+/// vertical otherwise, every (2 + k mod 5)th line, at a random phase, over noise.
+pub fn write_idx(dir: &std::path::Path, prefix: &str, count: usize, seed: u64) {
+    let per = SIDE * SIDE + 1;
+    let noise = random_vec(count * per, seed);
+    let labels: Vec<u8> = (0..count).map(|i| ((i * 7 + seed as usize) % 10) as u8).collect();
+    let mut images = Vec::with_capacity(count * SIDE * SIDE);
+    for (i, &label) in labels.iter().enumerate() {
+        let (spacing, phase) = (2 + label as usize % 5, (noise[i * per].abs() * 7.0) as usize);
+        for p in 0..SIDE * SIDE {
+            let line = if label < 5 { p / SIDE } else { p % SIDE };
+            let v = if (line + phase) % spacing == 0 { 220.0 } else { 60.0 + 40.0 * noise[i * per + 1 + p] };
+            images.push(v as u8);
+        }
+    }
+    let header = |magic: u32, dims: &[usize]| -> Vec<u8> {
+        [magic].into_iter().chain(dims.iter().map(|&d| d as u32)).flat_map(|v| v.to_be_bytes()).collect()
+    };
+    let images = [header(0x0803, &[count, SIDE, SIDE]), images].concat();
+    let labels = [header(0x0801, &[count]), labels].concat();
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).expect("images");
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).expect("labels");
+}
+
+/// A folder of synthetic data (see `write_idx`): 600 training images, 100 test images.
+pub fn synthetic_data() -> std::path::PathBuf {
+    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("kiln-synthetic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        write_idx(&dir, "train", 600, 1);
+        write_idx(&dir, "t10k", 100, 2);
+        dir
+    })
+    .clone()
+}

@@ -39,6 +39,25 @@ impl Shape {
         self.numel() as u64 * 4
     }
 
+    /// Refuses a shape Kiln cannot hold: one with a zero extent (no kernel computes an empty
+    /// tensor), or one whose byte count does not fit 64 bits. Every shape of a graph passes this
+    /// before anything is allocated, so `numel` and `bytes` never overflow.
+    pub fn check_size(&self, what: &str) -> Result<()> {
+        if self.0.contains(&0) {
+            return Err(Error::shape(
+                what,
+                "every extent must be at least 1 (Kiln computes no empty tensors)",
+                "no 0",
+                self,
+            ));
+        }
+        let bytes = self.0.iter().try_fold(4u64, |acc, &d| acc.checked_mul(d as u64));
+        if bytes.is_none_or(|b| b > usize::MAX as u64) {
+            return Err(Error::shape(what, "too many elements to address", "a size that fits memory", self));
+        }
+        Ok(())
+    }
+
     /// Resolves a possibly negative axis against this rank.
     pub fn axis(&self, op: &str, axis: i64) -> Result<usize> {
         let rank = self.rank() as i64;

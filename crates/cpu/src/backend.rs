@@ -3,7 +3,7 @@ use std::rc::Rc;
 
 use std::time::Instant;
 
-use kiln_core::{Backend, Bound, DType, HostTensor, Op, Result, Shape, Spec, Timing};
+use kiln_core::{Backend, Bound, DType, Error, HostTensor, Op, Result, Shape, Spec, Timing};
 
 use crate::Tensor;
 
@@ -42,8 +42,14 @@ impl Backend for Cpu {
         0
     }
 
-    fn alloc(&self, bytes: u64, _label: &str) -> Result<CpuBuffer> {
-        Ok(Rc::new(RefCell::new(vec![0; bytes as usize])))
+    /// Host memory, refused with an error (not an abort) when the system has none to give.
+    fn alloc(&self, bytes: u64, label: &str) -> Result<CpuBuffer> {
+        let mut buffer = Vec::new();
+        let refused = || Error::OutOfMemory { context: format!(" allocating {bytes} bytes for `{label}` on the CPU") };
+        let len = usize::try_from(bytes).map_err(|_| refused())?;
+        buffer.try_reserve_exact(len).map_err(|_| refused())?;
+        buffer.resize(len, 0);
+        Ok(Rc::new(RefCell::new(buffer)))
     }
 
     fn write(&self, buffer: &CpuBuffer, bytes: &[u8]) -> Result<()> {

@@ -70,6 +70,7 @@ impl Graph {
     pub fn push(&mut self, op: Op, inputs: &[Value]) -> Result<Value> {
         let described: Vec<_> = inputs.iter().map(|v| (&self.nodes[v.0].shape, self.nodes[v.0].dtype)).collect();
         let (shape, dtype) = op.output(&described)?;
+        shape.check_size(op.name())?;
         for &i in op.updated_inputs() {
             if self.nodes[inputs[i].0].op != Op::Variable {
                 return Err(Error::attribute(

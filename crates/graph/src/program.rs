@@ -37,6 +37,9 @@ impl<B: Backend> Program<B> {
     /// contents, or zeros; refusing one it holds with another shape), plans memory, allocates
     /// the program's buffers and prepares every kernel.
     pub fn compile(store: &mut Store<B>, graph: &Graph, outputs: &[Value]) -> Result<Self> {
+        for (i, node) in graph.nodes().iter().enumerate() {
+            node.shape.check_size(&format!("node {i} ({} `{}`)", node.op.name(), node.name))?;
+        }
         for node in graph.nodes().iter().filter(|n| n.op.role() == Role::Variable) {
             store.declare(&node.name, &node.shape, node.dtype, node.init.as_ref())?;
         }

@@ -29,25 +29,41 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Reads an IDX file, decompressing it when it starts with the gzip magic bytes.
+/// Reads an IDX file, decompressing it when it starts with the gzip magic bytes. What is
+/// read is bounded by what the header declares: a compressed stream is decompressed no further
+/// than the header's size (so a small file cannot make it allocate without bound), and a
+/// declared size that does not fit memory is refused.
 pub fn read_idx(path: &Path) -> Result<IdxArray, IdxError> {
     let raw = std::fs::read(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => IdxError::Missing { path: path.into() },
         _ => IdxError::Io { path: path.into(), source },
     })?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|source| IdxError::Gzip { path: path.into(), source })?;
-        out
-    } else {
-        raw
-    };
-    parse(path, &bytes)
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return parse(path, &raw);
+    }
+    let gzip = |source| IdxError::Gzip { path: path.into(), source };
+    let mut stream = flate2::read::GzDecoder::new(raw.as_slice());
+    let mut head = vec![0u8; 4];
+    read_up_to(&mut stream, &mut head).map_err(gzip)?;
+    let ndims = if head.len() == 4 { head[3] as usize } else { 0 };
+    let mut dims = vec![0u8; 4 * ndims];
+    read_up_to(&mut stream, &mut dims).map_err(gzip)?;
+    head.extend_from_slice(&dims);
+    let expected = header(path, &head)?.1;
+    // The data, read as it comes: the buffer grows with what the stream actually holds.
+    stream.take((expected - head.len()) as u64).read_to_end(&mut head).map_err(gzip)?;
+    parse(path, &head)
 }
 
-fn parse(path: &Path, bytes: &[u8]) -> Result<IdxArray, IdxError> {
+/// Reads into `buffer` until it is full or the stream ends; keeps what was read.
+fn read_up_to(stream: &mut impl Read, buffer: &mut Vec<u8>) -> std::io::Result<()> {
+    let wanted = buffer.len();
+    buffer.clear();
+    stream.take(wanted as u64).read_to_end(buffer).map(|_| ())
+}
+
+/// The dims an IDX header declares, and the file's whole size: header and data.
+fn header(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, usize), IdxError> {
     let format = |message: String| IdxError::Format { path: path.into(), message };
     let truncated = |expected: usize| IdxError::Truncated { path: path.into(), expected, found: bytes.len() };
     if bytes.len() < 4 {
@@ -66,10 +82,19 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<IdxArray, IdxError> {
     }
     let dims: Vec<usize> =
         bytes[4..header].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
-    let expected = header + dims.iter().product::<usize>();
+    let size = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).and_then(|n| n.checked_add(header));
+    let size = size
+        .filter(|&n| n <= isize::MAX as usize)
+        .ok_or_else(|| format(format!("its header declares dimensions {dims:?}, more bytes than any memory holds")))?;
+    Ok((dims, size))
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<IdxArray, IdxError> {
+    let (dims, expected) = header(path, bytes)?;
     if bytes.len() < expected {
-        return Err(truncated(expected));
+        return Err(IdxError::Truncated { path: path.into(), expected, found: bytes.len() });
     }
+    let header = 4 + 4 * dims.len();
     Ok(IdxArray { dims, data: bytes[header..expected].to_vec() })
 }
 
