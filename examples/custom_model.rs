@@ -6,8 +6,8 @@
 use kiln::core::{Adam, DType, HostTensor};
 use kiln::graph::Executor;
 use kiln::kernels::GpuBackend;
-use kiln::models::{Layers, Optimizer, Task, add_training};
 use kiln::nn::{DEFAULT_DIR, FashionMnist, shuffled_indices};
+use kiln::nn::{Layers, Optimizer, Task};
 
 const BATCH: usize = 64;
 const STEPS: usize = 300;
@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x = l.flatten(x)?;
     let logits = l.linear("fc", x, 10)?;
     let mut model = l.finish(images, logits, Task::Classes)?;
-    add_training(&mut model, Optimizer::Adam(Adam::new(1e-3)))?;
+    model.add_training(Optimizer::Adam(Adam::new(1e-3)))?;
 
     let gpu = kiln::gpu::Gpu::new_blocking()?;
     println!("training on {}", gpu.description());

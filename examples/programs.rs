@@ -7,8 +7,10 @@
 use kiln::core::{Adam, Backend, HostTensor, Result, Sgd};
 use kiln::graph::{Program, Store};
 use kiln::kernels::GpuBackend;
-use kiln::models::{Classifier, build};
-use kiln::nn::{DEFAULT_DIR, Dataset, FashionMnist, Optimizer, ParamGroup, minimize, shuffled_indices};
+use kiln::nn::{
+    DEFAULT_DIR, Dataset, FashionMnist, Model, ModelSpec, Optimizer, ParamGroup, argmax, build, minimize,
+    shuffled_indices,
+};
 
 const BATCH: usize = 64;
 const EVAL_BATCH: usize = 1000;
@@ -22,13 +24,13 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let mut store = Store::new(GpuBackend::new(gpu));
 
     // Training: every parameter of the MLP with Adam.
-    let mut train = build("mlp", BATCH, pixels, true, 1)?;
+    let mut train = build(&ModelSpec::named("mlp"), BATCH, pixels, true, 1)?;
     let everything = ParamGroup { params: train.params.clone(), optimizer: Optimizer::Adam(Adam::new(1e-3)) };
-    minimize(&mut train.graph, train.loss, &[everything])?;
+    minimize(&mut train.graph, train.loss, &[everything], None)?;
     let train_program = Program::compile(&mut store, &train.graph, &[train.loss])?;
 
     // Evaluation at batch 1000 in eval mode: a second graph binding the same weights by name.
-    let eval = build("mlp", EVAL_BATCH, pixels, false, 1)?;
+    let eval = build(&ModelSpec::named("mlp"), EVAL_BATCH, pixels, false, 1)?;
     let eval_program = Program::compile(&mut store, &eval.graph, &[eval.logits])?;
 
     steps(&mut store, &train_program, &train, &data.train, 400, 1)?;
@@ -36,10 +38,10 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     println!("after 400 steps of Adam: test accuracy {accuracy:.4}");
 
     // Fine-tune: the hidden layer frozen, the head trained by SGD with momentum.
-    let mut tune = build("mlp", BATCH, pixels, true, 1)?;
+    let mut tune = build(&ModelSpec::named("mlp"), BATCH, pixels, true, 1)?;
     let head: Vec<_> = tune.params.iter().copied().filter(|&p| tune.graph.node(p).name.starts_with("fc1")).collect();
     let sgd = Optimizer::Sgd(Sgd::new(0.03, 0.9, 0.0));
-    minimize(&mut tune.graph, tune.loss, &[ParamGroup { params: head, optimizer: sgd }])?;
+    minimize(&mut tune.graph, tune.loss, &[ParamGroup { params: head, optimizer: sgd }], None)?;
     let tune_program = Program::compile(&mut store, &tune.graph, &[tune.loss])?;
     let hidden_before = store.read(&["fc0.weight"])?;
     steps(&mut store, &tune_program, &tune, &data.train, 200, 2)?;
@@ -59,7 +61,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 fn steps<B: Backend>(
     store: &mut Store<B>,
     program: &Program<B>,
-    model: &Classifier,
+    model: &Model,
     set: &Dataset,
     count: usize,
     seed: u64,
@@ -74,7 +76,7 @@ fn steps<B: Backend>(
 }
 
 /// The fraction of `set` the evaluation program classifies right, 1000 images a submission.
-fn evaluate<B: Backend>(store: &mut Store<B>, program: &Program<B>, model: &Classifier, set: &Dataset) -> Result<f64> {
+fn evaluate<B: Backend>(store: &mut Store<B>, program: &Program<B>, model: &Model, set: &Dataset) -> Result<f64> {
     let mut correct = 0;
     let indices: Vec<usize> = (0..set.len()).collect();
     for chunk in indices.chunks_exact(EVAL_BATCH) {
@@ -83,7 +85,7 @@ fn evaluate<B: Backend>(store: &mut Store<B>, program: &Program<B>, model: &Clas
         program.set(model.labels, &HostTensor::i32(vec![EVAL_BATCH], labels.clone())?)?;
         let logits = program.run(store, &[model.logits])?.remove(0);
         let rows = logits.as_f32()?.chunks(10);
-        correct += rows.zip(&labels).filter(|(row, label)| kiln::train::argmax(row) == **label as usize).count();
+        correct += rows.zip(&labels).filter(|(row, label)| argmax(row) == **label as usize).count();
     }
     Ok(correct as f64 / set.len() as f64)
 }

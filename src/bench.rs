@@ -149,8 +149,14 @@ pub fn json(adapter: &wgpu::AdapterInfo, results: &[Figure]) -> serde_json::Valu
 /// step, in samples/s.
 pub fn train_step<B: Backend + Clone>(backend: &B) -> Result<Vec<Figure>> {
     const BATCH: usize = 64;
-    let mut model = crate::models::cnn(BATCH, 28, 10, 1)?;
-    crate::models::add_training(&mut model, crate::models::Optimizer::Adam(kiln_core::Adam::new(1e-3)))?;
+    let mut model = kiln_nn::cnn(BATCH, 28, 1)?;
+    let optimizer = kiln_nn::Optimizer::Adam(kiln_core::Adam::new(1e-3));
+    kiln_nn::minimize(
+        &mut model.graph,
+        model.loss,
+        &[kiln_nn::ParamGroup { params: model.params.clone(), optimizer }],
+        None,
+    )?;
     let mut exec = Executor::compile(backend.clone(), &model.graph, &[model.loss])?;
     let (images, labels) = random_batch(BATCH)?;
     let seconds = time(5, 30, || {
@@ -165,28 +171,19 @@ pub fn train_step<B: Backend + Clone>(backend: &B) -> Result<Vec<Figure>> {
 /// W5: one epoch (937 full batches of 64, fixed-seed shuffle) of the reference CNN on
 /// Fashion-MNIST, then the test accuracy; run once.
 pub fn epoch<B: Backend + Clone + 'static>(backend: &B, data: &std::path::Path) -> Result<Vec<Figure>> {
-    let opts = crate::train::TrainOptions {
-        model: "cnn".into(),
-        optimizer: crate::train::OptimizerKind::Adam,
+    let config = kiln_nn::TrainConfig {
+        model: kiln_nn::ModelSpec::named("cnn"),
+        optimizer: kiln_nn::OptimizerKind::Adam,
         lr: 1e-3,
-        schedule: crate::train::ScheduleKind::Constant,
         batch: 64,
-        epochs: 1,
-        steps: None,
-        seed: 1,
-        data: data.to_path_buf(),
-        device: crate::train::Device::Gpu,
-        progress: true,
+        epochs: Some(1),
         validation: 0,
-        patience: None,
-        checkpoint: None,
-        resume: None,
-        plots: None,
-        augment: false,
-        metrics_json: None,
+        ..kiln_nn::TrainConfig::default()
     };
-    let _ = backend;
-    let metrics = crate::train::train(&opts)?;
+    let data = kiln_nn::FashionMnist::load(data).map_err(|e| kiln_core::Error::data("dataset", e.to_string()))?;
+    struct Quiet;
+    impl<B: Backend> kiln_nn::Progress<B> for Quiet {}
+    let metrics = kiln_nn::train(backend.clone(), &config, &data, &mut Quiet)?.metrics;
     let once = |name: &str, unit, v: f64| summary("W5", name, unit, vec![v]);
     Ok(vec![
         once("epoch_cnn_test_accuracy", "fraction", metrics.test_accuracy.unwrap_or(f64::NAN)),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use kiln_core::{Backend, HostTensor, Result, Shape};
 use kiln_cpu::{Tensor, interpret};
-use kiln_graph::{Executor, Graph, Program, Store, Value};
+use kiln_graph::{Executor, Graph, Value};
 
 /// One node's comparison.
 #[derive(Clone, Debug)]
@@ -85,16 +85,18 @@ fn relative_error(got: &[f64], want: &[f64]) -> f64 {
 /// A model's training graph (forward, backward and Adam updates) at a small batch, with
 /// seeded random inputs, for `kiln check --graph`.
 pub fn sample_training_graph(model: &str, seed: u64) -> Result<(Graph, HashMap<Value, HostTensor>)> {
-    use crate::models::{Optimizer, add_training, cnn, mlp};
+    use kiln_nn::{Optimizer, ParamGroup, cnn, minimize, mlp};
     let batch = 2;
     let mut classifier = match model {
         "mlp" => mlp(batch, &[784, 100, 10], seed)?,
-        "cnn" => cnn(batch, 28, 10, seed)?,
+        "cnn" => cnn(batch, 28, seed)?,
         other => {
             return Err(kiln_core::Error::Unsupported(format!("--graph {other}: the sample models are mlp and cnn")));
         }
     };
-    add_training(&mut classifier, Optimizer::Adam(kiln_core::Adam::new(1e-3)))?;
+    let group =
+        ParamGroup { params: classifier.params.clone(), optimizer: Optimizer::Adam(kiln_core::Adam::new(1e-3)) };
+    minimize(&mut classifier.graph, classifier.loss, &[group], None)?;
     let pixels = classifier.graph.shape(classifier.images).clone();
     let images = (0..pixels.numel()).map(|i| ((i as u64 * 2_654_435_761 + seed) % 256) as f32 / 255.0).collect();
     let labels = (0..batch).map(|i| ((i as u64 * 7 + seed) % 10) as i32).collect();
@@ -103,33 +105,4 @@ pub fn sample_training_graph(model: &str, seed: u64) -> Result<(Graph, HashMap<V
         (classifier.labels, HostTensor::i32(vec![batch], labels)?),
     ]);
     Ok((classifier.graph, feeds))
-}
-
-/// The first node of `graph`, in order, whose value holds NaN or infinity when `graph` runs
-/// once over `store` with `inputs`, described by index, op, shape and (for a variable) name;
-/// `None` when every value is finite.
-pub fn first_non_finite<B: Backend>(
-    store: &mut Store<B>,
-    graph: &Graph,
-    inputs: &[(Value, &HostTensor)],
-) -> Result<Option<String>> {
-    let values: Vec<Value> =
-        (0..graph.nodes().len()).map(Value).filter(|&v| graph.node(v).op.updated_inputs().is_empty()).collect();
-    let program = Program::compile(store, graph, &values)?;
-    for (v, tensor) in inputs {
-        program.set(*v, tensor)?;
-    }
-    let got = program.run(store, &values)?;
-    let found = values.iter().zip(&got).find(|(_, t)| t.as_f32().is_ok_and(|x| x.iter().any(|v| !v.is_finite())));
-    Ok(found.map(|(&v, _)| {
-        let node = graph.node(v);
-        match node.op.role() {
-            kiln_core::Role::Variable => {
-                format!("variable `{}` {} itself (an update has already made it non-finite)", node.name, node.shape)
-            }
-            kiln_core::Role::Input | kiln_core::Role::View | kiln_core::Role::Kernel => {
-                format!("node {} ({}) {}", v.0, node.op.name(), node.shape)
-            }
-        }
-    }))
 }

@@ -1,19 +1,16 @@
-//! Kiln: a deep-learning compute engine on WebGPU. This facade re-exports the crates and holds
-//! what the `kiln` command line shares with tests: golden-case checking and model training.
+//! Kiln: a deep-learning compute engine on WebGPU. This facade re-exports the crates (the
+//! library a host application uses is `kiln::nn` over `kiln::graph`), holds the developer's
+//! tools (golden-case checking, the divergence finder, benchmarks, the profiler, the operator
+//! matrix), and the command line's own module tree (`cli`).
 
 pub mod bench;
 pub mod check;
-pub mod checkpoint;
+pub mod cli;
 pub mod diverge;
-pub mod files;
 pub mod golden;
-pub mod models;
 pub mod ops;
-pub mod plot;
-pub mod predict;
 pub mod profile;
 pub mod support;
-pub mod train;
 
 pub use kiln_core as core;
 pub use kiln_cpu as cpu;

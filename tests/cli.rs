@@ -51,7 +51,9 @@ fn a_missing_dataset_says_how_to_get_it() {
 fn check_graph_compares_a_training_step_node_by_node() {
     let (ok, text) = kiln(&["check", "--graph", "cnn", "--device", "gpu"]);
     assert!(ok, "{text}");
-    assert!(text.contains("nodes agree within 1e-4"), "{text}");
+    assert!(text.contains("[gpu]") && text.contains("nodes agree within 1e-4"), "{text}");
+    let (ok, text) = kiln(&["check", "--graph", "mlp", "--device", "both"]);
+    assert!(ok && text.contains("[cpu]") && text.contains("[gpu]"), "both devices compared: {text}");
     let (ok, text) = kiln(&["check", "--graph", "resnet"]);
     assert!(!ok && text.contains("the sample models are mlp and cnn"), "{text}");
 }

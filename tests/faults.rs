@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use kiln::checkpoint::Checkpoint;
+use kiln::nn::Checkpoint;
 
 fn train(data: &Path, checkpoint: &Path, resume: bool) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));

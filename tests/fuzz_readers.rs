@@ -38,7 +38,7 @@ fn seeds(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
     let mut jpeg = Vec::new();
     let rgb = image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 16) as u8, (y * 16) as u8, 7]));
     image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(&rgb).expect("jpeg");
-    let mut checkpoint = kiln::checkpoint::Checkpoint {
+    let mut checkpoint = kiln::nn::Checkpoint {
         tensors: Default::default(),
         counters: [("w.step".to_string(), 3)].into_iter().collect(),
         metadata: [("model".to_string(), "mlp".to_string())].into_iter().collect(),
@@ -64,13 +64,13 @@ fn read(kind: &str, bytes: &[u8], path: &Path) {
     // own working buffers beside.
     let raw = 8 * bytes.len() + MIB;
     let gzip = 4 * 1032 * bytes.len() + 4 * MIB;
-    let image = 2 * kiln::predict::decode_budget(bytes.len()) as usize + MIB;
+    let image = 2 * kiln::cli::predict::decode_budget(bytes.len()) as usize + MIB;
     match kind {
-        "checkpoint" => drop(capped(raw, || kiln::checkpoint::Checkpoint::load(path))),
+        "checkpoint" => drop(capped(raw, || kiln::nn::Checkpoint::load(path))),
         "golden" => drop(capped(raw, || kiln::golden::Case::load(path))),
         "idx" => drop(capped(raw, || kiln::nn::read_idx(path))),
         "idx.gz" => drop(capped(gzip, || kiln::nn::read_idx(path))),
-        _ => drop(capped(image, || kiln::predict::load_image(path, 28, kiln::predict::Invert::Auto))),
+        _ => drop(capped(image, || kiln::cli::predict::load_image(path, 28, kiln::cli::predict::Invert::Auto))),
     }
 }
 

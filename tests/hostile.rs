@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kiln::checkpoint::Checkpoint;
+use kiln::nn::Checkpoint;
 
 /// Runs `kiln` with `args` and `env`: whether it succeeded, and what it printed.
 fn kiln(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
@@ -53,8 +53,8 @@ fn training_options_that_make_no_sense_are_refused_by_name() {
         (vec!["--epochs", "-2"], vec!["--epochs"]),
         (vec!["--model", "resnet"], vec!["resnet", "the models are"]),
         (vec!["--optimizer", "lbfgs"], vec!["lbfgs"]),
-        (vec!["--batch", "100000"], vec!["--batch 100000"]),
-        (vec!["--validation", "600"], vec!["--validation 600"]),
+        (vec!["--batch", "100000"], vec!["--batch", "100000"]),
+        (vec!["--validation", "600"], vec!["--validation", "600"]),
         (vec!["--data", "/nonexistent"], vec!["apt-get install dataset-fashion-mnist"]),
         (vec!["--resume", "/nonexistent/run.st"], vec!["/nonexistent/run.st"]),
         (vec!["--checkpoint", "/nonexistent/folder/run.st"], vec!["/nonexistent/folder"]),
@@ -97,22 +97,25 @@ fn outputs_that_would_overwrite_each_other_are_refused_before_training() {
 fn a_second_writer_of_one_checkpoint_is_refused() {
     let dir = scratch("lock");
     let path = dir.join("run.st");
-    let _held = kiln::files::WriterLock::acquire(&path).expect("first writer");
+    let _held = kiln::nn::files::WriterLock::acquire(&path).expect("first writer");
     let data = data();
-    let text = kiln::train::train(&kiln::train::TrainOptions { checkpoint: Some(path.clone()), ..options(&data) })
-        .expect_err("a second writer")
-        .to_string();
+    let text = kiln::cli::train::train(
+        &kiln::cli::train::TrainArgs { checkpoint: Some(path.clone()), ..options(&data) },
+        false,
+    )
+    .expect_err("a second writer")
+    .to_string();
     assert!(text.contains("is being written by process") && text.contains(&std::process::id().to_string()), "{text}");
     assert!(!path.exists(), "nothing written");
 }
 
 /// A short run's options on the synthetic data.
-fn options(data: &str) -> kiln::train::TrainOptions {
+fn options(data: &str) -> kiln::cli::train::TrainArgs {
     use clap::Parser;
     #[derive(Parser)]
     struct Wrapper {
         #[command(flatten)]
-        opts: kiln::train::TrainOptions,
+        opts: kiln::cli::train::TrainArgs,
     }
     Wrapper::parse_from(["kiln", "--data", data, "--validation", "200", "--batch", "50", "--epochs", "1"]).opts
 }
@@ -163,8 +166,11 @@ fn predict_refuses_files_that_are_not_what_it_needs() {
     let dir = scratch("predict");
     let data = data();
     let checkpoint = dir.join("mlp.st");
-    kiln::train::train(&kiln::train::TrainOptions { checkpoint: Some(checkpoint.clone()), ..options(&data) })
-        .expect("trains");
+    kiln::cli::train::train(
+        &kiln::cli::train::TrainArgs { checkpoint: Some(checkpoint.clone()), ..options(&data) },
+        false,
+    )
+    .expect("trains");
     let ok_image = dir.join("stripes.png");
     image::GrayImage::from_fn(24, 24, |_, y| image::Luma([if y % 6 < 2 { 220 } else { 30 }]))
         .save(&ok_image)
@@ -211,7 +217,7 @@ fn an_image_drawn_only_in_its_alpha_channel_keeps_its_shape() {
     let bar = |x: u32, y: u32| (10..18).contains(&x) && (4..24).contains(&y);
     let image = image::RgbaImage::from_fn(28, 28, |x, y| image::Rgba([0, 0, 0, if bar(x, y) { 255 } else { 0 }]));
     image.save(&path).expect("png");
-    let seen = kiln::predict::load_image(&path, 28, kiln::predict::Invert::Auto).expect("reads");
+    let seen = kiln::cli::predict::load_image(&path, 28, kiln::cli::predict::Invert::Auto).expect("reads");
     assert!(seen.inverted && !seen.unsure, "a dark bar over a white (transparent) background is inverted");
     let bar: f32 = (4..24).map(|r| seen.pixels[r * 28 + 14]).sum::<f32>() / 20.0;
     let edge: f32 = (0..28).map(|r| seen.pixels[r * 28]).sum::<f32>() / 28.0;
@@ -237,7 +243,7 @@ fn bright_fashion_mnist_items_are_not_inverted_and_light_backgrounds_are() {
         for invert in [false, true] {
             let path = dir.join(format!("{i}-{invert}.png"));
             image::GrayImage::from_raw(28, 28, as_bytes(invert)).expect("image").save(&path).expect("png");
-            let seen = kiln::predict::load_image(&path, 28, kiln::predict::Invert::Auto).expect("reads");
+            let seen = kiln::cli::predict::load_image(&path, 28, kiln::cli::predict::Invert::Auto).expect("reads");
             assert_eq!(seen.inverted, invert, "test image {i}, stored inverted: {invert}");
             let error = seen.pixels.iter().zip(&pixels).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(error < 0.01, "test image {i} reads back as the model's input (off by {error})");
@@ -247,10 +253,10 @@ fn bright_fashion_mnist_items_are_not_inverted_and_light_backgrounds_are() {
 
 #[test]
 fn probabilities_never_claim_certainty() {
-    assert_eq!(kiln::predict::percent(0.99999), ">99.9%");
-    assert_eq!(kiln::predict::percent(1.0), ">99.9%");
-    assert_eq!(kiln::predict::percent(0.9994), "99.9%");
-    assert_eq!(kiln::predict::percent(0.5), "50.0%");
+    assert_eq!(kiln::cli::predict::percent(0.99999), ">99.9%");
+    assert_eq!(kiln::cli::predict::percent(1.0), ">99.9%");
+    assert_eq!(kiln::cli::predict::percent(0.9994), "99.9%");
+    assert_eq!(kiln::cli::predict::percent(0.5), "50.0%");
 }
 
 #[test]
@@ -314,8 +320,32 @@ fn a_golden_case_with_a_nan_reference_or_no_elements_fails_without_stopping_the_
 #[test]
 fn a_diverging_run_names_the_step_and_the_first_non_finite_value() {
     let data = data();
-    let text =
-        kiln::train::train(&kiln::train::TrainOptions { lr: 1e9, ..options(&data) }).expect_err("diverges").to_string();
+    let text = kiln::cli::train::train(&kiln::cli::train::TrainArgs { lr: 1e9, ..options(&data) }, false)
+        .expect_err("diverges")
+        .to_string();
     assert!(text.contains("loss became") && text.contains("step") && text.contains("--lr"), "{text}");
     assert!(text.contains("non-finite") && text.contains("fc"), "names a node or a parameter: {text}");
+}
+
+#[test]
+fn a_step_longer_than_the_timeout_fails_with_a_timeout_on_every_backend() {
+    let adapters: Vec<(&str, bool)> = ["vulkan", "gl"]
+        .into_iter()
+        .filter_map(|backend| {
+            let choice = kiln::gpu::AdapterChoice { backend: Some(backend.to_string()), name: None };
+            let (_, adapter) = pollster::block_on(choice.pick()).ok()?;
+            Some((backend, adapter.get_info().device_type == wgpu::DeviceType::Cpu))
+        })
+        .collect();
+    assert!(!adapters.is_empty(), "no Vulkan or OpenGL adapter to try");
+    for (backend, cpu) in adapters {
+        // A 2048³ product takes far longer than 10 ms on a CPU adapter; on OpenGL the driver
+        // computes inside the submission, which used to ignore the bound. A real GPU may finish
+        // in time: then it must simply succeed.
+        let (ok, text) =
+            kiln(&["bench", "--workloads", "W1"], &[("KILN_TIMEOUT_SECS", "0.01"), ("KILN_BACKEND", backend)]);
+        let timed_out = !ok && text.contains("timed out after 0.01 s");
+        assert!(timed_out || (ok && !cpu), "{backend}: {text}");
+        assert!(!text.contains("panicked"), "{backend}: {text}");
+    }
 }

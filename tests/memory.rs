@@ -5,13 +5,13 @@
 use kiln::gpu::Gpu;
 use kiln::graph::{Program, Store};
 use kiln::kernels::GpuBackend;
-use kiln::models::{Optimizer, add_training, build};
+use kiln::nn::{ModelSpec, Optimizer, build};
 
 fn allocations_match_the_plan(model: &str) {
     // A device of its own, so that no other test's buffers come and go meanwhile.
     let gpu = Gpu::new_blocking().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
-    let mut classifier = build(model, 64, 784, true, 1).expect("model");
-    add_training(&mut classifier, Optimizer::Adam(kiln::core::Adam::new(1e-3))).expect("training graph");
+    let mut classifier = build(&ModelSpec::named(model), 64, 784, true, 1).expect("model");
+    classifier.add_training(Optimizer::Adam(kiln::core::Adam::new(1e-3))).expect("training graph");
     let (before, _) = gpu.buffer_bytes();
     let mut store = Store::new(GpuBackend::new(gpu.clone()));
     let program = Program::compile(&mut store, &classifier.graph, &[classifier.loss]).expect("compile");

@@ -7,8 +7,8 @@ mod common;
 
 use kiln::core::{Adam, Backend, Error, HostTensor, Sgd};
 use kiln::graph::{Executor, Graph, Program, Store};
-use kiln::models::{Classifier, mlp};
 use kiln::nn::{GradientSink, Optimizer, ParamGroup, apply_gradients, minimize, store_gradients};
+use kiln::nn::{Model, mlp};
 
 const SIZES: [usize; 3] = [12, 9, 4];
 
@@ -18,14 +18,14 @@ fn batch(rows: usize, seed: u64) -> (HostTensor, HostTensor) {
     (images, HostTensor::i32(vec![rows], labels).expect("labels"))
 }
 
-fn feed<B: Backend>(program: &Program<B>, model: &Classifier, rows: usize, seed: u64) {
+fn feed<B: Backend>(program: &Program<B>, model: &Model, rows: usize, seed: u64) {
     let (images, labels) = batch(rows, seed);
     program.set(model.images, &images).expect("images");
     program.set(model.labels, &labels).expect("labels");
 }
 
 /// The parameters' names, in the model's order.
-fn names(model: &Classifier) -> Vec<String> {
+fn names(model: &Model) -> Vec<String> {
     model.params.iter().map(|&p| model.graph.node(p).name.clone()).collect()
 }
 
@@ -37,7 +37,7 @@ fn read<B: Backend>(store: &Store<B>, names: &[String]) -> Vec<Vec<f32>> {
 fn two_programs_share_the_weights<B: Backend>(backend: B) {
     let mut store = Store::new(backend.clone());
     let mut train = mlp(8, &SIZES, 5).expect("model");
-    minimize(&mut train.graph, train.loss, &[ParamGroup { params: train.params.clone(), optimizer: ADAM }])
+    minimize(&mut train.graph, train.loss, &[ParamGroup { params: train.params.clone(), optimizer: ADAM }], None)
         .expect("training graph");
     let train_program = Program::compile(&mut store, &train.graph, &[train.loss]).expect("compile");
     let eval = mlp(5, &SIZES, 99).expect("eval model");
@@ -89,7 +89,7 @@ struct HostMlp {
 }
 
 impl HostMlp {
-    fn from(model: &Classifier) -> Self {
+    fn from(model: &Model) -> Self {
         let params: Vec<Vec<f64>> = model
             .params
             .iter()
@@ -178,7 +178,7 @@ fn chosen_updates<B: Backend>(backend: B, groups: &[(&[usize], Optimizer)], step
             ParamGroup { params: indices.iter().map(|&i| model.params[i]).collect(), optimizer }
         })
         .collect();
-    minimize(&mut model.graph, model.loss, &param_groups).expect("training graph");
+    minimize(&mut model.graph, model.loss, &param_groups, None).expect("training graph");
     let mut store = Store::new(backend);
     let program = Program::compile(&mut store, &model.graph, &[model.loss]).expect("compile");
     for step in 0..steps {
@@ -230,7 +230,7 @@ fn a_parameter_in_two_groups_is_refused() {
         ParamGroup { params: model.params.clone(), optimizer: ADAM },
         ParamGroup { params: vec![model.params[0]], optimizer: SGD_MOMENTUM },
     ];
-    let message = minimize(&mut model.graph, model.loss, &groups).expect_err("refused").to_string();
+    let message = minimize(&mut model.graph, model.loss, &groups, None).expect_err("refused").to_string();
     assert!(message.contains("fc0.weight") && message.contains("more than one group"), "{message}");
 }
 
@@ -240,9 +240,9 @@ fn a_parameter_in_two_groups_is_refused() {
 fn split_step_equals_fused_step<B: Backend>(backend: B) {
     const FULL: usize = 16;
     let mut fused = mlp(FULL, &SIZES, 21).expect("model");
-    let all = |m: &Classifier| vec![ParamGroup { params: m.params.clone(), optimizer: ADAM }];
+    let all = |m: &Model| vec![ParamGroup { params: m.params.clone(), optimizer: ADAM }];
     let groups = all(&fused);
-    minimize(&mut fused.graph, fused.loss, &groups).expect("fused");
+    minimize(&mut fused.graph, fused.loss, &groups, None).expect("fused");
     let mut fused_store = Store::new(backend.clone());
     let fused_program = Program::compile(&mut fused_store, &fused.graph, &[fused.loss]).expect("compile");
 
@@ -331,7 +331,7 @@ fn misuse_gets_errors_of_its_own() {
 fn counters_advance_with_the_updates_that_run() {
     let mut model = mlp(4, &SIZES, 1).expect("model");
     let groups = [ParamGroup { params: model.params[2..].to_vec(), optimizer: ADAM }];
-    minimize(&mut model.graph, model.loss, &groups).expect("training graph");
+    minimize(&mut model.graph, model.loss, &groups, None).expect("training graph");
     let mut store = Store::new(kiln::cpu::Cpu);
     let program = Program::compile(&mut store, &model.graph, &[]).expect("compile");
     feed(&program, &model, 4, 1);

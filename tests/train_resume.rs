@@ -1,64 +1,88 @@
-//! `kiln train` as a library: a run resumed from its checkpoint continues exactly as the run
-//! that never stopped (same losses and accuracies, epoch by epoch), checkpoints are complete
-//! files, and every model learns on the GPU. The data is `common::synthetic_data`, so the
-//! test is quick.
+//! The trainer (`kiln::nn::train`) and the `kiln train` options over it: a run stopped and
+//! resumed from its checkpoint continues exactly as the run that never stopped; a resumed run
+//! refuses changed settings by name; `--steps` runs exactly that many steps across epochs and
+//! `--epochs` with it stops at whichever comes first, saying which; `--patience` keeps the best
+//! epoch; every optimizer and every model learns, and the pictures are drawn. The data is
+//! `common::synthetic_data` (12×12 images), so the tests are quick.
 
 mod common;
 
 use std::path::PathBuf;
 
-use kiln::train::{Device, EpochRow, OptimizerKind, ScheduleKind, TrainOptions, train};
+use kiln::cli::train::TrainArgs;
+use kiln::core::{Backend, Error, Result};
+use kiln::nn::{
+    EpochRow, FashionMnist, Metrics, ModelSpec, OptimizerKind, Progress, Run, ScheduleKind, Stop, TrainConfig,
+};
 
-fn options(model: &str, epochs: usize, checkpoint: Option<PathBuf>, resume: Option<PathBuf>) -> TrainOptions {
-    TrainOptions {
-        model: model.into(),
+fn config(model: &str, epochs: usize) -> TrainConfig {
+    TrainConfig {
+        model: ModelSpec::named(model),
         optimizer: OptimizerKind::Adam,
         lr: 1e-2,
         schedule: ScheduleKind::Cosine,
         batch: 50,
-        epochs,
-        steps: None,
+        epochs: Some(epochs),
         seed: 3,
-        data: common::synthetic_data(),
-        device: Device::Gpu,
-        progress: false,
         // 200 held out: 400 training images, eight steps an epoch.
         validation: 200,
-        patience: None,
-        checkpoint,
-        resume,
-        plots: None,
-        augment: false,
-        metrics_json: None,
+        ..TrainConfig::default()
     }
+}
+
+/// Hears nothing; or, with a limit, stops the run after that many epochs, as a kill would.
+#[derive(Default)]
+struct Listener {
+    stop_after: Option<usize>,
+    notes: Vec<String>,
+}
+
+impl<B: Backend> Progress<B> for Listener {
+    fn epoch(&mut self, row: &EpochRow, _run: &mut Run<'_, B>) -> Result<()> {
+        match self.stop_after {
+            Some(limit) if row.epoch >= limit => Err(Error::data("test", "stopped")),
+            _ => Ok(()),
+        }
+    }
+
+    fn note(&mut self, text: &str) {
+        self.notes.push(text.into());
+    }
+}
+
+fn data() -> FashionMnist {
+    FashionMnist::load(&common::synthetic_data()).expect("synthetic data")
+}
+
+fn train(config: &TrainConfig) -> Result<Metrics> {
+    kiln::nn::train(common::gpu(), config, &data(), &mut Listener::default()).map(|t| t.metrics)
 }
 
 fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("kiln-{name}-{}.safetensors", std::process::id()))
 }
 
-fn curve(rows: &[EpochRow]) -> Vec<(f64, Option<f64>, Option<f64>)> {
-    rows.iter().map(|r| (r.train_loss, r.test_accuracy, r.validation_accuracy)).collect()
+/// Every figure of each epoch but its wall-clock time.
+fn curve(rows: &[EpochRow]) -> Vec<EpochRow> {
+    rows.iter().map(|r| EpochRow { seconds: 0.0, ..r.clone() }).collect()
 }
 
 #[test]
 fn a_resumed_run_continues_exactly_like_an_uninterrupted_one() {
-    // With augmentation too: its flips and shifts are drawn per step from the seed.
-    let run = |epochs, steps, checkpoint, resume| {
-        train(&TrainOptions { steps, augment: true, ..options("cnn-bn", epochs, checkpoint, resume) })
-    };
-    let whole = run(3, None, None, None).expect("three epochs");
+    // With augmentation, dropout and batch norm: flips and shifts are drawn per step from the
+    // seed, masks and Adam's steps from the store's counters.
+    let settings = TrainConfig { augment: true, ..config("cnn-bn", 3) };
+    let whole = train(&settings).expect("three epochs");
     let path = temp("resume");
-    // The same three-epoch run, killed after its second epoch.
-    let first = run(3, Some(16), Some(path.clone()), None).expect("two epochs");
-    let dir = path.parent().expect("folder");
-    let leftovers = std::fs::read_dir(dir).expect("list").filter_map(|e| e.ok()).any(|e| {
+    let first = TrainConfig { checkpoint: Some(path.clone()), ..settings.clone() };
+    let mut stopper = Listener { stop_after: Some(2), ..Listener::default() };
+    kiln::nn::train(common::gpu(), &first, &data(), &mut stopper).err().expect("stopped after two epochs");
+    let leftovers = std::fs::read_dir(path.parent().expect("folder")).expect("list").filter_map(|e| e.ok()).any(|e| {
         let name = e.file_name().to_string_lossy().into_owned();
         name.ends_with(".partial") && name.contains(&format!("kiln-resume-{}", std::process::id()))
     });
     assert!(!leftovers, "the temporary file is renamed away");
-    let rest = run(3, None, None, Some(path.clone())).expect("resumed");
-    assert_eq!(curve(&first.epochs), curve(&whole.epochs[..2]));
+    let rest = train(&TrainConfig { resume: Some(path.clone()), ..settings }).expect("resumed");
     assert_eq!(
         curve(&rest.epochs),
         curve(&whole.epochs),
@@ -68,20 +92,135 @@ fn a_resumed_run_continues_exactly_like_an_uninterrupted_one() {
 }
 
 #[test]
-fn a_checkpoint_of_another_model_is_refused_by_name() {
-    let path = temp("other");
-    train(&options("mlp", 1, Some(path.clone()), None)).expect("one epoch");
-    let text = train(&options("cnn", 2, None, Some(path.clone()))).expect_err("refused").to_string();
-    assert!(text.contains("model mlp, not cnn"), "{text}");
+fn a_resumed_run_refuses_changed_settings_by_name() {
+    let path = temp("settings");
+    train(&TrainConfig { checkpoint: Some(path.clone()), ..config("mlp", 1) }).expect("one epoch");
+    for (changed, setting) in [
+        (config("cnn", 1), "--model mlp, not cnn"),
+        (TrainConfig { lr: 0.5, ..config("mlp", 1) }, "--lr 0.01, not 0.5"),
+        (TrainConfig { batch: 40, ..config("mlp", 1) }, "--batch 50, not 40"),
+        (TrainConfig { seed: 4, ..config("mlp", 1) }, "--seed 3, not 4"),
+        (TrainConfig { optimizer: OptimizerKind::Sgd, ..config("mlp", 1) }, "--optimizer"),
+        (TrainConfig { schedule: ScheduleKind::Step, ..config("mlp", 1) }, "--schedule"),
+        (config("mlp", 2), "--epochs Some(1), not Some(2)"),
+        (TrainConfig { steps: Some(5), ..config("mlp", 1) }, "--steps None, not Some(5)"),
+    ] {
+        let text = train(&TrainConfig { resume: Some(path.clone()), ..changed }).expect_err("refused").to_string();
+        assert!(text.contains(setting) && text.contains("resume"), "{setting}: {text}");
+    }
     let _ = std::fs::remove_file(path);
 }
 
 #[test]
+fn steps_run_across_epochs_and_with_epochs_the_first_limit_ends_the_run() {
+    let mut listener = Listener::default();
+    let steps = TrainConfig { steps: Some(10), epochs: None, ..config("mlp", 1) };
+    let metrics = kiln::nn::train(common::gpu(), &steps, &data(), &mut listener).expect("trains").metrics;
+    assert_eq!(metrics.steps, 10, "exactly the steps asked for");
+    assert_eq!(metrics.epochs.iter().map(|r| r.steps).collect::<Vec<_>>(), [8, 2], "across two epochs");
+    assert_eq!(metrics.stopped_by, Stop::Steps);
+    assert!(listener.notes.iter().any(|n| n.contains("10 steps (--steps)")), "{:?}", listener.notes);
+    let both = train(&TrainConfig { steps: Some(100), epochs: Some(2), ..config("mlp", 1) }).expect("trains");
+    assert_eq!((both.steps, both.stopped_by), (16, Stop::Epochs), "two epochs come before 100 steps");
+    let both = train(&TrainConfig { steps: Some(3), epochs: Some(2), ..config("mlp", 1) }).expect("trains");
+    assert_eq!((both.steps, both.stopped_by), (3, Stop::Steps));
+}
+
+#[test]
+fn patience_keeps_the_best_epoch_and_writes_it_beside_the_checkpoint() {
+    let path = temp("patience");
+    // A learning rate high enough that validation accuracy soon stops improving.
+    let settings = TrainConfig { lr: 0.3, patience: Some(1), checkpoint: Some(path.clone()), ..config("mlp", 12) };
+    let metrics = train(&settings).expect("trains");
+    let best_row = metrics
+        .epochs
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.validation_accuracy.partial_cmp(&b.1.validation_accuracy).expect("finite"))
+        .map(|(i, _)| i + 1)
+        .expect("epochs");
+    assert_eq!(metrics.kept_epoch, best_row);
+    assert_eq!(metrics.test_accuracy, metrics.epochs[best_row - 1].test_accuracy, "the best epoch's test accuracy");
+    let best = kiln::nn::Checkpoint::load(&TrainConfig::best_checkpoint(&path)).expect("best checkpoint");
+    let history: Vec<EpochRow> = serde_json::from_str(best.meta("history").expect("history")).expect("rows");
+    assert_eq!(history.len(), best_row, "the best checkpoint holds the best epoch");
+    assert!(path.exists());
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(TrainConfig::best_checkpoint(&path));
+}
+
+#[test]
+fn every_optimizer_lowers_the_loss() {
+    for (optimizer, lr) in [
+        (OptimizerKind::Sgd, 0.1),
+        (OptimizerKind::Momentum, 0.05),
+        (OptimizerKind::Adagrad, 0.05),
+        (OptimizerKind::Rmsprop, 1e-3),
+        (OptimizerKind::Adam, 3e-3),
+        (OptimizerKind::Adamw, 3e-3),
+    ] {
+        let settings = TrainConfig {
+            optimizer,
+            lr,
+            weight_decay: 1e-4,
+            clip_norm: Some(5.0),
+            schedule: ScheduleKind::Constant,
+            ..config("mlp", 3)
+        };
+        let metrics = train(&settings).unwrap_or_else(|e| panic!("{optimizer:?}: {e}"));
+        let losses: Vec<f64> = metrics.epochs.iter().map(|r| r.train_loss).collect();
+        assert!(losses[2] < losses[0], "{optimizer:?}: {losses:?}");
+    }
+}
+
+/// `kiln train`'s options, parsed as the command line parses them.
+fn args(extra: &[&str]) -> TrainArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+    let data = common::synthetic_data();
+    let base = ["kiln", "--data", data.to_str().expect("utf-8"), "--validation", "200", "--batch", "50", "--seed", "3"];
+    Wrapper::parse_from(base.iter().chain(extra)).args
+}
+
+#[test]
+fn the_mlp_takes_its_shape_from_the_options() {
+    let shaped = args(&[
+        "--hidden",
+        "32,16",
+        "--activation",
+        "gelu",
+        "--dropout",
+        "0.1",
+        "--init",
+        "he",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-2",
+        "--epochs",
+        "5",
+    ]);
+    let model = kiln::nn::build(&shaped.config().model, 4, 144, true, 3).expect("model");
+    let shapes: Vec<String> = model.params.iter().map(|&p| model.graph.shape(p).to_string()).collect();
+    assert_eq!(shapes, ["[32, 144]", "[32]", "[16, 32]", "[16]", "[10, 16]", "[10]"]);
+    let metrics = kiln::cli::train::train(&shaped, false).expect("trains");
+    assert!(metrics.test_accuracy.expect("accuracy") > 0.2, "learns (chance: 0.1): {metrics:?}");
+    let text =
+        kiln::cli::train::train(&args(&["--model", "cnn", "--hidden", "10"]), false).expect_err("refused").to_string();
+    assert!(text.contains("--hidden") && text.contains("mlp only"), "{text}");
+}
+
+#[test]
 fn every_model_learns_and_draws_its_pictures() {
-    for model in kiln::models::MODELS {
+    for model in kiln::nn::MODELS {
         let plots = std::env::temp_dir().join(format!("kiln-plots-{}", std::process::id()));
-        let metrics = train(&TrainOptions { lr: 3e-3, plots: Some(plots.clone()), ..options(model, 5, None, None) })
-            .unwrap_or_else(|e| panic!("{model}: {e}"));
+        let dir = plots.to_str().expect("utf-8");
+        let run = args(&["--model", model, "--optimizer", "adam", "--lr", "3e-3", "--epochs", "5", "--plots", dir]);
+        let metrics = kiln::cli::train::train(&run, false).unwrap_or_else(|e| panic!("{model}: {e}"));
         match (metrics.test_accuracy, metrics.test_mse) {
             (Some(accuracy), _) => {
                 assert!(accuracy > 0.2, "{model}: test accuracy {accuracy} after five epochs (chance: 0.1)")
@@ -93,8 +232,11 @@ fn every_model_learns_and_draws_its_pictures() {
             }
             (None, None) => panic!("{model}: no evaluation"),
         }
-        let history = image::open(plots.join(format!("{model}-history.png"))).expect("a history plot");
-        assert_eq!((history.width(), history.height()), (640, 240));
+        let history = image::open(plots.join(format!("{model}-history.png"))).expect("a history plot").to_rgb8();
+        assert_eq!((history.width(), history.height()), (900, 360));
+        // Something is drawn in each series' colour: the train line (blue) and the test one (red).
+        let drawn = |rgb: [u8; 3]| history.pixels().filter(|p| p.0 == rgb).count();
+        assert!(drawn([31, 119, 180]) > 100 && drawn([214, 39, 40]) > 100, "{model}: lines drawn");
         let filters = plots.join(format!("{model}-filters.png")).exists();
         assert_eq!(filters, !["mlp", "lstm"].contains(model), "{model}: first-layer filters");
         let maps = plots.join(format!("{model}-feature-maps.png")).exists();
@@ -105,19 +247,26 @@ fn every_model_learns_and_draws_its_pictures() {
 #[test]
 fn predict_ranks_three_classes_of_an_image_and_names_a_bad_file() {
     let path = temp("predict");
-    train(&options("mlp", 2, Some(path.clone()), None)).expect("two epochs");
+    train(&TrainConfig { checkpoint: Some(path.clone()), ..config("mlp", 2) }).expect("two epochs");
     let png = std::env::temp_dir().join(format!("kiln-stripes-{}.png", std::process::id()));
     let stripes = image::GrayImage::from_fn(48, 48, |_, y| image::Luma([if y % 12 < 3 { 230 } else { 40 }]));
     stripes.save(&png).expect("png");
-    let auto = kiln::predict::Invert::Auto;
-    let predictions = kiln::predict::predict(common::gpu(), &path, &[png.as_path()], auto).expect("predicts");
+    let auto = kiln::cli::predict::Invert::Auto;
+    let predictions = kiln::cli::predict::predict(common::gpu(), &path, &[png.as_path()], auto).expect("predicts");
     assert_eq!(predictions.len(), 1);
     let top = &predictions[0].top;
     assert_eq!(top.len(), 3);
     assert!(top.windows(2).all(|w| w[0].1 >= w[1].1) && top.iter().map(|(_, p)| p).sum::<f32>() <= 1.0001);
-    assert!(top.iter().all(|(name, _)| kiln::predict::CLASS_NAMES.contains(name)));
-    let text =
-        kiln::predict::predict(common::gpu(), &path, &[path.as_path()], auto).expect_err("not an image").to_string();
+    assert!(top.iter().all(|(name, _)| kiln::cli::predict::CLASS_NAMES.contains(name)));
+    let text = kiln::cli::predict::predict(common::gpu(), &path, &[path.as_path()], auto)
+        .expect_err("not an image")
+        .to_string();
     assert!(text.contains("kiln-predict") && text.contains("not a PNG or JPEG"), "{text}");
-    let _ = (std::fs::remove_file(path), std::fs::remove_file(png));
+    let autoencoder = temp("autoencoder");
+    train(&TrainConfig { checkpoint: Some(autoencoder.clone()), ..config("autoencoder", 1) }).expect("one epoch");
+    let text = kiln::cli::predict::predict(common::gpu(), &autoencoder, &[png.as_path()], auto)
+        .expect_err("not a classifier")
+        .to_string();
+    assert!(text.contains("autoencoder") && text.contains("does not classify"), "{text}");
+    let _ = (std::fs::remove_file(path), std::fs::remove_file(png), std::fs::remove_file(autoencoder));
 }

@@ -5,7 +5,7 @@ mod common;
 
 use kiln::core::{Adam, Backend, DType, HostTensor, Sgd};
 use kiln::graph::Executor;
-use kiln::models::{Optimizer, add_training, mlp};
+use kiln::nn::{Optimizer, mlp};
 
 const BATCH: usize = 8;
 
@@ -18,7 +18,7 @@ fn batch(inputs: usize, classes: usize, seed: u64) -> (HostTensor, HostTensor) {
 /// Parameters after `steps` steps of an MLP with `sizes` under `optimizer`, and the losses.
 fn train<B: Backend>(backend: B, sizes: &[usize], optimizer: Optimizer, steps: u64) -> (Vec<HostTensor>, Vec<f32>) {
     let mut model = mlp(BATCH, sizes, 3).expect("model");
-    add_training(&mut model, optimizer).expect("backward graph");
+    model.add_training(optimizer).expect("backward graph");
     let mut exec = Executor::compile(backend, &model.graph, &[model.loss]).expect("compile");
     let mut losses = Vec::new();
     for step in 0..steps {

@@ -1,10 +1,27 @@
-//! Kiln's datasets — an IDX reader (the MNIST family's format, raw or gzip) and Fashion-MNIST
-//! — and optimizers as graph rewrites over a parameter store.
+//! Kiln's library for training models: layers that name their parameters as PyTorch does,
+//! initialisers, optimizers and parameter groups (the step split at the gradient included), a
+//! model zoo for Fashion-MNIST, a trainer that reports through a `Progress` (and prints
+//! nothing), atomic checkpoints in safetensors, and datasets (IDX, raw or gzip). It knows no
+//! command line, terminal or image format: a host application uses it with its own device.
 
+pub mod checkpoint;
 pub mod dataset;
+pub mod files;
 pub mod idx;
+pub mod init;
+pub mod layers;
 pub mod optim;
+pub mod trainer;
+pub mod zoo;
 
+pub use checkpoint::Checkpoint;
 pub use dataset::{DEFAULT_DIR, Dataset, FashionMnist, shuffled_indices};
 pub use idx::{IdxArray, IdxError, read_idx};
+pub use init::Init;
+pub use layers::{Cell, Layers, Model, Task};
 pub use optim::{GradientSink, Optimizer, ParamGroup, apply_gradients, gradient_name, minimize, store_gradients};
+pub use trainer::{
+    EpochRow, Metrics, OptimizerKind, Progress, Run, ScheduleKind, StepReport, Stop, TrainConfig, Trained, argmax,
+    first_non_finite, train,
+};
+pub use zoo::{CLASSES, HiddenActivation, MODELS, ModelSpec, build, cnn, mlp};

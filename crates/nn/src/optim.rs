@@ -3,6 +3,21 @@
 //! may each have their own optimizer; parameters in no group stay frozen. A step may also be
 //! split at the gradient: one program leaves the gradients in the store (`<param>.grad`),
 //! the caller may transform them (accumulate, all-reduce), and another applies them.
+//!
+//! ```
+//! use kiln_core::{Adam, Sgd};
+//! use kiln_nn::{Optimizer, ParamGroup, minimize, mlp};
+//! # fn main() -> kiln_core::Result<()> {
+//! let mut model = mlp(16, &[784, 100, 10], 1)?;
+//! // The hidden layer frozen; the output layer trained by Adam, its bias by SGD.
+//! let [_, _, weight, bias] = model.params[..] else { unreachable!() };
+//! let groups = [
+//!     ParamGroup { params: vec![weight], optimizer: Optimizer::Adam(Adam::new(2e-4)) },
+//!     ParamGroup { params: vec![bias], optimizer: Optimizer::Sgd(Sgd::new(0.1, 0.0, 0.0)) },
+//! ];
+//! minimize(&mut model.graph, model.loss, &groups, Some(1.0))?;
+//! # Ok(()) }
+//! ```
 
 use kiln_core::{Adagrad, Adam, Error, Result, Rmsprop, Sgd};
 use kiln_graph::{Graph, Value, grad};
@@ -54,11 +69,17 @@ pub struct ParamGroup {
 }
 
 /// Appends the backward pass of `loss` and, for every group, one in-place update of each of
-/// its parameters by its optimizer. Parameters in no group are frozen: no gradient is computed
-/// for them and they never change. A parameter in two groups is refused.
-pub fn minimize(g: &mut Graph, loss: Value, groups: &[ParamGroup]) -> Result<()> {
+/// its parameters by its optimizer; with `clip_norm`, the gradients are first scaled down
+/// together to that global norm where longer (PyTorch's `clip_grad_norm_`). Parameters in no
+/// group are frozen: no gradient is computed for them and they never change. A parameter in two
+/// groups is refused.
+pub fn minimize(g: &mut Graph, loss: Value, groups: &[ParamGroup], clip_norm: Option<f32>) -> Result<()> {
     let params = distinct_params(g, groups)?;
     let grads = grad(g, loss, &params)?;
+    let grads = match clip_norm {
+        Some(max_norm) => g.clip_grad_norm(&grads, max_norm)?,
+        None => grads,
+    };
     let mut grads = grads.into_iter();
     for group in groups {
         for (&param, grad) in group.params.iter().zip(grads.by_ref()) {

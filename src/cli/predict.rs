@@ -11,8 +11,7 @@ use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use kiln_core::{Backend, Error, HostTensor, Result};
 use kiln_graph::{Program, Store};
 
-use crate::checkpoint::Checkpoint;
-use crate::models::{CLASSES, Task, build};
+use kiln_nn::{CLASSES, Checkpoint, ModelSpec, Task, build};
 
 /// Fashion-MNIST's class names, by label.
 pub const CLASS_NAMES: [&str; CLASSES] =
@@ -137,7 +136,15 @@ pub fn predict<B: Backend>(backend: B, checkpoint: &Path, images: &[&Path], inve
     if (side * side) as usize != pixels {
         return Err(Error::data(&what, format!("says its images have {pixels} pixels, which is not a square")));
     }
-    let model = build(saved.meta("model")?, images.len(), pixels, false, seed)?;
+    let spec = match saved.metadata.get("config") {
+        Some(config) => {
+            serde_json::from_str::<kiln_nn::TrainConfig>(config)
+                .map_err(|e| Error::data(&what, format!("its settings: {e}")))?
+                .model
+        }
+        None => ModelSpec::named(saved.meta("model")?),
+    };
+    let model = build(&spec, images.len(), pixels, false, seed)?;
     if model.task != Task::Classes {
         let model_name = saved.meta("model")?;
         return Err(Error::data(

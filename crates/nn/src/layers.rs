@@ -1,0 +1,370 @@
+//! Layers: a builder that appends a model's nodes to a graph and creates its parameters,
+//! named like PyTorch's `state_dict` (`fc0.weight`, `conv1.bias`, `bn0.running`), so a
+//! checkpoint reads naturally elsewhere and every program built from the same names binds the
+//! same parameters in a store. Layers run in training mode (batch statistics, dropout on) or
+//! eval mode (running statistics, no dropout).
+//!
+//! ```
+//! use kiln_nn::{Init, Layers, Task};
+//! # fn main() -> kiln_core::Result<()> {
+//! let mut l = Layers::new(true, 1).with_init(Init::He);
+//! let x = l.g.input("images", vec![8, 784], kiln_core::DType::F32);
+//! let h = l.linear("fc0", x, 64)?;
+//! let h = l.relu(h)?;
+//! let logits = l.linear("fc1", h, 10)?;
+//! let model = l.finish(x, logits, Task::Classes)?;
+//! assert_eq!(model.params.len(), 4);
+//! # Ok(()) }
+//! ```
+
+use kiln_core::{Activation, Conv2d, DType, Error, HostTensor, Pool2d, PoolKind, Result, Shape};
+use kiln_graph::{Graph, Value};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::init::Init;
+
+/// What a model learns from its inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Logits over classes, cross-entropy against the labels.
+    Classes,
+    /// The inputs themselves (in `logits`, `[N, pixels]`), mean squared error.
+    Reconstruction,
+}
+
+/// A model's graph: an image batch (and labels) in, logits (or a reconstruction) out, its loss,
+/// and the parameters in between.
+pub struct Model {
+    pub graph: Graph,
+    pub images: Value,
+    pub labels: Value,
+    pub logits: Value,
+    pub loss: Value,
+    pub params: Vec<Value>,
+    pub task: Task,
+}
+
+impl Model {
+    /// Appends the backward pass and one in-place update of every parameter by `optimizer`
+    /// (`minimize` with one group, no clipping).
+    pub fn add_training(&mut self, optimizer: crate::Optimizer) -> Result<()> {
+        let group = crate::ParamGroup { params: self.params.clone(), optimizer };
+        crate::minimize(&mut self.graph, self.loss, &[group], None)
+    }
+}
+
+/// The recurrent cells `Layers::recurrent` runs over a sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    /// Elman's: `h' = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)`.
+    Rnn,
+    /// PyTorch's LSTM, gates i, f, g, o.
+    Lstm,
+    /// PyTorch's GRU, gates r, z, n.
+    Gru,
+}
+
+impl Cell {
+    fn gates(self) -> usize {
+        match self {
+            Cell::Rnn => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+}
+
+/// Appends layers to a graph, keeping their parameters.
+pub struct Layers {
+    pub g: Graph,
+    rng: StdRng,
+    params: Vec<Value>,
+    training: bool,
+    seed: u32,
+    init: Init,
+}
+
+impl Layers {
+    /// Layers in training (or eval) mode, their parameters drawn from a generator seeded by
+    /// `seed` with PyTorch's default initialisation.
+    pub fn new(training: bool, seed: u64) -> Self {
+        Layers {
+            g: Graph::new(),
+            rng: StdRng::seed_from_u64(seed),
+            params: Vec::new(),
+            training,
+            seed: seed as u32,
+            init: Init::default(),
+        }
+    }
+
+    /// The same with another initialisation for the weights and biases that follow.
+    pub fn with_init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+
+    pub fn training(&self) -> bool {
+        self.training
+    }
+
+    pub fn params(&self) -> &[Value] {
+        &self.params
+    }
+
+    fn parameter(&mut self, name: &str, shape: Shape, data: Vec<f32>) -> Result<Value> {
+        let v = self.g.variable_init(name, HostTensor::f32(shape, data)?);
+        self.params.push(v);
+        Ok(v)
+    }
+
+    /// A weight of `shape` connecting `fan_in` inputs to `fan_out` outputs.
+    fn weight(&mut self, name: &str, shape: Shape, fan_in: usize, fan_out: usize) -> Result<Value> {
+        let data = self.init.weights(shape.numel(), fan_in, fan_out, &mut self.rng);
+        self.parameter(name, shape, data)
+    }
+
+    fn bias(&mut self, name: &str, n: usize, fan_in: usize) -> Result<Value> {
+        let data = self.init.biases(n, fan_in, &mut self.rng);
+        self.parameter(name, Shape::new([n]), data)
+    }
+
+    fn constant(&mut self, name: &str, shape: Shape, value: f32) -> Result<Value> {
+        let n = shape.numel();
+        self.parameter(name, shape, vec![value; n])
+    }
+
+    fn dim(&self, x: Value, axis: usize, op: &str) -> Result<usize> {
+        let shape = self.g.shape(x);
+        shape.dims().get(axis).copied().ok_or_else(|| Error::shape(op, "input has too few axes", axis + 1, shape))
+    }
+
+    /// `y = x wᵀ + b` over the last axis of `x [N, I]` (or `[N, T, I]`, position by position).
+    pub fn linear(&mut self, name: &str, x: Value, outputs: usize) -> Result<Value> {
+        let dims = self.g.shape(x).dims().to_vec();
+        let inputs = *dims.last().ok_or_else(|| Error::shape("linear", "x needs an axis", "[N, I]", "[]"))?;
+        let w = self.weight(&format!("{name}.weight"), Shape::new([outputs, inputs]), inputs, outputs)?;
+        let b = self.bias(&format!("{name}.bias"), outputs, inputs)?;
+        if dims.len() == 2 {
+            return self.g.linear(x, w, b);
+        }
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        let flat = self.g.reshape(x, vec![rows, inputs])?;
+        let y = self.g.linear(flat, w, b)?;
+        self.g.reshape(y, [&dims[..dims.len() - 1], &[outputs]].concat())
+    }
+
+    /// A k×k convolution with padding k/2, `groups` groups and a bias.
+    pub fn conv(&mut self, name: &str, x: Value, outputs: usize, k: usize, groups: usize) -> Result<Value> {
+        self.conv_strided(name, x, outputs, k, groups, 1)
+    }
+
+    /// The same, `stride` apart.
+    pub fn conv_strided(
+        &mut self,
+        name: &str,
+        x: Value,
+        outputs: usize,
+        k: usize,
+        groups: usize,
+        stride: usize,
+    ) -> Result<Value> {
+        let inputs = self.dim(x, 1, "conv2d")?;
+        if groups == 0 || !inputs.is_multiple_of(groups) || !outputs.is_multiple_of(groups) {
+            let got = format!("{inputs} inputs, {outputs} outputs");
+            return Err(Error::shape("conv2d", "groups must divide the channels", format!("groups {groups}"), got));
+        }
+        let (fan_in, fan_out) = (inputs / groups * k * k, outputs / groups * k * k);
+        let w =
+            self.weight(&format!("{name}.weight"), Shape::new([outputs, inputs / groups, k, k]), fan_in, fan_out)?;
+        let b = self.bias(&format!("{name}.bias"), outputs, fan_in)?;
+        let c = Conv2d { stride: [stride, stride], padding: [k / 2, k / 2], groups, ..Conv2d::default() };
+        self.g.conv2d(x, w, Some(b), c)
+    }
+
+    /// A depthwise k×k convolution: one filter per channel.
+    pub fn depthwise(&mut self, name: &str, x: Value, k: usize, stride: usize) -> Result<Value> {
+        let channels = self.dim(x, 1, "depthwise")?;
+        self.conv_strided(name, x, channels, k, channels, stride)
+    }
+
+    /// A k×k transposed convolution with a bias: stride `stride`, padding k/2, and output
+    /// padding `stride - 1`, so the image grows `stride` times.
+    pub fn conv_transpose(&mut self, name: &str, x: Value, outputs: usize, k: usize, stride: usize) -> Result<Value> {
+        let inputs = self.dim(x, 1, "conv_transpose2d")?;
+        let (fan_in, fan_out) = (outputs * k * k, inputs * k * k);
+        let w = self.weight(&format!("{name}.weight"), Shape::new([inputs, outputs, k, k]), fan_in, fan_out)?;
+        let b = self.bias(&format!("{name}.bias"), outputs, fan_in)?;
+        let c = Conv2d { stride: [stride, stride], padding: [k / 2, k / 2], ..Conv2d::default() };
+        self.g.conv_transpose2d(x, w, Some(b), c, [stride - 1, stride - 1])
+    }
+
+    /// Batch norm over axis 1: batch statistics (folded into `{name}.running`, momentum 0.1)
+    /// when training, the running statistics otherwise.
+    pub fn batch_norm(&mut self, name: &str, x: Value) -> Result<Value> {
+        let c = self.dim(x, 1, "batch_norm")?;
+        let gamma = self.constant(&format!("{name}.weight"), Shape::new([c]), 1.0)?;
+        let beta = self.constant(&format!("{name}.bias"), Shape::new([c]), 0.0)?;
+        let init = HostTensor::f32(vec![2, c], [vec![0.0; c], vec![1.0; c]].concat())?;
+        let running = self.g.variable_init(&format!("{name}.running"), init);
+        if !self.training {
+            return self.g.batch_norm_eval(x, running, gamma, beta, 1e-5);
+        }
+        let (y, stats) = self.g.batch_norm(x, gamma, beta, 1e-5)?;
+        self.g.batch_norm_running_update(running, stats, x, 0.1)?;
+        Ok(y)
+    }
+
+    /// Layer norm over the last axis, with a scale and a shift.
+    pub fn layer_norm(&mut self, name: &str, x: Value) -> Result<Value> {
+        let d = self.g.shape(x).dims().last().copied().unwrap_or(1);
+        let gamma = self.constant(&format!("{name}.weight"), Shape::new([d]), 1.0)?;
+        let beta = self.constant(&format!("{name}.bias"), Shape::new([d]), 0.0)?;
+        self.g.layer_norm(x, gamma, beta, 1e-5)
+    }
+
+    pub fn activation(&mut self, x: Value, a: Activation) -> Result<Value> {
+        self.g.activation(x, a)
+    }
+
+    pub fn relu(&mut self, x: Value) -> Result<Value> {
+        self.g.relu(x)
+    }
+
+    /// 2×2 max pooling, stride 2.
+    pub fn max_pool(&mut self, x: Value) -> Result<Value> {
+        self.g.pool2d(x, Pool2d { kind: PoolKind::Max, kernel: [2, 2], stride: [2, 2], padding: [0, 0] })
+    }
+
+    /// k×k average pooling, stride `stride`, padding left out of the average.
+    pub fn avg_pool(&mut self, x: Value, k: usize, stride: usize) -> Result<Value> {
+        let kind = PoolKind::Avg { count_include_pad: false };
+        self.g.pool2d(x, Pool2d { kind, kernel: [k, k], stride: [stride, stride], padding: [0, 0] })
+    }
+
+    /// `[N, C, H, W]` → `[N, C]`, the mean of each plane.
+    pub fn global_avg_pool(&mut self, x: Value) -> Result<Value> {
+        self.g.global_avg_pool2d(x)
+    }
+
+    /// Dropout with probability `p` when training (a mask seeded per layer and run).
+    pub fn dropout(&mut self, x: Value, p: f32) -> Result<Value> {
+        self.seed = self.seed.wrapping_add(0x9e37_79b9);
+        self.g.dropout(x, p, self.seed, self.training)
+    }
+
+    /// `[N, C·H·W]` from `[N, C, H, W]`.
+    pub fn flatten(&mut self, x: Value) -> Result<Value> {
+        let d = self.g.shape(x).dims().to_vec();
+        self.g.reshape(x, vec![d[0], d[1..].iter().product()])
+    }
+
+    /// A table of `vocab` rows of `dim` learned features, looked up by the i32 `ids`
+    /// (`N(0, 1)` at first, as PyTorch's `nn.Embedding`).
+    pub fn embedding(&mut self, name: &str, ids: Value, vocab: usize, dim: usize) -> Result<Value> {
+        let data = Init::He.weights(vocab * dim, 2, dim, &mut self.rng);
+        let table = self.parameter(&format!("{name}.weight"), Shape::new([vocab, dim]), data)?;
+        self.g.embedding(table, ids)
+    }
+
+    /// A recurrent layer over `x [N, T, D]` from a zero state: the hidden state `[N, H]` after
+    /// each of the T steps. Weights as PyTorch's (`weight_ih [gates·H, D]`, `weight_hh`,
+    /// `bias_ih`, `bias_hh`), uniform in `±1/√H`.
+    pub fn recurrent(&mut self, name: &str, x: Value, hidden: usize, cell: Cell) -> Result<Vec<Value>> {
+        let dims = self.g.shape(x).dims().to_vec();
+        let [n, t, d] = dims[..] else {
+            return Err(Error::shape("recurrent", "x must be [N, T, D]", "rank 3", self.g.shape(x)));
+        };
+        let rows = cell.gates() * hidden;
+        let uniform = |l: &mut Self, suffix: &str, shape: Shape| {
+            let data = Init::Pytorch.weights(shape.numel(), hidden, hidden, &mut l.rng);
+            l.parameter(&format!("{name}.{suffix}"), shape, data)
+        };
+        let w_ih = uniform(self, "weight_ih", Shape::new([rows, d]))?;
+        let w_hh = uniform(self, "weight_hh", Shape::new([rows, hidden]))?;
+        let b_ih = uniform(self, "bias_ih", Shape::new([rows]))?;
+        let b_hh = uniform(self, "bias_hh", Shape::new([rows]))?;
+        // The zero state is one row, broadcast over the batch by the cell's products and sums,
+        // so programs at other batch sizes share it.
+        let zeros = HostTensor::f32(vec![1, hidden], vec![0.0; hidden])?;
+        let mut h = self.g.variable_init(&format!("{name}.h0"), zeros.clone());
+        let mut c = match cell {
+            Cell::Lstm => Some(self.g.variable_init(&format!("{name}.c0"), zeros)),
+            Cell::Rnn | Cell::Gru => None,
+        };
+        let mut states = Vec::with_capacity(t);
+        for step in 0..t {
+            let xt = self.g.slice(x, 1, step, 1)?;
+            let xt = self.g.reshape(xt, vec![n, d])?;
+            h = match cell {
+                Cell::Rnn => {
+                    let from_x = self.g.linear(xt, w_ih, b_ih)?;
+                    let from_h = self.g.linear(h, w_hh, b_hh)?;
+                    let sum = self.g.add(from_x, from_h)?;
+                    self.g.tanh(sum)?
+                }
+                Cell::Lstm => {
+                    let state = c.ok_or_else(|| Error::attribute("lstm", "no cell state"))?;
+                    let (h_next, c_next) = self.g.lstm_cell(xt, h, state, w_ih, w_hh, b_ih, b_hh)?;
+                    c = Some(c_next);
+                    h_next
+                }
+                Cell::Gru => self.g.gru_cell(xt, h, w_ih, w_hh, b_ih, b_hh)?,
+            };
+            states.push(h);
+        }
+        Ok(states)
+    }
+
+    /// Multi-head self-attention over `x [N, T, D]`: queries, keys and values by one linear
+    /// layer each, `heads` heads of `D/heads` features (causal: position i sees j ≤ i), and an
+    /// output projection; `[N, T, D]`.
+    pub fn attention(&mut self, name: &str, x: Value, heads: usize, causal: bool) -> Result<Value> {
+        let dims = self.g.shape(x).dims().to_vec();
+        let [n, t, d] = dims[..] else {
+            return Err(Error::shape("attention", "x must be [N, T, D]", "rank 3", self.g.shape(x)));
+        };
+        if heads == 0 || !d.is_multiple_of(heads) {
+            return Err(Error::shape("attention", "heads must divide the width", format!("{heads} heads"), d));
+        }
+        let split = |l: &mut Self, v: Value| -> Result<Value> {
+            let v = l.g.reshape(v, vec![n, t, heads, d / heads])?;
+            l.g.transpose(v, &[0, 2, 1, 3])
+        };
+        let q = self.linear(&format!("{name}.query"), x, d)?;
+        let k = self.linear(&format!("{name}.key"), x, d)?;
+        let v = self.linear(&format!("{name}.value"), x, d)?;
+        let (q, k, v) = (split(self, q)?, split(self, k)?, split(self, v)?);
+        let y = self.g.attention(q, k, v, causal)?;
+        let y = self.g.transpose(y, &[0, 2, 1, 3])?;
+        let y = self.g.reshape(y, vec![n, t, d])?;
+        self.linear(&format!("{name}.out"), y, d)
+    }
+
+    /// A pre-norm transformer block over `x [N, T, D]`: `x + attention(ln(x))`, then
+    /// `x + mlp(ln(x))` with a GELU MLP four times as wide.
+    pub fn transformer_block(&mut self, name: &str, x: Value, heads: usize, causal: bool) -> Result<Value> {
+        let d = self.dim(x, 2, "transformer_block")?;
+        let normed = self.layer_norm(&format!("{name}.ln1"), x)?;
+        let attended = self.attention(&format!("{name}.attn"), normed, heads, causal)?;
+        let x = self.g.add(x, attended)?;
+        let normed = self.layer_norm(&format!("{name}.ln2"), x)?;
+        let wide = self.linear(&format!("{name}.mlp.fc"), normed, 4 * d)?;
+        let wide = self.g.activation(wide, Activation::Gelu { tanh: true })?;
+        let narrow = self.linear(&format!("{name}.mlp.proj"), wide, d)?;
+        self.g.add(x, narrow)
+    }
+
+    /// The model: cross-entropy of `logits` against a labels input, or for a reconstruction
+    /// its mean squared error against the images (the labels input is then unused).
+    pub fn finish(mut self, images: Value, logits: Value, task: Task) -> Result<Model> {
+        let batch = self.g.shape(images).dims()[0];
+        let labels = self.g.input("labels", vec![batch], DType::I32);
+        let loss = match task {
+            Task::Classes => self.g.cross_entropy(logits, labels)?,
+            Task::Reconstruction => self.g.mse_loss(logits, images)?,
+        };
+        Ok(Model { graph: self.g, images, labels, logits, loss, params: self.params, task })
+    }
+}

@@ -1,0 +1,319 @@
+//! The `kiln` command line, a thin layer over the library: check golden cases, train models,
+//! classify images, benchmark and profile, inspect the adapter. It owns the terminal (progress
+//! bars, tables) and the pictures; the library it drives prints nothing.
+
+pub mod plot;
+pub mod predict;
+pub mod train;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kiln_core::Backend;
+
+use crate::check::{Devices, check_dir};
+use train::{TrainArgs, positive};
+
+#[derive(Parser)]
+#[command(name = "kiln", version, about = "A deep-learning compute engine on WebGPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every golden case of a folder (FORMAT.md) and report failures; or, with --graph,
+    /// run a model's training step on the device and on the f64 CPU reference side by side
+    /// and report the first node that differs.
+    Check {
+        #[arg(required_unless_present = "graph")]
+        dir: Option<PathBuf>,
+        /// A sample model (mlp, cnn) to compare node by node instead of a folder of cases.
+        #[arg(long, conflicts_with = "dir")]
+        graph: Option<String>,
+        /// Relative error above which a node counts as diverging (--graph).
+        #[arg(long, default_value_t = 1e-4, value_parser = tolerance, allow_negative_numbers = true)]
+        tolerance: f64,
+        #[arg(long, value_enum, default_value = "both")]
+        device: Devices,
+        /// Only these ops, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        ops: Option<Vec<String>>,
+    },
+    /// Train a model on Fashion-MNIST, epoch by epoch, and print its test accuracy.
+    Train {
+        #[command(flatten)]
+        args: TrainArgs,
+    },
+    /// Classify images (PNG, JPEG) with a trained checkpoint: the top 3 classes of each.
+    Predict {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Turn images light-on-dark, as Fashion-MNIST draws them: where the border is light
+        /// (auto), always or never.
+        #[arg(long, value_enum, default_value = "auto")]
+        invert: predict::Invert,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Time the reference workloads W1–W5 (../shared/bench/WORKLOADS.md).
+    Bench {
+        /// Only these workloads, comma-separated (W1,W2,…).
+        #[arg(long, value_delimiter = ',', default_value = "W1,W2,W3,W4,W5")]
+        workloads: Vec<String>,
+        /// Write the figures in WORKLOADS.md's JSON schema.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Folder with the Fashion-MNIST IDX files (W5).
+        #[arg(long, default_value = kiln_nn::DEFAULT_DIR)]
+        data: PathBuf,
+    },
+    /// Time every dispatch of a model's training step: a table per kernel, and a Chrome trace.
+    Profile {
+        #[arg(long, default_value = "cnn")]
+        model: String,
+        #[arg(long, default_value_t = 64, value_parser = positive, allow_negative_numbers = true)]
+        batch: usize,
+        /// Profiled steps (after one warm-up step).
+        #[arg(long, default_value_t = 3, value_parser = positive, allow_negative_numbers = true)]
+        steps: usize,
+        /// Write a Chrome/Perfetto trace JSON.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+    /// Print the operator support matrix (op × GPU/CPU × forward/backward), found by running
+    /// one golden case of every operator on both backends.
+    Ops {
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"))]
+        cases: PathBuf,
+    },
+    /// Print the adapter Kiln would use.
+    Info,
+}
+
+/// A relative error bound: a finite number from 0 to 1.
+fn tolerance(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{text}` is not a relative error from 0 to 1 (say 1e-4)")),
+    }
+}
+
+/// Runs the command line; the process's exit status.
+pub fn main() -> ExitCode {
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("kiln=info,kiln_gpu=info,wgpu_core=error,wgpu_hal=off"),
+    )
+    .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { graph: Some(model), device, tolerance, .. } => check_graph(&model, device, tolerance),
+        Command::Check { dir: Some(dir), device, ops, .. } => check(&dir, device, ops.as_deref()),
+        Command::Check { .. } => Err(kiln_core::Error::attribute("check", "give a folder of cases or --graph MODEL")),
+        Command::Train { args } => run_training(&args),
+        Command::Predict { checkpoint, invert, images } => predict(&checkpoint, invert, &images),
+        Command::Bench { workloads, json, data } => bench(&workloads, json.as_deref(), &data),
+        Command::Profile { model, batch, steps, trace } => profile(&model, batch, steps, trace.as_deref()),
+        Command::Ops { cases } => ops(&cases),
+        Command::Info => info(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(dir: &std::path::Path, device: Devices, ops: Option<&[String]>) -> kiln_core::Result<ExitCode> {
+    let report = check_dir(dir, device, ops)?;
+    for line in &report.lines {
+        println!("{line}");
+    }
+    println!("{} passed, {} failed", report.passed, report.failed);
+    Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn check_graph(model: &str, device: Devices, tolerance: f64) -> kiln_core::Result<ExitCode> {
+    let (graph, feeds) = crate::diverge::sample_training_graph(model, 1)?;
+    let mut agree = true;
+    if device != Devices::Gpu {
+        let report = crate::diverge::find_divergence(kiln_cpu::Cpu, &graph, &feeds, tolerance)?;
+        agree &= report_divergence("cpu", &report, tolerance);
+    }
+    if device != Devices::Cpu {
+        let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
+        let report = crate::diverge::find_divergence(gpu, &graph, &feeds, tolerance)?;
+        agree &= report_divergence("gpu", &report, tolerance);
+    }
+    Ok(if agree { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Prints one device's comparison with the f64 reference; whether every node agreed.
+fn report_divergence(device: &str, report: &crate::diverge::Divergence, tolerance: f64) -> bool {
+    let worst = report.nodes.iter().filter(|n| n.error.is_finite()).max_by(|a, b| a.error.total_cmp(&b.error));
+    match (report.first.map(|i| &report.nodes[i]), worst) {
+        (Some(n), _) => {
+            println!(
+                "[{device}] first divergence: node {} `{}` {}: relative error {:.3e} (tolerance {tolerance:.0e})",
+                n.node, n.op, n.shape, n.error
+            );
+            false
+        }
+        (None, Some(w)) => {
+            println!(
+                "[{device}] {} nodes agree within {tolerance:.0e}; the largest error is {:.3e} at node {} `{}`",
+                report.nodes.len(),
+                w.error,
+                w.node,
+                w.op
+            );
+            true
+        }
+        (None, None) => true,
+    }
+}
+
+fn run_training(args: &TrainArgs) -> kiln_core::Result<ExitCode> {
+    let metrics = train::train(args, true)?;
+    let result = match (metrics.test_accuracy, metrics.test_mse) {
+        (Some(accuracy), _) => format!("test accuracy {accuracy:.4}"),
+        (None, Some(mse)) => format!("test mse {mse:.5}"),
+        (None, None) => "no evaluation".into(),
+    };
+    let kept = if metrics.kept_epoch < metrics.epochs.len() {
+        format!(" (epoch {}'s parameters, the best on validation)", metrics.kept_epoch)
+    } else {
+        String::new()
+    };
+    println!(
+        "{} on {}: {result}{kept}, train loss {:.4}, {:.0} samples/s over {} steps ({:.1} s)",
+        metrics.model,
+        metrics.adapter,
+        metrics.train_loss,
+        metrics.samples_per_sec,
+        metrics.steps,
+        metrics.train_seconds
+    );
+    if let Some(path) = &args.metrics_json {
+        println!("metrics written to {}", path.display());
+    }
+    if let Some(path) = &args.checkpoint {
+        println!("checkpoint written to {}", path.display());
+        if args.patience.is_some() {
+            println!("best checkpoint written to {}", kiln_nn::TrainConfig::best_checkpoint(path).display());
+        }
+    }
+    if let Some(dir) = &args.plots {
+        for picture in pictures(dir, &args.model)? {
+            println!("picture drawn: {}", picture.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The PNG pictures of `model` in `dir`, by name.
+fn pictures(dir: &std::path::Path, model: &str) -> kiln_core::Result<Vec<PathBuf>> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|source| kiln_core::Error::Io { context: dir.display().to_string(), source })?;
+    let mut pictures: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with(&format!("{model}-")) && name.ends_with(".png")
+        })
+        .collect();
+    pictures.sort();
+    Ok(pictures)
+}
+
+fn bench(workloads: &[String], json: Option<&std::path::Path>, data: &std::path::Path) -> kiln_core::Result<ExitCode> {
+    let gpu = kiln_gpu::Gpu::new_blocking()?;
+    let backend = kiln_kernels::GpuBackend::new(gpu.clone());
+    println!("adapter: {}", gpu.description());
+    let mut figures = Vec::new();
+    for workload in workloads {
+        let found = match workload.as_str() {
+            "W1" => crate::bench::matmul(&backend)?,
+            "W2" => crate::bench::conv2d(&backend)?,
+            "W3" => crate::bench::depthwise(&backend)?,
+            "W4" => crate::bench::train_step(&backend)?,
+            "W5" => crate::bench::epoch(&backend, data)?,
+            other => return Err(kiln_core::Error::attribute("bench", format!("unknown workload `{other}` (W1…W5)"))),
+        };
+        for f in &found {
+            println!(
+                "{} {:<22} median {:>10.2} {:<9} (min {:.2}, max {:.2})",
+                f.workload, f.name, f.median, f.unit, f.min, f.max
+            );
+        }
+        figures.extend(found);
+    }
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&crate::bench::json(gpu.info(), &figures))
+            .map_err(|e| kiln_core::Error::data("bench", e.to_string()))?;
+        kiln_nn::files::write_atomically(path, &text)?;
+        println!("figures written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn profile(model: &str, batch: usize, steps: usize, trace: Option<&std::path::Path>) -> kiln_core::Result<ExitCode> {
+    use kiln_nn::{Optimizer, ParamGroup, minimize};
+    let mut classifier = kiln_nn::build(&kiln_nn::ModelSpec::named(model), batch, 784, true, 1)?;
+    let backward_from = classifier.graph.nodes().len();
+    let group =
+        ParamGroup { params: classifier.params.clone(), optimizer: Optimizer::Adam(kiln_core::Adam::new(1e-3)) };
+    minimize(&mut classifier.graph, classifier.loss, &[group], None)?;
+    let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
+    println!("adapter: {}", gpu.name());
+    let mut exec = kiln_graph::Executor::compile(gpu, &classifier.graph, &[classifier.loss])?;
+    let (images, labels) = crate::bench::random_batch(batch)?;
+    exec.set(classifier.images, &images)?;
+    exec.set(classifier.labels, &labels)?;
+    let profiled = crate::profile::profile_steps(&mut exec, steps.max(1))?;
+    let rows = crate::profile::table(&classifier.graph, &profiled, backward_from);
+    print!("{}", crate::profile::render(&rows, &profiled));
+    if let Some(path) = trace {
+        let text = serde_json::to_string(&crate::profile::chrome_trace(&classifier.graph, &profiled))
+            .map_err(|e| kiln_core::Error::data("trace", e.to_string()))?;
+        kiln_nn::files::write_atomically(path, &text)?;
+        println!("trace written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ops(cases: &std::path::Path) -> kiln_core::Result<ExitCode> {
+    let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
+    let rows = crate::support::support_matrix(cases, gpu, kiln_cpu::Cpu)?;
+    print!("{}", crate::support::render(&rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn predict(checkpoint: &std::path::Path, invert: predict::Invert, images: &[PathBuf]) -> kiln_core::Result<ExitCode> {
+    let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
+    let paths: Vec<&std::path::Path> = images.iter().map(PathBuf::as_path).collect();
+    for (path, prediction) in paths.iter().zip(predict::predict(gpu, checkpoint, &paths, invert)?) {
+        let ranked: Vec<String> =
+            prediction.top.iter().map(|(name, p)| format!("{name} {}", predict::percent(*p))).collect();
+        let note = match (prediction.unsure, prediction.inverted) {
+            (true, inverted) => format!(
+                "  (background unclear: read as {}; --invert yes or no decides)",
+                if inverted { "light, inverted" } else { "dark" }
+            ),
+            (false, true) => "  (light background: inverted)".into(),
+            (false, false) => String::new(),
+        };
+        println!("{}: {}{note}", path.display(), ranked.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn info() -> kiln_core::Result<ExitCode> {
+    let gpu = kiln_gpu::Gpu::new_blocking()?;
+    println!("{}", gpu.description());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,256 @@
+//! `kiln train`: the command line over `kiln_nn::train` — its options, a progress bar per
+//! epoch, a summary row per epoch, the pictures of `--plots`, and `--metrics-json`.
+
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use indicatif::{ProgressBar, ProgressStyle};
+use kiln_core::{Backend, Error, Result};
+use kiln_nn::files::{Output, check_outputs, write_atomically};
+use kiln_nn::{
+    EpochRow, FashionMnist, HiddenActivation, Init, Metrics, ModelSpec, OptimizerKind, Progress, Run, ScheduleKind,
+    StepReport, TrainConfig,
+};
+use serde::de::DeserializeOwned;
+
+/// Where a run computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    Gpu,
+    Cpu,
+}
+
+/// A value of one of the library's named settings, by the name it serialises to.
+fn named<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+    names: &'static [&'static str],
+) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(names)
+        .try_map(|name| serde_json::from_value(serde_json::Value::String(name)).map_err(|e| e.to_string()))
+}
+
+/// A count of at least 1.
+pub fn positive(text: &str) -> std::result::Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{text}` is not a whole number of at least 1")),
+    }
+}
+
+/// A learning rate, norm or the like: a finite number above 0.
+pub fn above_zero(text: &str) -> std::result::Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a finite number above 0 (such as 1e-3)")),
+    }
+}
+
+/// A momentum or a decay: a finite number from 0.
+pub fn from_zero(text: &str) -> std::result::Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a finite number from 0")),
+    }
+}
+
+/// The `kiln train` command line.
+#[derive(Clone, Debug, clap::Args)]
+pub struct TrainArgs {
+    /// mlp, cnn, cnn-bn, mobilenet, lstm or autoencoder.
+    #[arg(long, default_value = "mlp")]
+    pub model: String,
+    #[arg(long, default_value = "sgd", value_parser = named::<OptimizerKind>(&["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"]))]
+    pub optimizer: OptimizerKind,
+    #[arg(long, default_value_t = 0.1, value_parser = above_zero, allow_negative_numbers = true)]
+    pub lr: f32,
+    /// SGD's momentum (--optimizer momentum).
+    #[arg(long, default_value_t = 0.9, value_parser = from_zero, allow_negative_numbers = true)]
+    pub momentum: f32,
+    /// L2 weight decay (decoupled with adamw).
+    #[arg(long, default_value_t = 0.0, value_parser = from_zero, allow_negative_numbers = true)]
+    pub weight_decay: f32,
+    /// Scale the gradients down to this global norm where longer.
+    #[arg(long, value_parser = above_zero, allow_negative_numbers = true)]
+    pub clip_norm: Option<f32>,
+    #[arg(long, default_value = "constant", value_parser = named::<ScheduleKind>(&["constant", "step", "cosine"]))]
+    pub schedule: ScheduleKind,
+    #[arg(long, default_value_t = 100, value_parser = positive, allow_negative_numbers = true)]
+    pub batch: usize,
+    /// Whole passes over the training images (1 unless --steps is given).
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
+    pub epochs: Option<usize>,
+    /// Steps in all, across as many epochs as it takes; with --epochs, whichever ends first.
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
+    pub steps: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Folder with the IDX files (raw or .gz).
+    #[arg(long, default_value = kiln_nn::DEFAULT_DIR)]
+    pub data: PathBuf,
+    #[arg(long, value_enum, default_value = "gpu")]
+    pub device: Device,
+    /// Training images held out to choose the epoch (and stop early) by.
+    #[arg(long, default_value_t = 5000)]
+    pub validation: usize,
+    /// Stop when validation accuracy has not improved for this many epochs, keeping the best.
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
+    pub patience: Option<usize>,
+    /// Write a checkpoint (safetensors, atomically) after every epoch.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue the run a checkpoint left off.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// A folder for PNG pictures: loss and accuracy per epoch, the first layer's filters and
+    /// feature maps, an autoencoder's reconstructions.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+    /// Random horizontal flips and shifts of up to two pixels of the training images.
+    #[arg(long)]
+    pub augment: bool,
+    /// Write the run's figures as a JSON object, with a row per epoch.
+    #[arg(long)]
+    pub metrics_json: Option<PathBuf>,
+    /// The mlp's hidden layer widths, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100", value_parser = positive)]
+    pub hidden: Vec<usize>,
+    /// The mlp's activation.
+    #[arg(long, default_value = "relu", value_parser = named::<HiddenActivation>(&["relu", "leaky-relu", "gelu", "tanh", "sigmoid"]))]
+    pub activation: HiddenActivation,
+    /// The mlp's dropout after each hidden layer.
+    #[arg(long, default_value_t = 0.0, value_parser = from_zero, allow_negative_numbers = true)]
+    pub dropout: f32,
+    /// The mlp's initialisation.
+    #[arg(long, default_value = "pytorch", value_parser = named::<Init>(&["pytorch", "xavier", "he"]))]
+    pub init: Init,
+}
+
+impl TrainArgs {
+    /// The library's settings these options describe.
+    pub fn config(&self) -> TrainConfig {
+        TrainConfig {
+            model: ModelSpec {
+                name: self.model.clone(),
+                hidden: self.hidden.clone(),
+                activation: self.activation,
+                dropout: self.dropout,
+                init: self.init,
+            },
+            optimizer: self.optimizer,
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            clip_norm: self.clip_norm,
+            schedule: self.schedule,
+            batch: self.batch,
+            epochs: self.epochs,
+            steps: self.steps,
+            seed: self.seed,
+            validation: self.validation,
+            patience: self.patience,
+            augment: self.augment,
+            checkpoint: self.checkpoint.clone(),
+            resume: self.resume.clone(),
+        }
+    }
+
+    /// Every file the run writes, with the option that names it, and the pictures' names.
+    fn outputs(&self) -> (Vec<(&'static str, PathBuf)>, Vec<String>) {
+        let best = self.patience.and(self.checkpoint.as_deref()).map(TrainConfig::best_checkpoint);
+        let checkpoints = self.checkpoint.iter().cloned().chain(best).map(|path| ("--checkpoint", path));
+        let files = checkpoints.chain(self.metrics_json.iter().map(|path| ("--metrics-json", path.clone()))).collect();
+        let pictures = ["history", "filters", "feature-maps", "reconstructions"];
+        (files, pictures.iter().map(|p| format!("{}-{p}.png", self.model)).collect())
+    }
+}
+
+/// Trains as `args` say on the device they name; returns the run's figures.
+pub fn train(args: &TrainArgs, progress: bool) -> Result<Metrics> {
+    let config = args.config();
+    config.check()?;
+    let (files, pictures) = args.outputs();
+    let mut outputs: Vec<Output<'_>> = files.iter().map(|(option, path)| Output::File { option, path }).collect();
+    if let Some(dir) = &args.plots {
+        outputs.push(Output::Folder { option: "--plots", path: dir, names: pictures });
+    }
+    check_outputs(&outputs)?;
+    let data = FashionMnist::load(&args.data).map_err(|e| Error::data("dataset", e.to_string()))?;
+    let mut report = Report { bar: None, progress, plots: args.plots.clone() };
+    let metrics = match args.device {
+        Device::Gpu => {
+            let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
+            kiln_nn::train(gpu, &config, &data, &mut report)?.metrics
+        }
+        Device::Cpu => kiln_nn::train(kiln_cpu::Cpu, &config, &data, &mut report)?.metrics,
+    };
+    if let Some(path) = &args.metrics_json {
+        let json = serde_json::to_string_pretty(&metrics).map_err(|e| Error::data("metrics", e.to_string()))?;
+        write_atomically(path, &json)?;
+    }
+    Ok(metrics)
+}
+
+/// The terminal's view of a run: a progress bar per epoch, a row per epoch, notes, pictures.
+struct Report {
+    bar: Option<(usize, ProgressBar)>,
+    progress: bool,
+    plots: Option<PathBuf>,
+}
+
+impl<B: Backend> Progress<B> for Report {
+    fn step(&mut self, report: &StepReport) {
+        if !self.progress {
+            return;
+        }
+        let fresh = self.bar.as_ref().is_none_or(|(epoch, _)| *epoch != report.epoch);
+        if fresh {
+            self.bar = Some((report.epoch, progress_bar(report.epoch, report.of)));
+        }
+        if let Some((_, bar)) = &self.bar {
+            let accuracy = report.accuracy.map_or(String::new(), |a| format!("  accuracy {a:.4}"));
+            bar.set_message(format!("loss {:.4}{accuracy}  {:.0} samples/s", report.mean_loss, report.samples_per_sec));
+            bar.set_position(report.done as u64);
+        }
+    }
+
+    fn epoch(&mut self, row: &EpochRow, run: &mut Run<'_, B>) -> Result<()> {
+        if let Some((_, bar)) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        println!("{}", summary(row));
+        if let Some(dir) = &self.plots {
+            crate::cli::plot::pictures(dir, run)?;
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, text: &str) {
+        println!("{text}");
+    }
+}
+
+fn progress_bar(epoch: usize, steps: usize) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
+    let template =
+        format!("epoch {} {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {{msg}} (eta {{eta}})", epoch + 1);
+    let style = ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    bar
+}
+
+/// An epoch's row as the terminal shows it.
+pub fn summary(row: &EpochRow) -> String {
+    let show = |label: &str, v: Option<f64>| v.map_or(String::new(), |v| format!("  {label} {v:.4}"));
+    format!(
+        "epoch {:>3}  train loss {:.4}{}{}{}{}{}{}  {:.1} s",
+        row.epoch,
+        row.train_loss,
+        show("accuracy", row.train_accuracy),
+        show("validation loss", row.validation_loss),
+        show("accuracy", row.validation_accuracy),
+        show("test loss", row.test_loss),
+        show("accuracy", row.test_accuracy),
+        show("test mse", row.test_mse),
+        row.seconds
+    )
+}
