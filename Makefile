@@ -2,14 +2,17 @@
 #   make demo   installs what is missing, then trains the MLP on Fashion-MNIST on the GPU
 #   make test   installs what is missing, then runs the whole test suite
 # Mesa's software Vulkan driver (lavapipe) is installed only where no Vulkan driver is present,
-# the Fashion-MNIST package only where the data is absent; sudo only when not root.
+# the Fashion-MNIST package only where the data is absent, OpenMPI and libclang (for the
+# data-parallel tests) only where missing; sudo only when not root.
 
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DATA ?= /usr/share/datasets/fashion-mnist
 export XDG_RUNTIME_DIR ?= /tmp
 
-.PHONY: demo test deps vulkan data toolchain
+.PHONY: demo test deps vulkan data mpi toolchain
+
+MPI_PACKAGES := libopenmpi-dev openmpi-bin libclang1-14 libclang-common-14-dev
 
 demo: deps
 	cargo run --release -- train --model mlp --optimizer adam --lr 1e-3 --schedule cosine --batch 64 --epochs 10 --validation 0 --seed 1 \
@@ -18,10 +21,10 @@ demo: deps
 # Ends with one 'N passed, M failed' line summed over every test binary.
 test: deps
 	@mkdir -p target
-	set -o pipefail; cargo test --workspace 2>&1 | tee target/test.log
+	set -o pipefail; cargo test --workspace --features mpi 2>&1 | tee target/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {print p " passed, " f " failed"}' target/test.log
 
-deps: toolchain vulkan data
+deps: toolchain vulkan data mpi
 
 toolchain:
 	@command -v cargo >/dev/null || { echo "Rust is missing: install it with rustup (https://rustup.rs), then run make again"; exit 1; }
@@ -40,4 +43,12 @@ data:
 	else \
 		echo "Fashion-MNIST missing: installing the dataset-fashion-mnist package"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+mpi:
+	@if dpkg -s $(MPI_PACKAGES) >/dev/null 2>&1; then \
+		echo "OpenMPI and libclang present"; \
+	else \
+		echo "OpenMPI or libclang missing: installing $(MPI_PACKAGES)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $(MPI_PACKAGES); \
 	fi

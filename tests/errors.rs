@@ -101,7 +101,7 @@ fn buffers_past_the_adapter_limit_are_refused_by_name() {
 
 #[test]
 fn an_adapter_that_is_not_there_is_named_beside_those_present() {
-    let choice = kiln::gpu::AdapterChoice { backend: None, name: Some("no such adapter".into()) };
+    let choice = kiln::gpu::AdapterChoice { name: Some("no such adapter".into()), ..Default::default() };
     let text = message(pollster::block_on(choice.pick()).map(|_| ()));
     let present = kiln::gpu::describe(common::gpu().gpu().info());
     assert!(text.contains("KILN_ADAPTER=no such adapter") && text.contains(&present), "{text}");
@@ -110,7 +110,7 @@ fn an_adapter_that_is_not_there_is_named_beside_those_present() {
 
 #[test]
 fn an_unknown_backend_is_named() {
-    let choice = kiln::gpu::AdapterChoice { backend: Some("glide".into()), name: None };
+    let choice = kiln::gpu::AdapterChoice { backend: Some("glide".into()), ..Default::default() };
     let text = message(pollster::block_on(choice.pick()).map(|_| ()));
     assert!(text.contains("KILN_BACKEND=glide"), "{text}");
 }

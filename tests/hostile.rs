@@ -332,7 +332,7 @@ fn a_step_longer_than_the_timeout_fails_with_a_timeout_on_every_backend() {
     let adapters: Vec<(&str, bool)> = ["vulkan", "gl"]
         .into_iter()
         .filter_map(|backend| {
-            let choice = kiln::gpu::AdapterChoice { backend: Some(backend.to_string()), name: None };
+            let choice = kiln::gpu::AdapterChoice { backend: Some(backend.to_string()), ..Default::default() };
             let (_, adapter) = pollster::block_on(choice.pick()).ok()?;
             Some((backend, adapter.get_info().device_type == wgpu::DeviceType::Cpu))
         })

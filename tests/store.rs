@@ -256,7 +256,7 @@ fn split_step_equals_fused_step<B: Backend>(backend: B) {
     let (first, second) = (half(GradientSink::Assign), half(GradientSink::Accumulate));
     let first_program = Program::compile(&mut store, &first.graph, &[first.loss]).expect("compile");
     let second_program = Program::compile(&mut store, &second.graph, &[second.loss]).expect("compile");
-    let update = apply_gradients(&first.graph, &all(&first)).expect("update graph");
+    let update = apply_gradients(&first.graph, &all(&first), None).expect("update graph");
     let update_program = Program::compile(&mut store, &update, &[]).expect("compile");
 
     for step in 0..3 {

@@ -207,7 +207,7 @@ fn the_mlp_takes_its_shape_from_the_options() {
     let model = kiln::nn::build(&shaped.config().model, 4, 144, true, 3).expect("model");
     let shapes: Vec<String> = model.params.iter().map(|&p| model.graph.shape(p).to_string()).collect();
     assert_eq!(shapes, ["[32, 144]", "[32]", "[16, 32]", "[16]", "[10, 16]", "[10]"]);
-    let metrics = kiln::cli::train::train(&shaped, false).expect("trains");
+    let metrics = kiln::cli::train::train(&shaped, false).expect("trains").expect("one process reports");
     assert!(metrics.test_accuracy.expect("accuracy") > 0.2, "learns (chance: 0.1): {metrics:?}");
     let text =
         kiln::cli::train::train(&args(&["--model", "cnn", "--hidden", "10"]), false).expect_err("refused").to_string();
@@ -220,7 +220,7 @@ fn every_model_learns_and_draws_its_pictures() {
         let plots = std::env::temp_dir().join(format!("kiln-plots-{}", std::process::id()));
         let dir = plots.to_str().expect("utf-8");
         let run = args(&["--model", model, "--optimizer", "adam", "--lr", "3e-3", "--epochs", "5", "--plots", dir]);
-        let metrics = kiln::cli::train::train(&run, false).unwrap_or_else(|e| panic!("{model}: {e}"));
+        let metrics = kiln::cli::train::train(&run, false).unwrap_or_else(|e| panic!("{model}: {e}")).expect("reported");
         match (metrics.test_accuracy, metrics.test_mse) {
             (Some(accuracy), _) => {
                 assert!(accuracy > 0.2, "{model}: test accuracy {accuracy} after five epochs (chance: 0.1)")

@@ -178,7 +178,7 @@ fn report_divergence(device: &str, report: &crate::diverge::Divergence, toleranc
 }
 
 fn run_training(args: &TrainArgs) -> kiln_core::Result<ExitCode> {
-    let metrics = train::train(args, true)?;
+    let Some(metrics) = train::train(args, true)? else { return Ok(ExitCode::SUCCESS) };
     let result = match (metrics.test_accuracy, metrics.test_mse) {
         (Some(accuracy), _) => format!("test accuracy {accuracy:.4}"),
         (None, Some(mse)) => format!("test mse {mse:.5}"),

@@ -111,6 +111,10 @@ pub struct TrainArgs {
     /// Write the run's figures as a JSON object, with a row per epoch.
     #[arg(long)]
     pub metrics_json: Option<PathBuf>,
+    /// One rank of a data-parallel job under mpirun: each --batch is split among the ranks
+    /// (built with `--features mpi`).
+    #[arg(long)]
+    pub data_parallel: bool,
     /// The mlp's hidden layer widths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "100", value_parser = positive)]
     pub hidden: Vec<usize>,
@@ -164,8 +168,9 @@ impl TrainArgs {
     }
 }
 
-/// Trains as `args` say on the device they name; returns the run's figures.
-pub fn train(args: &TrainArgs, progress: bool) -> Result<Metrics> {
+/// Trains as `args` say on the device they name; returns the run's figures (`None` in the
+/// ranks of a data-parallel job but rank 0, which alone reports).
+pub fn train(args: &TrainArgs, progress: bool) -> Result<Option<Metrics>> {
     let config = args.config();
     config.check()?;
     let (files, pictures) = args.outputs();
@@ -176,19 +181,76 @@ pub fn train(args: &TrainArgs, progress: bool) -> Result<Metrics> {
     check_outputs(&outputs)?;
     let data = FashionMnist::load(&args.data).map_err(|e| Error::data("dataset", e.to_string()))?;
     let mut report = Report { bar: None, progress, plots: args.plots.clone() };
-    let metrics = match args.device {
-        Device::Gpu => {
-            let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
-            kiln_nn::train(gpu, &config, &data, &mut report)?.metrics
+    let metrics = if args.data_parallel {
+        let Some(metrics) = data_parallel(args, &config, &data, &mut report)? else { return Ok(None) };
+        metrics
+    } else {
+        match args.device {
+            Device::Gpu => {
+                let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
+                kiln_nn::train(gpu, &config, &data, &mut report)?.metrics
+            }
+            Device::Cpu => kiln_nn::train(kiln_cpu::Cpu, &config, &data, &mut report)?.metrics,
         }
-        Device::Cpu => kiln_nn::train(kiln_cpu::Cpu, &config, &data, &mut report)?.metrics,
     };
     if let Some(path) = &args.metrics_json {
         let json = serde_json::to_string_pretty(&metrics).map_err(|e| Error::data("metrics", e.to_string()))?;
         write_atomically(path, &json)?;
     }
-    Ok(metrics)
+    Ok(Some(metrics))
 }
+
+/// This process as one rank of the job `mpirun` started: rank 0 reports and writes, the others
+/// train quietly; a failure in any rank ends the whole job.
+#[cfg(feature = "mpi")]
+fn data_parallel(
+    args: &TrainArgs,
+    config: &TrainConfig,
+    data: &FashionMnist,
+    report: &mut Report,
+) -> Result<Option<Metrics>> {
+    let job = kiln_nn::dist::Mpi::start()?;
+    let rank = kiln_nn::Collectives::rank(&job);
+    let mut choice = kiln_gpu::AdapterChoice::from_env();
+    if choice.name.is_none() {
+        choice.ordinal = Some(job.local_rank());
+    }
+    let trained = (|| -> Result<Metrics> {
+        let quiet = &mut Silent;
+        let progress: &mut dyn Progress<_> = if rank == 0 { report } else { quiet };
+        match args.device {
+            Device::Gpu => {
+                let gpu = kiln_kernels::GpuBackend::new(pollster::block_on(kiln_gpu::Gpu::open(&choice))?);
+                Ok(kiln_nn::train_parallel(gpu, config, data, progress, &job)?.metrics)
+            }
+            Device::Cpu => {
+                let cpu: &mut dyn Progress<kiln_cpu::Cpu> = if rank == 0 { report } else { quiet };
+                Ok(kiln_nn::train_parallel(kiln_cpu::Cpu, config, data, cpu, &job)?.metrics)
+            }
+        }
+    })();
+    match trained {
+        Ok(metrics) => Ok((rank == 0).then_some(metrics)),
+        Err(e) => {
+            eprintln!("error in rank {rank}: {e}");
+            job.abort(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "mpi"))]
+fn data_parallel(_: &TrainArgs, _: &TrainConfig, _: &FashionMnist, _: &mut Report) -> Result<Option<Metrics>> {
+    Err(Error::Unsupported(
+        "--data-parallel needs MPI: build with `cargo build --release --features mpi` (OpenMPI's libopenmpi-dev, \
+         openmpi-bin and libclang) and start the ranks with mpirun"
+            .into(),
+    ))
+}
+
+/// The other ranks of a data-parallel job: rank 0 speaks for them.
+struct Silent;
+
+impl<B: Backend> Progress<B> for Silent {}
 
 /// The terminal's view of a run: a progress bar per epoch, a row per epoch, notes, pictures.
 struct Report {

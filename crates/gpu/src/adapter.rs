@@ -9,12 +9,15 @@ use wgpu::{Adapter, AdapterInfo, Backends, DeviceType, Instance};
 pub struct AdapterChoice {
     pub backend: Option<String>,
     pub name: Option<String>,
+    /// Which of several equally good adapters (a machine's GPUs, in enumeration order) to take,
+    /// counted round: a data-parallel rank's local rank.
+    pub ordinal: Option<usize>,
 }
 
 impl AdapterChoice {
     pub fn from_env() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        AdapterChoice { backend: var("KILN_BACKEND"), name: var("KILN_ADAPTER") }
+        AdapterChoice { backend: var("KILN_BACKEND"), name: var("KILN_ADAPTER"), ordinal: None }
     }
 
     fn backends(&self) -> Result<Backends> {
@@ -45,7 +48,12 @@ impl AdapterChoice {
             backends.contains(Backends::from(info.backend))
                 && self.name.as_ref().is_none_or(|n| info.name.to_lowercase().contains(&n.to_lowercase()))
         };
-        let best = adapters.into_iter().filter(wanted).min_by_key(|a| rank(a.get_info().device_type));
+        let candidates: Vec<Adapter> = adapters.into_iter().filter(wanted).collect();
+        let best_rank = candidates.iter().map(|a| rank(a.get_info().device_type)).min();
+        let mut best: Vec<Adapter> =
+            candidates.into_iter().filter(|a| Some(rank(a.get_info().device_type)) == best_rank).collect();
+        let pick = self.ordinal.unwrap_or(0) % best.len().max(1);
+        let best = (pick < best.len()).then(|| best.swap_remove(pick));
         let adapter = best.ok_or_else(|| Error::NoMatchingAdapter {
             asked: self.asked(),
             present: seen.join("; "),

@@ -48,7 +48,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Gpu {
     /// Opens the adapter the environment asks for (see `AdapterChoice`), with its own limits.
     pub async fn new() -> Result<Self> {
-        let (_instance, adapter) = AdapterChoice::from_env().pick().await?;
+        Self::open(&AdapterChoice::from_env()).await
+    }
+
+    /// Opens the adapter `choice` picks, with its own limits.
+    pub async fn open(choice: &AdapterChoice) -> Result<Self> {
+        let (_instance, adapter) = choice.pick().await?;
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("kiln"),
             required_limits: adapter.limits(),

@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod dataset;
+pub mod dist;
 pub mod files;
 pub mod idx;
 pub mod init;
@@ -20,8 +21,9 @@ pub use idx::{IdxArray, IdxError, read_idx};
 pub use init::Init;
 pub use layers::{Cell, Layers, Model, Task};
 pub use optim::{GradientSink, Optimizer, ParamGroup, apply_gradients, gradient_name, minimize, store_gradients};
+pub use dist::{Collectives, Single};
 pub use trainer::{
     EpochRow, Metrics, OptimizerKind, Progress, Run, ScheduleKind, StepReport, Stop, TrainConfig, Trained, argmax,
-    first_non_finite, train,
+    first_non_finite, train, train_parallel,
 };
 pub use zoo::{CLASSES, HiddenActivation, MODELS, ModelSpec, build, cnn, mlp};

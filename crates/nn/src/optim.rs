@@ -136,16 +136,26 @@ pub fn store_gradients(g: &mut Graph, loss: Value, params: &[Value], sink: Gradi
 }
 
 /// A graph applying the gradients in `<param>.grad` to the parameters of `groups` (values of
-/// `model`), each by its group's optimizer: the second half of a step split at the gradient.
-pub fn apply_gradients(model: &Graph, groups: &[ParamGroup]) -> Result<Graph> {
+/// `model`), each by its group's optimizer, the gradients first clipped together to
+/// `clip_norm` where given: the second half of a step split at the gradient.
+pub fn apply_gradients(model: &Graph, groups: &[ParamGroup], clip_norm: Option<f32>) -> Result<Graph> {
     distinct_params(model, groups)?;
     let mut g = Graph::new();
+    let mut params = Vec::new();
+    let mut grads = Vec::new();
+    for &param in groups.iter().flat_map(|group| &group.params) {
+        let node = model.node(param);
+        params.push(g.variable_like(node));
+        grads.push(g.variable(&gradient_name(&node.name), node.shape.clone()));
+    }
+    let grads = match clip_norm {
+        Some(max_norm) => g.clip_grad_norm(&grads, max_norm)?,
+        None => grads,
+    };
+    let mut pairs = params.into_iter().zip(grads);
     for group in groups {
-        for &param in &group.params {
-            let node = model.node(param);
-            let p = g.variable_like(node);
-            let grad = g.variable(&gradient_name(&node.name), node.shape.clone());
-            group.optimizer.update(&mut g, p, grad)?;
+        for (param, grad) in pairs.by_ref().take(group.params.len()) {
+            group.optimizer.update(&mut g, param, grad)?;
         }
     }
     Ok(g)

@@ -27,9 +27,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
 use crate::dataset::{Dataset, FashionMnist, shuffled_indices};
+use crate::dist::{Collectives, Single};
 use crate::files::{Output, WriterLock, check_outputs};
 use crate::layers::{Model, Task};
-use crate::optim::{Optimizer, ParamGroup, minimize};
+use crate::optim::{GradientSink, Optimizer, ParamGroup, apply_gradients, minimize, store_gradients};
 use crate::zoo::{CLASSES, ModelSpec, build};
 
 /// The optimizers a run can use.
@@ -225,6 +226,10 @@ pub struct Metrics {
     pub samples_per_sec: f64,
     pub train_seconds: f64,
     pub stopped_by: Stop,
+    /// Data-parallel runs: the ranks, and the seconds spent exchanging gradients (reading them
+    /// back, summing them across ranks, writing them again).
+    pub ranks: usize,
+    pub exchange_seconds: f64,
     /// Device bytes of the parameter store, of the training and evaluation programs' own
     /// buffers (inputs, step values, kernel scratch), and of what the backend shares between
     /// programs (texel textures): together, what the device allocates.
@@ -278,16 +283,40 @@ pub fn train<B: Backend>(
     data: &FashionMnist,
     progress: &mut dyn Progress<B>,
 ) -> Result<Trained<B>> {
+    train_parallel(backend, config, data, progress, &Single)
+}
+
+/// `train` as one rank of a data-parallel job: each global batch is cut into one shard per
+/// rank, every rank computes its shard's gradients, the gradients are summed across ranks (one
+/// all-reduce of one flat buffer per step) and averaged, and every rank applies the same
+/// update, so the parameters stay identical (checked, bit for bit, when the run ends). Rank 0
+/// alone evaluates, reports and writes checkpoints; it sends the others its parameters at the
+/// start (and on resume) and its decision to stop early.
+pub fn train_parallel<B: Backend>(
+    backend: B,
+    config: &TrainConfig,
+    data: &FashionMnist,
+    progress: &mut dyn Progress<B>,
+    collectives: &dyn Collectives,
+) -> Result<Trained<B>> {
     config.check()?;
+    let ranks = collectives.size();
+    if !config.batch.is_multiple_of(ranks) {
+        return Err(Error::data("--batch", format!("{} is not a multiple of the {ranks} ranks", config.batch)));
+    }
     let best = config.patience.and(config.checkpoint.as_deref()).map(TrainConfig::best_checkpoint);
     let paths: Vec<&Path> = config.checkpoint.as_deref().into_iter().chain(best.as_deref()).collect();
     check_outputs(&paths.iter().map(|path| Output::File { option: "--checkpoint", path }).collect::<Vec<_>>())?;
     // Held for the whole run: a second run writing this checkpoint is refused.
-    let _lock = config.checkpoint.as_deref().map(WriterLock::acquire).transpose()?;
-    let mut run = Run::new(backend, config, data)?;
-    if let Some(path) = &config.resume {
+    let writes = collectives.rank() == 0;
+    let _lock = config.checkpoint.as_deref().filter(|_| writes).map(WriterLock::acquire).transpose()?;
+    let mut run = Run::new(backend, config, data, collectives)?;
+    if let Some(path) = config.resume.as_deref().filter(|_| writes) {
         run.resume(path)?;
         progress.note(&format!("resumed from {} after epoch {}", path.display(), run.history.len()));
+    }
+    if ranks > 1 {
+        run.from_rank_zero()?;
     }
     run.epochs(progress)
 }
@@ -297,9 +326,11 @@ pub fn train<B: Backend>(
 pub struct Run<'a, B: Backend> {
     config: &'a TrainConfig,
     data: &'a FashionMnist,
+    collectives: &'a dyn Collectives,
     model: Model,
     store: Store<B>,
-    train: Program<B>,
+    step: Step<B>,
+    exchange_seconds: f64,
     eval_model: Model,
     eval: Program<B>,
     train_indices: Vec<usize>,
@@ -312,7 +343,7 @@ pub struct Run<'a, B: Backend> {
 }
 
 impl<'a, B: Backend> Run<'a, B> {
-    fn new(backend: B, config: &'a TrainConfig, data: &'a FashionMnist) -> Result<Self> {
+    fn new(backend: B, config: &'a TrainConfig, data: &'a FashionMnist, collectives: &'a dyn Collectives) -> Result<Self> {
         let pixels = data.train.image_size();
         let (train_indices, validation_indices) = split(&data.train, config.validation)?;
         let steps_per_epoch = train_indices.len() / config.batch;
@@ -329,31 +360,40 @@ impl<'a, B: Backend> Run<'a, B> {
             (None, Some(s)) => s,
             (None, None) => steps_per_epoch,
         };
-        let mut model = build(&config.model, config.batch, pixels, true, config.seed)?;
-        let group =
-            ParamGroup { params: model.params.clone(), optimizer: config.optimizer(steps_per_epoch, planned_steps) };
-        minimize(&mut model.graph, model.loss, &[group], config.clip_norm)?;
+        let shard = config.batch / collectives.size();
+        let mut model = build(&config.model, shard, pixels, true, config.seed)?;
+        let group = ParamGroup { params: model.params.clone(), optimizer: config.optimizer(steps_per_epoch, planned_steps) };
         let mut store = Store::new(backend);
-        let train = Program::compile(&mut store, &model.graph, &[model.loss, model.logits])?;
+        let step = if collectives.size() == 1 {
+            minimize(&mut model.graph, model.loss, std::slice::from_ref(&group), config.clip_norm)?;
+            Step::Fused(Program::compile(&mut store, &model.graph, &[model.loss, model.logits])?)
+        } else {
+            let update = apply_gradients(&model.graph, std::slice::from_ref(&group), config.clip_norm)?;
+            let grads = store_gradients(&mut model.graph, model.loss, &model.params.clone(), GradientSink::Assign)?;
+            let names = grads.iter().map(|&g| model.graph.node(g).name.clone()).collect();
+            let gradients = Program::compile(&mut store, &model.graph, &[model.loss, model.logits])?;
+            Step::Split { gradients, update: Program::compile(&mut store, &update, &[])?, grads: names }
+        };
         let eval_model = build(&config.model, EVAL_BATCH, pixels, false, config.seed)?;
         let eval = Program::compile(&mut store, &eval_model.graph, &[eval_model.logits])?;
         log::info!(
             "training {} on {}: {} graph nodes per step; device memory: {} KiB of parameters and state, \
-             {} KiB for the training program, {} KiB for evaluation, {} KiB shared by kernels",
+             {} KiB for evaluation, {} KiB shared by kernels",
             config.model.name,
             store.backend().name(),
             model.graph.nodes().len(),
             store.bytes() / 1024,
-            train.plan().program_bytes / 1024,
             eval.plan().program_bytes / 1024,
             store.backend().shared_bytes() / 1024
         );
         Ok(Run {
             config,
             data,
+            collectives,
             model,
             store,
-            train,
+            step,
+            exchange_seconds: 0.0,
             eval_model,
             eval,
             train_indices,
@@ -394,18 +434,20 @@ impl<'a, B: Backend> Run<'a, B> {
     fn epochs(mut self, progress: &mut dyn Progress<B>) -> Result<Trained<B>> {
         let (mut seconds, mut samples) = (0.0, 0usize);
         let stopped_by = loop {
-            if let Some(stop) = self.finished() {
+            if let Some(stop) = self.finished()? {
                 break stop;
             }
             let row = self.epoch(progress)?;
             seconds += row.seconds;
             samples += row.steps * self.config.batch;
             self.history.push(row.clone());
-            self.keep_if_best()?;
-            if let Some(path) = &self.config.checkpoint {
-                self.save(path)?;
+            if self.collectives.rank() == 0 {
+                self.keep_if_best()?;
+                if let Some(path) = &self.config.checkpoint {
+                    self.save(path)?;
+                }
+                progress.epoch(&row, &mut self)?;
             }
-            progress.epoch(&row, &mut self)?;
         };
         progress.note(&match stopped_by {
             Stop::Epochs => format!("stopped after {} epochs (--epochs)", self.history.len()),
@@ -423,6 +465,11 @@ impl<'a, B: Backend> Run<'a, B> {
             }
             None => self.history.len(),
         };
+        if self.collectives.size() > 1 {
+            // Rank 0 kept the best epoch's parameters: every rank ends with them.
+            self.from_rank_zero()?;
+            self.check_identical()?;
+        }
         let kept_row =
             self.history.get(kept.saturating_sub(1)).ok_or_else(|| Error::attribute("train", "no epoch ran"))?;
         let last = self.history.last().ok_or_else(|| Error::attribute("train", "no epoch ran"))?;
@@ -439,8 +486,10 @@ impl<'a, B: Backend> Run<'a, B> {
             samples_per_sec: samples as f64 / seconds.max(1e-9),
             train_seconds: seconds,
             stopped_by,
+            ranks: self.collectives.size(),
+            exchange_seconds: self.exchange_seconds,
             store_bytes: self.store.bytes(),
-            train_program_bytes: self.train.plan().program_bytes,
+            train_program_bytes: self.step.program_bytes(),
             eval_program_bytes: self.eval.plan().program_bytes,
             shared_bytes: backend.shared_bytes(),
             epochs: self.history.clone(),
@@ -448,8 +497,20 @@ impl<'a, B: Backend> Run<'a, B> {
         Ok(Trained { metrics, store: self.store })
     }
 
-    /// Why the run should stop now, if it should.
-    fn finished(&self) -> Option<Stop> {
+    /// Why the run should stop now, if it should: rank 0's decision (only it evaluates), sent
+    /// to every rank.
+    fn finished(&self) -> Result<Option<Stop>> {
+        let mut decision = [match self.stop_here() {
+            None => 0.0,
+            Some(Stop::Steps) => 1.0,
+            Some(Stop::Epochs) => 2.0,
+            Some(Stop::Patience) => 3.0,
+        }];
+        self.collectives.broadcast(&mut decision)?;
+        Ok([None, Some(Stop::Steps), Some(Stop::Epochs), Some(Stop::Patience)][decision[0] as usize])
+    }
+
+    fn stop_here(&self) -> Option<Stop> {
         let by_steps = self.config.steps.is_some_and(|s| self.steps_done() >= s);
         let by_epochs = self.history.len()
             >= self.config.epochs.unwrap_or(if self.config.steps.is_some() { usize::MAX } else { 1 });
@@ -506,10 +567,7 @@ impl<'a, B: Backend> Run<'a, B> {
                 let seed = self.config.seed ^ ((epoch as u64) << 32) ^ step as u64;
                 images = augment(&images, self.data.train.cols, seed)?;
             }
-            self.train.set(self.model.images, &images)?;
-            self.train.set(self.model.labels, &labels)?;
-            let out = self.train.run(&mut self.store, &[self.model.loss, self.model.logits])?;
-            let loss = out[0].as_f32()?[0];
+            let (loss, right) = self.train_step(&images, &labels)?;
             if !loss.is_finite() {
                 let first = self.diagnose(&images, &labels)?;
                 return Err(Error::data(
@@ -518,9 +576,7 @@ impl<'a, B: Backend> Run<'a, B> {
                 ));
             }
             loss_sum += loss as f64;
-            if classes {
-                correct += count_correct(&out[1], labels.as_i32()?)?;
-            }
+            correct += right;
             if step % 10 == 0 || step + 1 == steps {
                 let seen = (step + 1) * batch;
                 progress.step(&StepReport {
@@ -534,13 +590,15 @@ impl<'a, B: Backend> Run<'a, B> {
             }
         }
         let seconds = start.elapsed().as_secs_f64();
-        let validation = if self.validation_indices.is_empty() {
+        // Rank 0 alone evaluates; the others go on to the next step and wait for it there.
+        let evaluates = self.collectives.rank() == 0;
+        let validation = if self.validation_indices.is_empty() || !evaluates {
             None
         } else {
             Some(self.evaluate(&self.data.train, &self.validation_indices.clone())?)
         };
         let test: Vec<usize> = (0..self.data.test.len()).collect();
-        let (test_loss, test_score) = self.evaluate(&self.data.test, &test)?;
+        let test = if evaluates { Some(self.evaluate(&self.data.test, &test)?) } else { None };
         Ok(EpochRow {
             epoch: epoch + 1,
             steps,
@@ -548,11 +606,90 @@ impl<'a, B: Backend> Run<'a, B> {
             train_accuracy: classes.then(|| correct as f64 / (steps * batch).max(1) as f64),
             validation_loss: validation.map(|(loss, _)| loss),
             validation_accuracy: validation.filter(|_| classes).map(|(_, accuracy)| accuracy),
-            test_loss: classes.then_some(test_loss),
-            test_accuracy: classes.then_some(test_score),
-            test_mse: (!classes).then_some(test_score),
+            test_loss: test.filter(|_| classes).map(|(loss, _)| loss),
+            test_accuracy: test.filter(|_| classes).map(|(_, score)| score),
+            test_mse: test.filter(|_| !classes).map(|(_, score)| score),
             seconds,
         })
+    }
+
+    /// One step on a global batch: the loss (averaged over every rank's shard) and the images
+    /// classified right (all ranks').
+    fn train_step(&mut self, images: &HostTensor, labels: &HostTensor) -> Result<(f32, usize)> {
+        let classes = self.model.task == Task::Classes;
+        let (rank, ranks) = (self.collectives.rank(), self.collectives.size());
+        let (images, labels) = (shard(images, rank, ranks)?, shard(labels, rank, ranks)?);
+        let program = match &self.step {
+            Step::Fused(program) | Step::Split { gradients: program, .. } => program,
+        };
+        program.set(self.model.images, &images)?;
+        program.set(self.model.labels, &labels)?;
+        let out = program.run(&mut self.store, &[self.model.loss, self.model.logits])?;
+        let loss = out[0].as_f32()?[0];
+        let correct = if classes { count_correct(&out[1], labels.as_i32()?)? } else { 0 };
+        let Step::Split { update, grads, .. } = &self.step else { return Ok((loss, correct)) };
+        let exchange = Instant::now();
+        let names: Vec<&str> = grads.iter().map(String::as_str).collect();
+        let tensors = self.store.read(&names)?;
+        let mut flat: Vec<f32> = Vec::with_capacity(tensors.iter().map(|t| t.shape.numel()).sum::<usize>() + 2);
+        for tensor in &tensors {
+            flat.extend_from_slice(tensor.as_f32()?);
+        }
+        flat.extend([loss, correct as f32]);
+        self.collectives.all_reduce_sum(&mut flat)?;
+        let scale = 1.0 / ranks as f32;
+        let mut offset = 0;
+        for (name, tensor) in names.iter().zip(&tensors) {
+            let n = tensor.shape.numel();
+            let mean = flat[offset..offset + n].iter().map(|v| v * scale).collect();
+            self.store.write(name, &HostTensor::f32(tensor.shape.clone(), mean)?)?;
+            offset += n;
+        }
+        self.exchange_seconds += exchange.elapsed().as_secs_f64();
+        update.run(&mut self.store, &[])?;
+        Ok((flat[offset] * scale, flat[offset + 1] as usize))
+    }
+
+    /// Makes every rank's store rank 0's: its tensors in one broadcast, then its counters
+    /// and history.
+    fn from_rank_zero(&mut self) -> Result<()> {
+        let tensors = self.store.read_all()?;
+        let mut flat: Vec<f32> = Vec::new();
+        for tensor in tensors.values() {
+            flat.extend(tensor.as_f32().map(<[f32]>::to_vec).unwrap_or_default());
+        }
+        self.collectives.broadcast(&mut flat)?;
+        let mut offset = 0;
+        for (name, tensor) in &tensors {
+            let Ok(values) = tensor.as_f32() else { continue };
+            let received = flat[offset..offset + values.len()].to_vec();
+            self.store.write(name, &HostTensor::f32(tensor.shape.clone(), received)?)?;
+            offset += values.len();
+        }
+        let mut state = to_json(&(self.store.counters(), &self.history))?.into_bytes();
+        self.collectives.broadcast_bytes(&mut state)?;
+        let (counters, history): (std::collections::BTreeMap<String, u32>, Vec<EpochRow>) =
+            serde_json::from_slice(&state).map_err(|e| Error::data("rank 0's state", e.to_string()))?;
+        for (name, runs) in counters {
+            self.store.set_counter(&name, runs);
+        }
+        self.history = history;
+        Ok(())
+    }
+
+    /// Refuses a data-parallel run whose ranks ended with parameters that differ in any bit.
+    fn check_identical(&self) -> Result<()> {
+        let names: Vec<&str> = self.model.params.iter().map(|&p| self.model.graph.node(p).name.as_str()).collect();
+        let mine: Vec<f32> = self.store.read(&names)?.iter().flat_map(|t| t.as_f32().map(<[f32]>::to_vec).unwrap_or_default()).collect();
+        let mut zeros = mine.clone();
+        self.collectives.broadcast(&mut zeros)?;
+        match mine.iter().zip(&zeros).position(|(a, b)| a.to_bits() != b.to_bits()) {
+            None => Ok(()),
+            Some(at) => Err(Error::data(
+                "data-parallel training",
+                format!("rank {}'s parameters differ from rank 0's (at element {at})", self.collectives.rank()),
+            )),
+        }
     }
 
     /// The evaluation program's outputs for `indices` of `set`, `EVAL_BATCH` images at a time,
@@ -823,4 +960,36 @@ pub fn first_non_finite<B: Backend>(
             }
         }
     }))
+}
+
+/// How a run steps: one fused program (one process), or split at the gradient for the
+/// exchange between ranks.
+enum Step<B: Backend> {
+    Fused(Program<B>),
+    Split { gradients: Program<B>, update: Program<B>, grads: Vec<String> },
+}
+
+impl<B: Backend> Step<B> {
+    fn program_bytes(&self) -> u64 {
+        match self {
+            Step::Fused(program) => program.plan().program_bytes,
+            Step::Split { gradients, update, .. } => gradients.plan().program_bytes + update.plan().program_bytes,
+        }
+    }
+}
+
+/// Rank `rank`'s share of a batch's rows, of `ranks` equal shares.
+fn shard(tensor: &HostTensor, rank: usize, ranks: usize) -> Result<HostTensor> {
+    if ranks == 1 {
+        return Ok(tensor.clone());
+    }
+    let dims = tensor.shape.dims();
+    let rows = dims[0] / ranks;
+    let per_row: usize = dims[1..].iter().product();
+    let shape = [&[rows], &dims[1..]].concat();
+    let range = rank * rows * per_row..(rank + 1) * rows * per_row;
+    match &tensor.data {
+        kiln_core::TensorData::F32(v) => HostTensor::f32(shape, v[range].to_vec()),
+        kiln_core::TensorData::I32(v) => HostTensor::i32(shape, v[range].to_vec()),
+    }
 }
