@@ -23,7 +23,16 @@ use kiln::nn::Checkpoint;
 fn mpirun(ranks: usize) -> Command {
     let mut command = Command::new("mpirun");
     command.args(["--allow-run-as-root", "-np", &ranks.to_string(), "--oversubscribe", "--bind-to", "none"]);
-    command.args(["--timeout", "300", "--mca", "btl", "self,vader", "--mca", "btl_vader_single_copy_mechanism", "none"]);
+    command.args([
+        "--timeout",
+        "300",
+        "--mca",
+        "btl",
+        "self,vader",
+        "--mca",
+        "btl_vader_single_copy_mechanism",
+        "none",
+    ]);
     command.args(["--mca", "odls_base_sigkill_timeout", "0"]).env("XDG_RUNTIME_DIR", "/tmp");
     command.arg(env!("CARGO_BIN_EXE_kiln"));
     command
@@ -33,8 +42,22 @@ fn train_args(model: &str, checkpoint: &Path) -> Vec<String> {
     let data = common::synthetic_data();
     let optimizer = if model == "cnn" { ["momentum", "0.05"] } else { ["adam", "1e-2"] };
     [
-        "train", "--model", model, "--optimizer", optimizer[0], "--lr", optimizer[1], "--batch", "64", "--steps", "5",
-        "--validation", "200", "--seed", "3", "--data",
+        "train",
+        "--model",
+        model,
+        "--optimizer",
+        optimizer[0],
+        "--lr",
+        optimizer[1],
+        "--batch",
+        "64",
+        "--steps",
+        "5",
+        "--validation",
+        "200",
+        "--seed",
+        "3",
+        "--data",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -79,7 +102,13 @@ fn a_killed_rank_ends_the_job() {
     let mut args = train_args("mlp", &checkpoint);
     let steps = args.iter().position(|a| a == "--steps").expect("steps");
     args[steps + 1] = "100000".into();
-    let mut job = mpirun(2).args(&args).arg("--data-parallel").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("starts");
+    let mut job = mpirun(2)
+        .args(&args)
+        .arg("--data-parallel")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
     // Wait for the ranks to be training, then kill one of them.
     let marker = checkpoint.display().to_string();
     let started = Instant::now();

@@ -220,7 +220,8 @@ fn every_model_learns_and_draws_its_pictures() {
         let plots = std::env::temp_dir().join(format!("kiln-plots-{}", std::process::id()));
         let dir = plots.to_str().expect("utf-8");
         let run = args(&["--model", model, "--optimizer", "adam", "--lr", "3e-3", "--epochs", "5", "--plots", dir]);
-        let metrics = kiln::cli::train::train(&run, false).unwrap_or_else(|e| panic!("{model}: {e}")).expect("reported");
+        let metrics =
+            kiln::cli::train::train(&run, false).unwrap_or_else(|e| panic!("{model}: {e}")).expect("reported");
         match (metrics.test_accuracy, metrics.test_mse) {
             (Some(accuracy), _) => {
                 assert!(accuracy > 0.2, "{model}: test accuracy {accuracy} after five epochs (chance: 0.1)")

@@ -248,8 +248,10 @@ fn data_parallel(_: &TrainArgs, _: &TrainConfig, _: &FashionMnist, _: &mut Repor
 }
 
 /// The other ranks of a data-parallel job: rank 0 speaks for them.
+#[cfg(feature = "mpi")]
 struct Silent;
 
+#[cfg(feature = "mpi")]
 impl<B: Backend> Progress<B> for Silent {}
 
 /// The terminal's view of a run: a progress bar per epoch, a row per epoch, notes, pictures.

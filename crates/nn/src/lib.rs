@@ -17,11 +17,11 @@ pub mod zoo;
 
 pub use checkpoint::Checkpoint;
 pub use dataset::{DEFAULT_DIR, Dataset, FashionMnist, shuffled_indices};
+pub use dist::{Collectives, Single};
 pub use idx::{IdxArray, IdxError, read_idx};
 pub use init::Init;
 pub use layers::{Cell, Layers, Model, Task};
 pub use optim::{GradientSink, Optimizer, ParamGroup, apply_gradients, gradient_name, minimize, store_gradients};
-pub use dist::{Collectives, Single};
 pub use trainer::{
     EpochRow, Metrics, OptimizerKind, Progress, Run, ScheduleKind, StepReport, Stop, TrainConfig, Trained, argmax,
     first_non_finite, train, train_parallel,

@@ -316,7 +316,7 @@ pub fn train_parallel<B: Backend>(
         progress.note(&format!("resumed from {} after epoch {}", path.display(), run.history.len()));
     }
     if ranks > 1 {
-        run.from_rank_zero()?;
+        run.adopt_rank_zero_state()?;
     }
     run.epochs(progress)
 }
@@ -343,7 +343,12 @@ pub struct Run<'a, B: Backend> {
 }
 
 impl<'a, B: Backend> Run<'a, B> {
-    fn new(backend: B, config: &'a TrainConfig, data: &'a FashionMnist, collectives: &'a dyn Collectives) -> Result<Self> {
+    fn new(
+        backend: B,
+        config: &'a TrainConfig,
+        data: &'a FashionMnist,
+        collectives: &'a dyn Collectives,
+    ) -> Result<Self> {
         let pixels = data.train.image_size();
         let (train_indices, validation_indices) = split(&data.train, config.validation)?;
         let steps_per_epoch = train_indices.len() / config.batch;
@@ -362,7 +367,8 @@ impl<'a, B: Backend> Run<'a, B> {
         };
         let shard = config.batch / collectives.size();
         let mut model = build(&config.model, shard, pixels, true, config.seed)?;
-        let group = ParamGroup { params: model.params.clone(), optimizer: config.optimizer(steps_per_epoch, planned_steps) };
+        let group =
+            ParamGroup { params: model.params.clone(), optimizer: config.optimizer(steps_per_epoch, planned_steps) };
         let mut store = Store::new(backend);
         let step = if collectives.size() == 1 {
             minimize(&mut model.graph, model.loss, std::slice::from_ref(&group), config.clip_norm)?;
@@ -372,7 +378,7 @@ impl<'a, B: Backend> Run<'a, B> {
             let grads = store_gradients(&mut model.graph, model.loss, &model.params.clone(), GradientSink::Assign)?;
             let names = grads.iter().map(|&g| model.graph.node(g).name.clone()).collect();
             let gradients = Program::compile(&mut store, &model.graph, &[model.loss, model.logits])?;
-            Step::Split { gradients, update: Program::compile(&mut store, &update, &[])?, grads: names }
+            Step::Split { gradients, update: Box::new(Program::compile(&mut store, &update, &[])?), grads: names }
         };
         let eval_model = build(&config.model, EVAL_BATCH, pixels, false, config.seed)?;
         let eval = Program::compile(&mut store, &eval_model.graph, &[eval_model.logits])?;
@@ -467,7 +473,7 @@ impl<'a, B: Backend> Run<'a, B> {
         };
         if self.collectives.size() > 1 {
             // Rank 0 kept the best epoch's parameters: every rank ends with them.
-            self.from_rank_zero()?;
+            self.adopt_rank_zero_state()?;
             self.check_identical()?;
         }
         let kept_row =
@@ -652,7 +658,7 @@ impl<'a, B: Backend> Run<'a, B> {
 
     /// Makes every rank's store rank 0's: its tensors in one broadcast, then its counters
     /// and history.
-    fn from_rank_zero(&mut self) -> Result<()> {
+    fn adopt_rank_zero_state(&mut self) -> Result<()> {
         let tensors = self.store.read_all()?;
         let mut flat: Vec<f32> = Vec::new();
         for tensor in tensors.values() {
@@ -680,7 +686,8 @@ impl<'a, B: Backend> Run<'a, B> {
     /// Refuses a data-parallel run whose ranks ended with parameters that differ in any bit.
     fn check_identical(&self) -> Result<()> {
         let names: Vec<&str> = self.model.params.iter().map(|&p| self.model.graph.node(p).name.as_str()).collect();
-        let mine: Vec<f32> = self.store.read(&names)?.iter().flat_map(|t| t.as_f32().map(<[f32]>::to_vec).unwrap_or_default()).collect();
+        let mine: Vec<f32> =
+            self.store.read(&names)?.iter().flat_map(|t| t.as_f32().map(<[f32]>::to_vec).unwrap_or_default()).collect();
         let mut zeros = mine.clone();
         self.collectives.broadcast(&mut zeros)?;
         match mine.iter().zip(&zeros).position(|(a, b)| a.to_bits() != b.to_bits()) {
@@ -966,7 +973,7 @@ pub fn first_non_finite<B: Backend>(
 /// exchange between ranks.
 enum Step<B: Backend> {
     Fused(Program<B>),
-    Split { gradients: Program<B>, update: Program<B>, grads: Vec<String> },
+    Split { gradients: Program<B>, update: Box<Program<B>>, grads: Vec<String> },
 }
 
 impl<B: Backend> Step<B> {
