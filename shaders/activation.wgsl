@@ -9,6 +9,7 @@
 //   gelu_tanh   y = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³)
 //   silu        y = x·σ(x)                       dx = dy·σ(x)(1 + x(1 - σ(x)))
 //   softplus    y = max(x,0) + ln(1 + e^-|x|)    dx = dy·σ(x)
+//   step        y = [x > 0]                      dx = 0 (entry step_forward: `step` is a builtin)
 //   prelu       y = x > 0 ? x : α_c·x            dx = dy·(x > 0 ? 1 : α_c),  dα_c = Σ_{x≤0} dy·x
 // Backward entry points read x at binding 1 and dy at 2; written in x, the slopes of sigmoid
 // and tanh keep full precision where the outputs saturate (1 - y² from a rounded y would not).
@@ -214,6 +215,23 @@ fn softplus_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
     let i = flat(gid, groups);
     if (i >= p.n) { return; }
     out[i] = dy[i] * sigmoid_of(x[i]);
+}
+
+@compute @workgroup_size(64)
+fn step_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    out[i] = select(0.0, 1.0, x[i] > 0.0);
+}
+
+// The step's slope is zero wherever it has one: 0·dy, as the CPU reference computes it (a NaN or
+// an infinity in dy stays NaN). x is read, as every backward entry point's layout binds it.
+@compute @workgroup_size(64)
+fn step_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= p.n) { return; }
+    let zero = 0.0 * dy[i];
+    out[i] = select(zero, zero, x[i] > 0.0);
 }
 
 fn channel_of(i: u32) -> u32 {

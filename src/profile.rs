@@ -96,6 +96,7 @@ fn flops(op: &Op, inputs: &[&Shape], out: &Shape) -> u64 {
         | Op::LayerNormBackwardParams { .. }
         | Op::Dropout(_)
         | Op::DropoutBackward(_)
+        | Op::RandomNormal { .. }
         | Op::Embedding
         | Op::EmbeddingBackward { .. }
         | Op::ClipFactor { .. }

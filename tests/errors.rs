@@ -123,6 +123,12 @@ fn a_run_with_an_input_never_set_is_refused() {
     let mut exec = kiln::graph::Executor::compile(kiln::cpu::Cpu, &g, &[y]).expect("compile");
     let text = message(exec.run(&[y]));
     assert!(text.contains("`pixels` was never set"), "{text}");
+    // An input no kernel of the run reads (labels of a loss that is not computed) need not be.
+    let labels = g.input("labels", vec![2], DType::F32);
+    let _unread_loss = g.sub(y, labels).expect("sub");
+    let mut exec = kiln::graph::Executor::compile(kiln::cpu::Cpu, &g, &[y]).expect("compile");
+    exec.set(x, &kiln::core::HostTensor::f32(vec![2], vec![-1.0, 2.0]).expect("x")).expect("set");
+    assert_eq!(exec.run(&[y]).expect("runs without labels")[0].as_f32().expect("f32"), &[0.0, 2.0]);
 }
 
 #[test]

@@ -133,6 +133,7 @@ fn activations() {
         Activation::Gelu { tanh: true },
         Activation::Silu,
         Activation::Softplus,
+        Activation::Step,
     ];
     for a in all {
         gradcheck(a.name(), &x, |g, x| g.activation(x[0], a));

@@ -320,7 +320,7 @@ fn a_golden_case_with_a_nan_reference_or_no_elements_fails_without_stopping_the_
 #[test]
 fn a_diverging_run_names_the_step_and_the_first_non_finite_value() {
     let data = data();
-    let text = kiln::cli::train::train(&kiln::cli::train::TrainArgs { lr: 1e9, ..options(&data) }, false)
+    let text = kiln::cli::train::train(&kiln::cli::train::TrainArgs { lr: Some(1e9), ..options(&data) }, false)
         .expect_err("diverges")
         .to_string();
     assert!(text.contains("loss became") && text.contains("step") && text.contains("--lr"), "{text}");

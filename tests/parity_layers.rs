@@ -28,6 +28,7 @@ fn activation() -> impl Strategy<Value = Activation> {
         any::<bool>().prop_map(|tanh| Activation::Gelu { tanh }),
         Just(Activation::Silu),
         Just(Activation::Softplus),
+        Just(Activation::Step),
     ]
 }
 

@@ -45,7 +45,22 @@ enum Command {
     /// Train a model on Fashion-MNIST, epoch by epoch, and print its test accuracy.
     Train {
         #[command(flatten)]
-        args: TrainArgs,
+        args: Box<TrainArgs>,
+    },
+    /// Draw images from a trained GAN's generator into a PNG grid.
+    Sample {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// How many images (up to 10,000).
+        #[arg(long, default_value_t = 64, value_parser = positive, allow_negative_numbers = true)]
+        count: usize,
+        #[arg(long)]
+        out: PathBuf,
+        /// The noise's seed: the same seed draws the same images.
+        #[arg(long, default_value_t = 1)]
+        seed: u32,
+        #[arg(long, value_enum, default_value = "gpu")]
+        device: train::Device,
     },
     /// Classify images (PNG, JPEG) with a trained checkpoint: the top 3 classes of each.
     Predict {
@@ -113,6 +128,7 @@ pub fn main() -> ExitCode {
         Command::Check { dir: Some(dir), device, ops, .. } => check(&dir, device, ops.as_deref()),
         Command::Check { .. } => Err(kiln_core::Error::attribute("check", "give a folder of cases or --graph MODEL")),
         Command::Train { args } => run_training(&args),
+        Command::Sample { checkpoint, count, out, seed, device } => sample(&checkpoint, count, &out, seed, device),
         Command::Predict { checkpoint, invert, images } => predict(&checkpoint, invert, &images),
         Command::Bench { workloads, json, data } => bench(&workloads, json.as_deref(), &data),
         Command::Profile { model, batch, steps, trace } => profile(&model, batch, steps, trace.as_deref()),
@@ -178,9 +194,17 @@ fn report_divergence(device: &str, report: &crate::diverge::Divergence, toleranc
 }
 
 fn run_training(args: &TrainArgs) -> kiln_core::Result<ExitCode> {
+    if kiln_nn::gan::is_gan(&args.model) {
+        return run_gan_training(args);
+    }
     let Some(metrics) = train::train(args, true)? else { return Ok(ExitCode::SUCCESS) };
     let result = match (metrics.test_accuracy, metrics.test_mse) {
-        (Some(accuracy), _) => format!("test accuracy {accuracy:.4}"),
+        (Some(accuracy), _) => match (metrics.test_precision, metrics.test_recall) {
+            (Some(precision), Some(recall)) => {
+                format!("test accuracy {accuracy:.4}, precision {precision:.4}, recall {recall:.4}")
+            }
+            _ => format!("test accuracy {accuracy:.4}"),
+        },
         (None, Some(mse)) => format!("test mse {mse:.5}"),
         (None, None) => "no evaluation".into(),
     };
@@ -212,6 +236,67 @@ fn run_training(args: &TrainArgs) -> kiln_core::Result<ExitCode> {
             println!("picture drawn: {}", picture.display());
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_gan_training(args: &TrainArgs) -> kiln_core::Result<ExitCode> {
+    let metrics = train::train_gan(args, true)?;
+    let score = match (metrics.fid, metrics.fid_floor, metrics.fid_ceiling) {
+        (Some(fid), floor, ceiling) => {
+            let show = |v: Option<f64>| v.map_or("unknown".to_string(), |v| format!("{v:.2}"));
+            format!(", FID on Kiln-CNN features {fid:.2} (real images {}, untrained {})", show(floor), show(ceiling))
+        }
+        (None, ..) => String::new(),
+    };
+    println!(
+        "{} on {}: D loss {:.4}, G loss {:.4}{score}, {:.0} real images/s over {} steps ({:.1} s)",
+        metrics.model,
+        metrics.adapter,
+        metrics.d_loss,
+        metrics.g_loss,
+        metrics.samples_per_sec,
+        metrics.steps,
+        metrics.train_seconds
+    );
+    for (what, path) in [("metrics", &args.metrics_json), ("checkpoint", &args.checkpoint)] {
+        if let Some(path) = path {
+            println!("{what} written to {}", path.display());
+        }
+    }
+    if let Some(dir) = &args.plots {
+        for picture in pictures(dir, &args.model)? {
+            println!("picture drawn: {}", picture.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sample(
+    checkpoint: &std::path::Path,
+    count: usize,
+    out: &std::path::Path,
+    seed: u32,
+    device: train::Device,
+) -> kiln_core::Result<ExitCode> {
+    if count > 10_000 {
+        return Err(kiln_core::Error::data("--count", format!("{count} is more than the 10,000 a grid may hold")));
+    }
+    kiln_nn::files::check_outputs(&[kiln_nn::files::Output::File { option: "--out", path: out }])?;
+    let (images, side, model) = match device {
+        train::Device::Gpu => {
+            let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
+            let mut sampler = kiln_nn::gan::Sampler::load(gpu, checkpoint)?;
+            (sampler.sample(count, seed)?, sampler.side, sampler.config.model.clone())
+        }
+        train::Device::Cpu => {
+            let mut sampler = kiln_nn::gan::Sampler::load(kiln_cpu::Cpu, checkpoint)?;
+            (sampler.sample(count, seed)?, sampler.side, sampler.config.model.clone())
+        }
+    };
+    let columns = (count as f64).sqrt().ceil() as usize;
+    let caption = format!("{model}: {count} samples, seed {seed}");
+    plot::plot_samples(&images, side, columns, &caption, out)?;
+    println!("{count} samples drawn: {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,7 @@ use std::sync::Once;
 use image::RgbImage;
 use kiln_core::{Backend, Error, HostTensor, Result};
 use kiln_nn::files::write_bytes_atomically;
+use kiln_nn::gan::GanEpochRow;
 use kiln_nn::{EpochRow, Run, Task};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -165,18 +166,17 @@ pub fn plot_grid(planes: &HostTensor, caption: &str, path: &Path) -> Result<()> 
     })
 }
 
-/// Test images (top row) over their reconstructions (bottom row), captioned.
-pub fn plot_reconstructions(inputs: &[f32], outputs: &[f32], side: usize, path: &Path) -> Result<()> {
-    let count = (inputs.len() / (side * side)).min(outputs.len() / (side * side));
-    let planes: Vec<f32> = [inputs, outputs].iter().flat_map(|v| v[..count * side * side].iter().copied()).collect();
-    let scale = 3usize;
+/// Draws `images` (pixels in [0, 1], `side`² each) as a captioned grid of `columns` per row,
+/// each pixel a `scale`-wide square.
+fn image_grid(images: &[f32], side: usize, columns: usize, scale: usize, caption: &str, path: &Path) -> Result<()> {
+    let count = images.len() / (side * side).max(1);
+    let rows = count.div_ceil(columns.max(1));
     let cell = (side * scale + 4) as u32;
-    let size = ((count as u32 * cell).max(360) + 20, 2 * cell + 50);
+    let size = ((columns as u32 * cell).max(360) + 20, rows as u32 * cell + 50);
     picture(path, size, |root| {
-        let caption = "test images (top), their reconstructions (bottom)";
-        root.draw(&Text::new(caption, (10, 10), (FONT, 15).into_font())).map_err(failed)?;
-        for (k, plane) in planes.chunks(side * side).enumerate() {
-            let (x0, y0) = (10 + (k % count) as i32 * cell as i32, 40 + (k / count) as i32 * cell as i32);
+        root.draw(&Text::new(caption.to_string(), (10, 10), (FONT, 15).into_font())).map_err(failed)?;
+        for (k, plane) in images.chunks(side * side).take(count).enumerate() {
+            let (x0, y0) = (10 + (k % columns) as i32 * cell as i32, 40 + (k / columns) as i32 * cell as i32);
             for (t, &v) in plane.iter().enumerate() {
                 let shade = (255.0 * v.clamp(0.0, 1.0)) as u8;
                 let (x, y) = (x0 + (t % side * scale) as i32, y0 + (t / side * scale) as i32);
@@ -188,6 +188,51 @@ pub fn plot_reconstructions(inputs: &[f32], outputs: &[f32], side: usize, path: 
             }
         }
         Ok(())
+    })
+}
+
+/// Test images (top row) over their reconstructions (bottom row), captioned.
+pub fn plot_reconstructions(inputs: &[f32], outputs: &[f32], side: usize, path: &Path) -> Result<()> {
+    let count = (inputs.len() / (side * side)).min(outputs.len() / (side * side));
+    let planes: Vec<f32> = [inputs, outputs].iter().flat_map(|v| v[..count * side * side].iter().copied()).collect();
+    image_grid(&planes, side, count, 3, "test images (top), their reconstructions (bottom)", path)
+}
+
+/// Generated images (pixels in [0, 1]) as a captioned grid of `columns` per row.
+pub fn plot_samples(images: &[f32], side: usize, columns: usize, caption: &str, path: &Path) -> Result<()> {
+    image_grid(images, side, columns, 2, caption, path)
+}
+
+const GENERATOR: RGBColor = RGBColor(44, 160, 44);
+
+/// A GAN's losses per epoch (left: D's and G's) and its score or D's accuracies (right).
+pub fn plot_gan_history(rows: &[GanEpochRow], model: &str, path: &Path) -> Result<()> {
+    let losses = [
+        ("D", TRAIN, rows.iter().map(|r| r.d_loss).collect::<Vec<f64>>()),
+        ("G", GENERATOR, rows.iter().map(|r| r.g_loss).collect()),
+    ];
+    let top = losses.iter().flat_map(|(_, _, v)| v.iter().copied()).fold(0.0, f64::max).max(1e-6) * 1.1;
+    let scores: Vec<f64> = rows.iter().filter_map(|r| r.fid).collect();
+    picture(path, SIZE, |root| {
+        let (left, right) = root.split_horizontally(SIZE.0 / 2);
+        panel(&left, &format!("{model}: losses per epoch"), "binary cross-entropy", 0.0..top, &losses)?;
+        if scores.is_empty() {
+            let accuracies = [
+                ("D on real", TRAIN, rows.iter().map(|r| r.d_real_accuracy).collect()),
+                ("D on generated", TEST, rows.iter().map(|r| r.d_fake_accuracy).collect()),
+            ];
+            panel(&right, &format!("{model}: D right per epoch"), "share right", 0.0..1.0, &accuracies)
+        } else {
+            let high = scores.iter().copied().fold(0.0, f64::max).max(1e-6) * 1.1;
+            let series = [("FID (Kiln-CNN)", TEST, scores)];
+            panel(
+                &right,
+                &format!("{model}: Fréchet distance per epoch"),
+                "FID on Kiln-CNN features",
+                0.0..high,
+                &series,
+            )
+        }
     })
 }
 

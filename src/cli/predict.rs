@@ -11,11 +11,7 @@ use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use kiln_core::{Backend, Error, HostTensor, Result};
 use kiln_graph::{Program, Store};
 
-use kiln_nn::{CLASSES, Checkpoint, ModelSpec, Task, build};
-
-/// Fashion-MNIST's class names, by label.
-pub const CLASS_NAMES: [&str; CLASSES] =
-    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+use kiln_nn::{CLASS_NAMES, SavedClassifier};
 
 /// Whether to turn an image to light-on-dark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -35,10 +31,11 @@ pub struct Prepared {
     pub unsure: bool,
 }
 
-/// The three likeliest classes of an image, with their probabilities, and how it was read.
+/// The three likeliest classes of an image (or a binary classifier's two sides), with their
+/// probabilities, and how it was read.
 #[derive(Clone, Debug)]
 pub struct Prediction {
-    pub top: Vec<(&'static str, f32)>,
+    pub top: Vec<(String, f32)>,
     pub inverted: bool,
     pub unsure: bool,
 }
@@ -118,59 +115,36 @@ fn border_of(pixels: &[f32], side: usize) -> (f32, f32) {
     (mean, variance.sqrt())
 }
 
-/// The three likeliest classes of each image, with their probabilities.
+/// The three likeliest classes of each image, with their probabilities; for a binary
+/// classifier, its two sides.
 pub fn predict<B: Backend>(backend: B, checkpoint: &Path, images: &[&Path], invert: Invert) -> Result<Vec<Prediction>> {
-    let saved = Checkpoint::load(checkpoint)?;
     let what = checkpoint.display().to_string();
-    if let Some((name, _)) =
-        saved.tensors.iter().find(|(_, t)| t.as_f32().is_ok_and(|v| v.iter().any(|x| !x.is_finite())))
-    {
-        return Err(Error::data(
-            &what,
-            format!("tensor `{name}` holds NaN or infinity: the run that wrote it diverged"),
-        ));
-    }
-    let seed = saved.meta("seed")?.parse().unwrap_or(1);
-    let pixels: usize = saved.meta("pixels")?.parse().map_err(|e| Error::data(&what, format!("pixels: {e}")))?;
-    let side = (pixels as f64).sqrt() as u32;
-    if (side * side) as usize != pixels {
-        return Err(Error::data(&what, format!("says its images have {pixels} pixels, which is not a square")));
-    }
-    let spec = match saved.metadata.get("config") {
-        Some(config) => {
-            serde_json::from_str::<kiln_nn::TrainConfig>(config)
-                .map_err(|e| Error::data(&what, format!("its settings: {e}")))?
-                .model
-        }
-        None => ModelSpec::named(saved.meta("model")?),
+    let saved = SavedClassifier::load(checkpoint, images.len())?;
+    let side = (saved.pixels as f64).sqrt() as u32;
+    let model = &saved.model;
+    let mut g = model.graph.clone();
+    let (probabilities, names) = match &saved.task {
+        None => (g.softmax(model.logits, -1)?, CLASS_NAMES.map(String::from).to_vec()),
+        Some(task) => (g.sigmoid(model.logits)?, task.names().to_vec()),
     };
-    let model = build(&spec, images.len(), pixels, false, seed)?;
-    if model.task != Task::Classes {
-        let model_name = saved.meta("model")?;
-        return Err(Error::data(
-            &what,
-            format!("holds `{model_name}`, which reconstructs images: it does not classify"),
-        ));
-    }
-    let mut g = model.graph;
-    let probabilities = g.softmax(model.logits, -1)?;
     let mut store = Store::new(backend);
-    saved.restore(&mut store)?;
-    store.seal();
     let program = Program::compile(&mut store, &g, &[probabilities])?;
+    saved.checkpoint.restore_declared(&mut store, &what)?;
     let prepared = images.iter().map(|p| load_image(p, side, invert)).collect::<Result<Vec<_>>>()?;
     let inputs: Vec<f32> = prepared.iter().flat_map(|p| p.pixels.iter().copied()).collect();
-    program.set(model.images, &HostTensor::f32(vec![images.len(), pixels], inputs)?)?;
-    program.set(model.labels, &HostTensor::i32(vec![images.len()], vec![0; images.len()])?)?;
+    program.set(model.images, &HostTensor::f32(vec![images.len(), saved.pixels], inputs)?)?;
     let out = program.run(&mut store, &[probabilities])?.remove(0);
+    let width = out.shape.numel() / images.len();
     out.as_f32()?
-        .chunks(CLASSES)
+        .chunks(width)
         .zip(&prepared)
         .map(|(row, image)| {
             if row.iter().any(|p| !p.is_finite()) {
                 return Err(Error::data(&what, "gave non-finite probabilities"));
             }
-            let mut top: Vec<(&'static str, f32)> = CLASS_NAMES.iter().copied().zip(row.iter().copied()).collect();
+            // A binary classifier gives P(positive side); the other side has the rest.
+            let row = if width == 1 { vec![row[0], 1.0 - row[0]] } else { row.to_vec() };
+            let mut top: Vec<(String, f32)> = names.iter().cloned().zip(row).collect();
             top.sort_by(|a, b| b.1.total_cmp(&a.1));
             top.truncate(3);
             Ok(Prediction { top, inverted: image.inverted, unsure: image.unsure })

@@ -3,13 +3,15 @@
 
 use std::path::PathBuf;
 
+use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_core::{Backend, Error, Result};
 use kiln_nn::files::{Output, check_outputs, write_atomically};
+use kiln_nn::gan::{GanConfig, GanEpochRow, GanMetrics, GanProgress, GanRun, GanStepReport};
 use kiln_nn::{
-    EpochRow, FashionMnist, HiddenActivation, Init, Metrics, ModelSpec, OptimizerKind, Progress, Run, ScheduleKind,
-    StepReport, TrainConfig,
+    BinaryTask, EpochRow, FashionMnist, HiddenActivation, Init, Metrics, ModelSpec, OptimizerKind, Progress, Run,
+    ScheduleKind, StepReport, TrainConfig,
 };
 use serde::de::DeserializeOwned;
 
@@ -53,16 +55,27 @@ pub fn from_zero(text: &str) -> std::result::Result<f32, String> {
     }
 }
 
+/// A binary task, `binary:A,B`.
+fn binary_task(text: &str) -> std::result::Result<BinaryTask, String> {
+    match text.strip_prefix("binary:") {
+        Some(sides) => BinaryTask::parse(sides).map_err(|e| e.to_string()),
+        None => Err(format!("`{text}` is no task: give binary:A,B, or leave --task out to tell every class apart")),
+    }
+}
+
 /// The `kiln train` command line.
 #[derive(Clone, Debug, clap::Args)]
 pub struct TrainArgs {
-    /// mlp, cnn, cnn-bn, mobilenet, lstm or autoencoder.
+    /// mlp, cnn, cnn-bn, mobilenet, lstm, autoencoder, logistic, perceptron; or the GANs
+    /// dcgan and gan-mlp.
     #[arg(long, default_value = "mlp")]
     pub model: String,
-    #[arg(long, default_value = "sgd", value_parser = named::<OptimizerKind>(&["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"]))]
-    pub optimizer: OptimizerKind,
-    #[arg(long, default_value_t = 0.1, value_parser = above_zero, allow_negative_numbers = true)]
-    pub lr: f32,
+    /// sgd for the classifiers; the GANs train with adam only.
+    #[arg(long, value_parser = named::<OptimizerKind>(&["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"]))]
+    pub optimizer: Option<OptimizerKind>,
+    /// 0.1 for the classifiers, 2e-4 for the GANs.
+    #[arg(long, value_parser = above_zero, allow_negative_numbers = true)]
+    pub lr: Option<f32>,
     /// SGD's momentum (--optimizer momentum).
     #[arg(long, default_value_t = 0.9, value_parser = from_zero, allow_negative_numbers = true)]
     pub momentum: f32,
@@ -74,8 +87,9 @@ pub struct TrainArgs {
     pub clip_norm: Option<f32>,
     #[arg(long, default_value = "constant", value_parser = named::<ScheduleKind>(&["constant", "step", "cosine"]))]
     pub schedule: ScheduleKind,
-    #[arg(long, default_value_t = 100, value_parser = positive, allow_negative_numbers = true)]
-    pub batch: usize,
+    /// 100 for the classifiers, 64 for the GANs.
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
+    pub batch: Option<usize>,
     /// Whole passes over the training images (1 unless --steps is given).
     #[arg(long, value_parser = positive, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
@@ -89,9 +103,9 @@ pub struct TrainArgs {
     pub data: PathBuf,
     #[arg(long, value_enum, default_value = "gpu")]
     pub device: Device,
-    /// Training images held out to choose the epoch (and stop early) by.
-    #[arg(long, default_value_t = 5000)]
-    pub validation: usize,
+    /// Training images held out to choose the epoch (and stop early) by (5000; classifiers).
+    #[arg(long)]
+    pub validation: Option<usize>,
     /// Stop when validation accuracy has not improved for this many epochs, keeping the best.
     #[arg(long, value_parser = positive, allow_negative_numbers = true)]
     pub patience: Option<usize>,
@@ -127,9 +141,42 @@ pub struct TrainArgs {
     /// The mlp's initialisation.
     #[arg(long, default_value = "pytorch", value_parser = named::<Init>(&["pytorch", "xavier", "he"]))]
     pub init: Init,
+    /// binary:A,B tells two sets of classes apart with one output (numbers or names joined
+    /// by +; B may be `rest`), as binary:t-shirt,shirt or binary:sandal+sneaker+ankle-boot,rest;
+    /// left out, every class is told apart.
+    #[arg(long, value_parser = binary_task)]
+    pub task: Option<BinaryTask>,
+    /// Adam's β1 for the GANs (0.5); the classifiers' Adam keeps 0.9.
+    #[arg(long, value_parser = from_zero, allow_negative_numbers = true)]
+    pub beta1: Option<f32>,
+    /// Adam's β2 for the GANs (0.999).
+    #[arg(long, value_parser = from_zero, allow_negative_numbers = true)]
+    pub beta2: Option<f32>,
+    /// The GANs' noise size (100).
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
+    pub latent: Option<usize>,
+    /// The GANs' score: a classifier checkpoint (`kiln train --model cnn --checkpoint FILE`)
+    /// whose penultimate features give the Fréchet distance of samples to the test images.
+    #[arg(long)]
+    pub classifier: Option<PathBuf>,
+    /// Generated images the GANs' score reads (10000).
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
+    pub quality_samples: Option<usize>,
+}
+
+/// `kiln train`'s options on their own, to parse them with no subcommand around them.
+#[derive(clap::Parser)]
+struct TrainCommand {
+    #[command(flatten)]
+    args: TrainArgs,
 }
 
 impl TrainArgs {
+    /// Every option at its default.
+    pub fn defaults() -> Self {
+        TrainCommand::parse_from(["train"]).args
+    }
+
     /// The library's settings these options describe.
     pub fn config(&self) -> TrainConfig {
         TrainConfig {
@@ -139,22 +186,80 @@ impl TrainArgs {
                 activation: self.activation,
                 dropout: self.dropout,
                 init: self.init,
+                binary: self.task.is_some(),
             },
-            optimizer: self.optimizer,
-            lr: self.lr,
+            optimizer: self.optimizer.unwrap_or(OptimizerKind::Sgd),
+            lr: self.lr.unwrap_or(0.1),
             momentum: self.momentum,
             weight_decay: self.weight_decay,
             clip_norm: self.clip_norm,
             schedule: self.schedule,
-            batch: self.batch,
+            batch: self.batch.unwrap_or(100),
             epochs: self.epochs,
             steps: self.steps,
             seed: self.seed,
-            validation: self.validation,
+            validation: self.validation.unwrap_or(5000),
             patience: self.patience,
             augment: self.augment,
+            task: self.task.clone(),
             checkpoint: self.checkpoint.clone(),
             resume: self.resume.clone(),
+        }
+    }
+
+    /// The GAN settings these options describe; options that only shape a classifier are
+    /// refused by name.
+    pub fn gan_config(&self) -> Result<GanConfig> {
+        let defaults = TrainArgs::defaults();
+        let classifier_only = [
+            ("--optimizer", self.optimizer.is_some_and(|o| o != OptimizerKind::Adam)),
+            ("--momentum", self.momentum != defaults.momentum),
+            ("--weight-decay", self.weight_decay != defaults.weight_decay),
+            ("--clip-norm", self.clip_norm.is_some()),
+            ("--schedule", self.schedule != defaults.schedule),
+            ("--validation", self.validation.is_some()),
+            ("--patience", self.patience.is_some()),
+            ("--augment", self.augment),
+            ("--data-parallel", self.data_parallel),
+            ("--hidden", self.hidden != defaults.hidden),
+            ("--activation", self.activation != defaults.activation),
+            ("--dropout", self.dropout != defaults.dropout),
+            ("--init", self.init != defaults.init),
+            ("--task", self.task.is_some()),
+        ];
+        if let Some((option, _)) = classifier_only.iter().find(|(_, given)| *given) {
+            return Err(Error::data(*option, format!("shapes the classifiers, not the GAN `{}`", self.model)));
+        }
+        let base = GanConfig::named(&self.model);
+        Ok(GanConfig {
+            latent: self.latent.unwrap_or(base.latent),
+            lr: self.lr.unwrap_or(base.lr),
+            beta1: self.beta1.unwrap_or(base.beta1),
+            beta2: self.beta2.unwrap_or(base.beta2),
+            batch: self.batch.unwrap_or(base.batch),
+            epochs: self.epochs,
+            steps: self.steps,
+            seed: self.seed,
+            classifier: self.classifier.clone(),
+            quality_samples: self.quality_samples.unwrap_or(base.quality_samples),
+            checkpoint: self.checkpoint.clone(),
+            resume: self.resume.clone(),
+            ..base
+        })
+    }
+
+    /// Refuses the GANs' own options on a classifier.
+    fn check_classifier_options(&self) -> Result<()> {
+        let gan_only = [
+            ("--beta1", self.beta1.is_some()),
+            ("--beta2", self.beta2.is_some()),
+            ("--latent", self.latent.is_some()),
+            ("--classifier", self.classifier.is_some()),
+            ("--quality-samples", self.quality_samples.is_some()),
+        ];
+        match gan_only.iter().find(|(_, given)| *given) {
+            Some((option, _)) => Err(Error::data(*option, format!("shapes the GANs, not `{}`", self.model))),
+            None => Ok(()),
         }
     }
 
@@ -171,6 +276,7 @@ impl TrainArgs {
 /// Trains as `args` say on the device they name; returns the run's figures (`None` in the
 /// ranks of a data-parallel job but rank 0, which alone reports).
 pub fn train(args: &TrainArgs, progress: bool) -> Result<Option<Metrics>> {
+    args.check_classifier_options()?;
     let config = args.config();
     config.check()?;
     let (files, pictures) = args.outputs();
@@ -247,6 +353,40 @@ fn data_parallel(_: &TrainArgs, _: &TrainConfig, _: &FashionMnist, _: &mut Repor
     ))
 }
 
+/// Trains the GAN `args` name; returns the run's figures.
+pub fn train_gan(args: &TrainArgs, progress: bool) -> Result<GanMetrics> {
+    let config = args.gan_config()?;
+    config.check()?;
+    let mut files: Vec<(&'static str, PathBuf)> =
+        config.checkpoint.iter().map(|p| ("--checkpoint", p.clone())).collect();
+    files.extend(args.metrics_json.iter().map(|p| ("--metrics-json", p.clone())));
+    let mut outputs: Vec<Output<'_>> = files.iter().map(|(option, path)| Output::File { option, path }).collect();
+    if let Some(dir) = &args.plots {
+        outputs.push(Output::Folder { option: "--plots", path: dir, names: gan_pictures(&config.model, args.epochs) });
+    }
+    check_outputs(&outputs)?;
+    let data = FashionMnist::load(&args.data).map_err(|e| Error::data("dataset", e.to_string()))?;
+    let mut report = Report { bar: None, progress, plots: args.plots.clone() };
+    let metrics = match args.device {
+        Device::Gpu => {
+            let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
+            kiln_nn::gan::train_gan(gpu, &config, &data, &mut report)?.metrics
+        }
+        Device::Cpu => kiln_nn::gan::train_gan(kiln_cpu::Cpu, &config, &data, &mut report)?.metrics,
+    };
+    if let Some(path) = &args.metrics_json {
+        let json = serde_json::to_string_pretty(&metrics).map_err(|e| Error::data("metrics", e.to_string()))?;
+        write_atomically(path, &json)?;
+    }
+    Ok(metrics)
+}
+
+/// The pictures a GAN run draws: its losses, and a grid of samples after each epoch.
+pub fn gan_pictures(model: &str, epochs: Option<usize>) -> Vec<String> {
+    let grids = (1..=epochs.unwrap_or(1).min(1000)).map(|epoch| format!("{model}-samples-epoch{epoch:02}.png"));
+    std::iter::once(format!("{model}-losses.png")).chain(grids).collect()
+}
+
 /// The other ranks of a data-parallel job: rank 0 speaks for them.
 #[cfg(feature = "mpi")]
 struct Silent;
@@ -293,6 +433,62 @@ impl<B: Backend> Progress<B> for Report {
     }
 }
 
+impl<B: Backend> GanProgress<B> for Report {
+    fn step(&mut self, report: &GanStepReport) {
+        if !self.progress {
+            return;
+        }
+        if self.bar.as_ref().is_none_or(|(epoch, _)| *epoch != report.epoch) {
+            self.bar = Some((report.epoch, progress_bar(report.epoch, report.of)));
+        }
+        if let Some((_, bar)) = &self.bar {
+            bar.set_message(format!(
+                "D loss {:.4}  G loss {:.4}  {:.0} images/s",
+                report.d_loss, report.g_loss, report.samples_per_sec
+            ));
+            bar.set_position(report.done as u64);
+        }
+    }
+
+    fn epoch(&mut self, row: &GanEpochRow, run: &mut GanRun<'_, B>) -> Result<()> {
+        if let Some((_, bar)) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        println!("{}", gan_summary(row));
+        if let Some(dir) = &self.plots {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io { context: dir.display().to_string(), source })?;
+            let model = run.config().model.clone();
+            crate::cli::plot::plot_gan_history(run.history(), &model, &dir.join(format!("{model}-losses.png")))?;
+            let images = run.sample(64, kiln_nn::gan::GRID_SEED)?;
+            let side = ((images.len() / 64) as f64).sqrt() as usize;
+            let caption = format!("{model} after epoch {}: 64 samples from fixed noise", row.epoch);
+            let path = dir.join(format!("{model}-samples-epoch{:02}.png", row.epoch));
+            crate::cli::plot::plot_samples(&images, side, 8, &caption, &path)?;
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, text: &str) {
+        println!("{text}");
+    }
+}
+
+/// A GAN epoch's row as the terminal shows it.
+pub fn gan_summary(row: &GanEpochRow) -> String {
+    let quality = match (&row.fid, &row.classes) {
+        (Some(fid), Some(classes)) => {
+            let total = classes.iter().sum::<usize>().max(1) as f64;
+            let shares: Vec<String> = classes.iter().map(|&c| format!("{:.0}", 100.0 * c as f64 / total)).collect();
+            format!("  FID (Kiln-CNN) {fid:.2}  classes % [{}]", shares.join(" "))
+        }
+        _ => String::new(),
+    };
+    format!(
+        "epoch {:>3}  D loss {:.4}  G loss {:.4}  D right on real {:.3}, on generated {:.3}{quality}  {:.1} s",
+        row.epoch, row.d_loss, row.g_loss, row.d_real_accuracy, row.d_fake_accuracy, row.seconds
+    )
+}
+
 fn progress_bar(epoch: usize, steps: usize) -> ProgressBar {
     let bar = ProgressBar::new(steps as u64);
     let template =
@@ -305,8 +501,11 @@ fn progress_bar(epoch: usize, steps: usize) -> ProgressBar {
 /// An epoch's row as the terminal shows it.
 pub fn summary(row: &EpochRow) -> String {
     let show = |label: &str, v: Option<f64>| v.map_or(String::new(), |v| format!("  {label} {v:.4}"));
+    let confusion = row
+        .test_confusion
+        .map_or(String::new(), |[[tn, fp], [fn_, tp]]| format!("  confusion [[{tn} {fp}] [{fn_} {tp}]]"));
     format!(
-        "epoch {:>3}  train loss {:.4}{}{}{}{}{}{}  {:.1} s",
+        "epoch {:>3}  train loss {:.4}{}{}{}{}{}{}{}{}{confusion}  {:.1} s",
         row.epoch,
         row.train_loss,
         show("accuracy", row.train_accuracy),
@@ -314,6 +513,8 @@ pub fn summary(row: &EpochRow) -> String {
         show("accuracy", row.validation_accuracy),
         show("test loss", row.test_loss),
         show("accuracy", row.test_accuracy),
+        show("precision", row.test_precision),
+        show("recall", row.test_recall),
         show("test mse", row.test_mse),
         row.seconds
     )

@@ -145,3 +145,13 @@ pub fn synthetic_data() -> std::path::PathBuf {
     })
     .clone()
 }
+
+/// The `kiln` binary run with `args`: whether it succeeded, its stdout and its stderr.
+pub fn kiln(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .expect("runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}

@@ -54,6 +54,7 @@ pub fn activation(a: &Activation, x: &Tensor) -> Result<Tensor> {
         Activation::Gelu { tanh: true } => 0.5 * v * (1.0 + (SQRT_2_OVER_PI * (v + GELU_CUBIC * v.powi(3))).tanh()),
         Activation::Silu => v * sigmoid(v),
         Activation::Softplus => v.max(0.0) + (-v.abs()).exp().ln_1p(),
+        Activation::Step => f64::from(v > 0.0),
     })
 }
 
@@ -94,6 +95,7 @@ pub fn activation_backward(a: &Activation, x: &Tensor, dy: &Tensor) -> Result<Te
             }
             Activation::Silu => sigmoid(s) * (1.0 + s * (1.0 - sigmoid(s))),
             Activation::Softplus => sigmoid(s),
+            Activation::Step => 0.0,
         }
     })
 }

@@ -13,6 +13,7 @@ mod matmul;
 mod norm;
 mod optimizer;
 mod pool;
+mod random;
 mod reduce;
 mod softmax;
 mod tensor;
@@ -81,6 +82,7 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         Op::LayerNormBackwardInput { eps } => one(norm::layer_norm_backward_input(*eps, x(0), x(1), x(2), x(3))),
         Op::LayerNormBackwardParams { eps } => one(norm::layer_norm_backward_params(*eps, x(0), x(1), x(2))),
         Op::Dropout(d) | Op::DropoutBackward(d) => one(elementwise::dropout(d, x(0))),
+        Op::RandomNormal { shape, noise } => one(random::random_normal(noise, shape)),
         Op::Embedding => one(embedding::embedding(x(0), x(1))),
         Op::EmbeddingBackward { vocab } => one(embedding::embedding_backward(*vocab, x(0), x(1))),
         Op::ClipFactor { max_norm } => one(optimizer::clip_factor(*max_norm, x(0))),

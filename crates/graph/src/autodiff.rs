@@ -158,6 +158,7 @@ fn backward(g: &mut Graph, y: Value, dy: Value) -> Result<Vec<(Value, Value)>> {
         | Op::LayerNormBackwardInput { .. }
         | Op::LayerNormBackwardParams { .. }
         | Op::DropoutBackward(_)
+        | Op::RandomNormal { .. }
         | Op::EmbeddingBackward { .. }
         | Op::ClipFactor { .. }
         | Op::SgdStep(_)

@@ -2,7 +2,7 @@
 //! and attention. Each appends kernels whose gradients autodiff knows; the cells and
 //! attention are composites of ordinary ops.
 
-use kiln_core::{Conv2d, DType, Dropout, Error, HostTensor, Op, Pool2d, Result};
+use kiln_core::{Conv2d, DType, Dropout, Error, HostTensor, Noise, Op, Pool2d, Result, Shape};
 
 use crate::{Graph, Value};
 
@@ -79,6 +79,12 @@ impl Graph {
             return Ok(x);
         }
         self.push(Op::Dropout(Dropout { p, seed, step: 0 }), &[x])
+    }
+
+    /// Standard normal noise of `shape`, drawn on the device afresh every run from the
+    /// generator seeded by `seed` (its runs counted in the store as `noise.<seed>.step`).
+    pub fn random_normal(&mut self, shape: impl Into<Shape>, seed: u32) -> Result<Value> {
+        self.push(Op::RandomNormal { shape: shape.into(), noise: Noise { seed, step: 0 } }, &[])
     }
 
     /// `(table [V,D], ids […] i32)` → `[…,D]`.

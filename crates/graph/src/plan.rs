@@ -180,7 +180,8 @@ impl MemoryPlan {
 /// Sources, pinned values, in-place updates, and every node they depend on.
 fn live_nodes(graph: &Graph, pinned: &[Value]) -> Vec<bool> {
     let nodes = graph.nodes();
-    let mut live: Vec<bool> = nodes.iter().map(|n| n.inputs.is_empty() || !n.op.updated_inputs().is_empty()).collect();
+    let source = |n: &crate::graph::Node| matches!(n.op.role(), Role::Input | Role::Variable);
+    let mut live: Vec<bool> = nodes.iter().map(|n| source(n) || !n.op.updated_inputs().is_empty()).collect();
     for v in pinned {
         live[v.0] = true;
     }

@@ -28,8 +28,10 @@ pub struct Program<B: Backend> {
     readable: Vec<bool>,
     /// For each source feeding index inputs (labels, ids): the consuming op and its bound.
     index_bounds: HashMap<usize, Vec<(&'static str, usize)>>,
-    /// Which inputs have been set: a run with an input never set is refused.
+    /// Which inputs have been set: a run with an input never set that it reads is refused.
     fed: Vec<Cell<bool>>,
+    /// The values a run reads: outputs, and inputs of its kernels (through views).
+    read: Vec<bool>,
 }
 
 impl<B: Backend> Program<B> {
@@ -69,7 +71,9 @@ impl<B: Backend> Program<B> {
             readable,
             index_bounds: index_bounds(graph),
             fed: vec![Cell::new(false); graph.nodes().len()],
+            read: vec![],
         };
+        program.read = read_values(graph, outputs, &program.plan.live);
         program.prepare_all(store)?;
         log::debug!(
             "compiled {} kernels on {}: {} bytes of program buffers (inputs {}, peak step values and scratch {}), \
@@ -227,7 +231,7 @@ impl<B: Backend> Program<B> {
             .nodes()
             .iter()
             .enumerate()
-            .find(|(i, n)| n.op.role() == Role::Input && self.plan.live[*i] && !self.fed[*i].get());
+            .find(|(i, n)| n.op.role() == Role::Input && self.read[*i] && !self.fed[*i].get());
         if let Some((_, node)) = unfed {
             return Err(Error::InputNotSet { input: node.name.clone() });
         }
@@ -270,12 +274,35 @@ impl<B: Backend> Program<B> {
     }
 }
 
+/// The values a run of the program reads: its outputs, and what its live kernels read,
+/// directly or through views.
+fn read_values(graph: &Graph, outputs: &[Value], live: &[bool]) -> Vec<bool> {
+    let mut read = vec![false; graph.nodes().len()];
+    for v in outputs {
+        read[v.0] = true;
+    }
+    for (i, node) in graph.nodes().iter().enumerate().rev() {
+        let reads_inputs = match node.op.role() {
+            Role::Kernel => live[i],
+            Role::View => read[i],
+            Role::Input | Role::Variable => false,
+        };
+        if reads_inputs {
+            for v in &node.inputs {
+                read[v.0] = true;
+            }
+        }
+    }
+    read
+}
+
 /// The counter a node with per-run attributes reads: `<parameter>.step` for an update,
 /// `dropout.<seed>.step` for a dropout layer.
 fn counter_name(graph: &Graph, node: usize, counter: RunCounter) -> String {
     match counter {
         RunCounter::Parameter => format!("{}.step", graph.node(graph.nodes()[node].inputs[0]).name),
         RunCounter::Dropout { seed } => format!("dropout.{seed:08x}.step"),
+        RunCounter::Noise { seed } => format!("noise.{seed:08x}.step"),
     }
 }
 

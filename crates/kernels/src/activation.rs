@@ -23,6 +23,8 @@ pub const ENTRY_POINTS: &[&str] = &[
     "silu_backward",
     "softplus",
     "softplus_backward",
+    "step_forward",
+    "step_backward",
     "prelu",
     "prelu_backward_input",
     "prelu_backward_alpha",
@@ -38,10 +40,12 @@ struct Params {
     channels: u32,
 }
 
-/// WGSL's builtin `tanh` cannot be shadowed, so the forward entry point is `tanh_forward`.
+/// WGSL's builtins `tanh` and `step` cannot be shadowed, so those forward entry points are
+/// `tanh_forward` and `step_forward`.
 fn entry(a: &Activation, backward: bool) -> &'static str {
     match (a, backward) {
         (Activation::Tanh, false) => "tanh_forward",
+        (Activation::Step, false) => "step_forward",
         (_, false) => a.name(),
         (_, true) => a.backward_name(),
     }

@@ -8,7 +8,7 @@ use crate::optimizer::Update;
 use crate::softmax::SoftmaxOp;
 use crate::{
     B, GpuKernel, MatmulPlan, activation, binary, conv, dropout, embedding, layout, loss, norm, optimizer, pool,
-    reduce, softmax,
+    random, reduce, softmax,
 };
 
 /// The GPU backend: every `Op` maps to a WGSL entry point of `shaders/`.
@@ -114,6 +114,7 @@ impl Backend for GpuBackend {
             | Op::Pool2dBackward(_)
             | Op::Dropout(_)
             | Op::DropoutBackward(_)
+            | Op::RandomNormal { .. }
             | Op::Embedding
             | Op::EmbeddingBackward { .. }
             | Op::ClipFactor { .. }
@@ -195,6 +196,7 @@ impl Backend for GpuBackend {
             | Op::LayerNormBackwardInput { .. }
             | Op::LayerNormBackwardParams { .. } => norm::norm(gpu, norm_op(op)?, inputs, out, scratch),
             Op::Dropout(d) | Op::DropoutBackward(d) => single(dropout::dropout(gpu, op.name(), d, x(0), out)),
+            Op::RandomNormal { noise, .. } => single(random::random_normal(gpu, noise, out)),
             Op::Embedding => single(embedding::embedding(gpu, "embedding", x(0), x(1), x(0).shape.dims()[0], out)),
             Op::EmbeddingBackward { vocab } => {
                 single(embedding::embedding(gpu, "embedding_backward", x(1), x(0), *vocab, out))
@@ -212,6 +214,7 @@ impl Backend for GpuBackend {
         // Only attributes past the first word (the element count) change between runs.
         let bytes = match op {
             Op::Dropout(d) | Op::DropoutBackward(d) => dropout::params(d, 0),
+            Op::RandomNormal { noise, .. } => random::params(noise, 0),
             Op::SgdStep(s) => optimizer::params(Update::Sgd(s), 0),
             Op::AdamStep(a) => optimizer::params(Update::Adam(a), 0),
             Op::AdagradStep(a) => optimizer::params(Update::Adagrad(a), 0),
@@ -344,6 +347,7 @@ fn norm_op(op: &Op) -> Result<NormOp> {
         | Op::Pool2dBackward(_)
         | Op::Dropout(_)
         | Op::DropoutBackward(_)
+        | Op::RandomNormal { .. }
         | Op::Embedding
         | Op::EmbeddingBackward { .. }
         | Op::ClipFactor { .. }

@@ -13,6 +13,7 @@ mod matmul;
 mod norm;
 mod optimizer;
 mod pool;
+mod random;
 mod reduce;
 mod softmax;
 
@@ -54,12 +55,14 @@ pub const MATMUL: Shader = shader!(matmul);
 pub const NORM: Shader = shader!(norm);
 pub const OPTIMIZER: Shader = shader!(optimizer);
 pub const POOL: Shader = shader!(pool);
+pub const RANDOM: Shader = shader!(random);
 pub const REDUCE: Shader = shader!(reduce);
 pub const SOFTMAX: Shader = shader!(softmax);
 
 /// Every shader.
-pub const SHADERS: &[Shader] =
-    &[ACTIVATION, BINARY, CONV, DROPOUT, EMBEDDING, LAYOUT, LOSS, MATMUL, NORM, OPTIMIZER, POOL, REDUCE, SOFTMAX];
+pub const SHADERS: &[Shader] = &[
+    ACTIVATION, BINARY, CONV, DROPOUT, EMBEDDING, LAYOUT, LOSS, MATMUL, NORM, OPTIMIZER, POOL, RANDOM, REDUCE, SOFTMAX,
+];
 
 /// Everything one dispatch needs, gathered by the per-op functions.
 pub(crate) struct Launch<'a> {

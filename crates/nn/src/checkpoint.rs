@@ -10,6 +10,9 @@ use kiln_core::{Backend, DType, Error, HostTensor, Result, Shape};
 use kiln_graph::Store;
 use safetensors::tensor::TensorView;
 
+use crate::layers::{Model, Task};
+use crate::zoo::{ModelSpec, build};
+
 /// The metadata key holding the store's counters, as JSON.
 const COUNTERS: &str = "counters";
 
@@ -85,11 +88,80 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Writes into `store` the tensors it declares (a program compiled over it declared them)
+    /// and every counter, leaving out the rest (a GAN's discriminator when only its generator
+    /// samples, optimizer state when only evaluating). A declared tensor the checkpoint lacks,
+    /// or one holding NaN or infinity, is an error naming it and `what` (the file).
+    pub fn restore_declared<B: Backend>(&self, store: &mut Store<B>, what: &str) -> Result<()> {
+        let names: Vec<String> = store.names().map(str::to_string).collect();
+        for name in &names {
+            let tensor = self
+                .tensors
+                .get(name)
+                .ok_or_else(|| Error::data(what, format!("has no tensor `{name}` for this model")))?;
+            if tensor.as_f32().is_ok_and(|v| v.iter().any(|x| !x.is_finite())) {
+                let why = format!("tensor `{name}` holds NaN or infinity: the run that wrote it diverged");
+                return Err(Error::data(what, why));
+            }
+            store.insert(name, tensor)?;
+        }
+        for (name, &runs) in &self.counters {
+            store.set_counter(name, runs);
+        }
+        Ok(())
+    }
+
     pub fn meta(&self, key: &str) -> Result<&str> {
         self.metadata
             .get(key)
             .map(String::as_str)
             .ok_or_else(|| Error::data("checkpoint", format!("metadata has no `{key}`")))
+    }
+}
+
+/// A classifier's checkpoint, read: its contents and the model it holds, built in eval mode.
+pub struct SavedClassifier {
+    pub checkpoint: Checkpoint,
+    pub model: Model,
+    /// The model's name, and the pixels of its square images.
+    pub name: String,
+    pub pixels: usize,
+    /// The two sets of classes a binary classifier tells apart.
+    pub task: Option<crate::BinaryTask>,
+}
+
+impl SavedClassifier {
+    /// The classifier the checkpoint at `path` holds, built for `batch` images; a checkpoint
+    /// of a model that does not classify (an autoencoder, a GAN) is refused, saying what it is.
+    pub fn load(path: &Path, batch: usize) -> Result<Self> {
+        let checkpoint = Checkpoint::load(path)?;
+        let what = path.display().to_string();
+        let name = checkpoint.meta("model")?.to_string();
+        if checkpoint.meta(crate::gan::GAN_KIND).is_ok() {
+            return Err(Error::data(
+                &what,
+                format!("holds `{name}`, a GAN: it generates images (`kiln sample`), it does not classify"),
+            ));
+        }
+        let seed = checkpoint.meta("seed")?.parse().unwrap_or(1);
+        let pixels: usize = checkpoint.meta("pixels")?.parse().map_err(|e| bad(path, format!("pixels: {e}")))?;
+        let side = (pixels as f64).sqrt() as usize;
+        if side * side != pixels {
+            return Err(bad(path, format!("says its images have {pixels} pixels, which is not a square")));
+        }
+        let (spec, task) = match checkpoint.metadata.get("config") {
+            Some(config) => {
+                let config: crate::TrainConfig =
+                    serde_json::from_str(config).map_err(|e| bad(path, format!("its settings: {e}")))?;
+                (config.model, config.task)
+            }
+            None => (ModelSpec::named(&name), None),
+        };
+        let model = build(&spec, batch, pixels, false, seed)?;
+        if model.task == Task::Reconstruction {
+            return Err(bad(path, format!("holds `{name}`, which reconstructs images: it does not classify")));
+        }
+        Ok(SavedClassifier { checkpoint, model, name, pixels, task })
     }
 }
 

@@ -2,12 +2,19 @@
 
 use std::path::{Path, PathBuf};
 
+use kiln_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
 use crate::idx::{IdxError, read_idx};
 
 /// Where Debian's `dataset-fashion-mnist` package puts the files.
 pub const DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 const CLASSES: u8 = 10;
+
+/// Fashion-MNIST's class names, by label.
+pub const CLASS_NAMES: [&str; CLASSES as usize] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 /// Images as pixels / 255 in row-major `[N, rows, cols]`, and their labels.
 #[derive(Clone, Debug)]
@@ -63,6 +70,87 @@ impl Dataset {
     }
 }
 
+/// Two sets of classes told apart by one output: images of the `positive` classes are
+/// labelled 1, those of the `negative` classes 0 (`None`: of every other class).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinaryTask {
+    pub positive: Vec<usize>,
+    pub negative: Option<Vec<usize>>,
+}
+
+impl BinaryTask {
+    /// `A,B` (the text after `binary:`): each side class numbers or names (`shirt`,
+    /// `t-shirt`, `ankle-boot`, any case) joined by `+`; `B` may be `rest`. Sides must be
+    /// non-empty and share no class.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = |why: String| Error::data("--task", format!("binary:{text}: {why}"));
+        let Some((a, b)) = text.split_once(',') else {
+            return Err(bad("give two sides, `binary:A,B` (say binary:t-shirt,shirt or binary:5+7+9,rest)".into()));
+        };
+        let side = |part: &str| -> Result<Vec<usize>> {
+            let mut classes: Vec<usize> =
+                part.split('+').map(|name| class_of(name).ok_or_else(|| bad(unknown(name)))).collect::<Result<_>>()?;
+            classes.sort_unstable();
+            classes.dedup();
+            Ok(classes)
+        };
+        let positive = side(a)?;
+        let negative = if b.trim().eq_ignore_ascii_case("rest") { None } else { Some(side(b)?) };
+        if let Some(shared) = negative.as_ref().and_then(|n| n.iter().find(|c| positive.contains(c))) {
+            return Err(bad(format!("class {} ({}) is on both sides", shared, CLASS_NAMES[*shared])));
+        }
+        if negative.is_none() && positive.len() == CLASS_NAMES.len() {
+            return Err(bad("`rest` is empty: the first side holds every class".into()));
+        }
+        Ok(BinaryTask { positive, negative })
+    }
+
+    /// Whether label `label` is positive (`Some(true)`), negative, or on neither side.
+    pub fn side(&self, label: usize) -> Option<bool> {
+        if self.positive.contains(&label) {
+            Some(true)
+        } else if self.negative.as_ref().is_none_or(|n| n.contains(&label)) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// The two sides as people read them: "Sandal+Sneaker+Ankle boot", "the rest".
+    pub fn names(&self) -> [String; 2] {
+        let join = |v: &[usize]| v.iter().map(|&c| CLASS_NAMES[c]).collect::<Vec<_>>().join("+");
+        [join(&self.positive), self.negative.as_deref().map_or_else(|| "the rest".into(), join)]
+    }
+
+    /// The images of `set` on either side, labelled 1 (positive) or 0, in their order.
+    pub fn select(&self, set: &Dataset) -> Dataset {
+        let size = set.image_size();
+        let (mut images, mut labels) = (Vec::new(), Vec::new());
+        for (i, &label) in set.labels.iter().enumerate() {
+            if let Some(positive) = self.side(label as usize) {
+                images.extend_from_slice(&set.images[i * size..(i + 1) * size]);
+                labels.push(i32::from(positive));
+            }
+        }
+        Dataset { images, labels, rows: set.rows, cols: set.cols }
+    }
+}
+
+/// The class a number or a name stands for.
+fn class_of(name: &str) -> Option<usize> {
+    let plain = |s: &str| s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+    let wanted = plain(name);
+    if let Ok(number) = wanted.parse::<usize>() {
+        return (number < CLASS_NAMES.len()).then_some(number);
+    }
+    CLASS_NAMES.iter().position(|class| plain(class) == wanted || (wanted == "tshirt" && class.starts_with("T-shirt")))
+}
+
+fn unknown(name: &str) -> String {
+    let names: Vec<String> = CLASS_NAMES.iter().enumerate().map(|(i, n)| format!("{i} {n}")).collect();
+    format!("`{name}` is no class: the classes are {}", names.join(", "))
+}
+
 /// `name.gz` when present, else `name` (whose absence the reader then reports).
 fn locate(dir: &Path, name: &str) -> PathBuf {
     let gz = dir.join(format!("{name}.gz"));
@@ -112,6 +200,23 @@ mod tests {
         assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
         assert_eq!(a, shuffled_indices(1000, 7));
         assert_ne!(a, shuffled_indices(1000, 8));
+    }
+
+    #[test]
+    fn binary_tasks_parse_names_and_numbers_and_select_their_images() {
+        let task = BinaryTask::parse("t-shirt,Shirt").expect("parses");
+        assert_eq!(task, BinaryTask { positive: vec![0], negative: Some(vec![6]) });
+        let footwear = BinaryTask::parse("sandal+7+ankle-boot,rest").expect("parses");
+        assert_eq!(footwear, BinaryTask { positive: vec![5, 7, 9], negative: None });
+        assert_eq!(footwear.names(), ["Sandal+Sneaker+Ankle boot".to_string(), "the rest".to_string()]);
+        for (bad, says) in [("shirt", "two sides"), ("shirt,shirt", "both sides"), ("hat,shirt", "`hat` is no class")] {
+            let text = BinaryTask::parse(bad).expect_err("refused").to_string();
+            assert!(text.contains(says) && text.contains("--task"), "{bad}: {text}");
+        }
+        let set = Dataset { images: (0..8).map(|v| v as f32).collect(), labels: vec![0, 6, 3, 0], rows: 1, cols: 2 };
+        let picked = task.select(&set);
+        assert_eq!((picked.labels, picked.images), (vec![1, 0, 1], vec![0.0, 1.0, 2.0, 3.0, 6.0, 7.0]));
+        assert_eq!(footwear.select(&set).labels, vec![0, 0, 0, 0]);
     }
 
     #[test]

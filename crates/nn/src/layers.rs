@@ -17,8 +17,10 @@
 //! # Ok(()) }
 //! ```
 
-use kiln_core::{Activation, Conv2d, DType, Error, HostTensor, Pool2d, PoolKind, Result, Shape};
+use kiln_core::{Activation, Conv2d, DType, Error, HostTensor, LossKind, Pool2d, PoolKind, Result, Shape};
 use kiln_graph::{Graph, Value};
+use std::collections::HashMap;
+
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -31,6 +33,20 @@ pub enum Task {
     Classes,
     /// The inputs themselves (in `logits`, `[N, pixels]`), mean squared error.
     Reconstruction,
+    /// One logit `a` per image (`[N, 1]`), positive for class 1, against f32 labels `[N, 1]`
+    /// of 0 and 1, by the criterion named.
+    Binary(BinaryLoss),
+}
+
+/// How a binary classifier learns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryLoss {
+    /// Logistic regression's: binary cross-entropy of `σ(a)`.
+    Logistic,
+    /// The perceptron's: `mean((step(a) − y)·a)`, zero when every image is on its side. The
+    /// step's gradient is zero, so its gradient is `(step(a) − y)·x`: SGD on it is the
+    /// perceptron learning rule `w ← w + η(y − ŷ)x`.
+    Perceptron,
 }
 
 /// A model's graph: an image batch (and labels) in, logits (or a reconstruction) out, its loss,
@@ -40,6 +56,8 @@ pub struct Model {
     pub images: Value,
     pub labels: Value,
     pub logits: Value,
+    /// What the last layer reads (a classifier's penultimate activations), or the logits.
+    pub features: Value,
     pub loss: Value,
     pub params: Vec<Value>,
     pub task: Task,
@@ -75,14 +93,20 @@ impl Cell {
     }
 }
 
-/// Appends layers to a graph, keeping their parameters.
+/// Appends layers to a graph, keeping their parameters. A layer built again under a name it
+/// already has reuses that layer's parameters (and state): a network applied twice in one
+/// graph, say a discriminator to real and to generated images, shares its weights, and their
+/// gradients add up.
 pub struct Layers {
     pub g: Graph,
     rng: StdRng,
     params: Vec<Value>,
+    /// Every variable made so far (parameters and state such as running statistics), by name.
+    variables: HashMap<String, Value>,
     training: bool,
     seed: u32,
     init: Init,
+    features: Option<Value>,
 }
 
 impl Layers {
@@ -93,9 +117,11 @@ impl Layers {
             g: Graph::new(),
             rng: StdRng::seed_from_u64(seed),
             params: Vec::new(),
+            variables: HashMap::new(),
             training,
             seed: seed as u32,
             init: Init::default(),
+            features: None,
         }
     }
 
@@ -113,26 +139,52 @@ impl Layers {
         &self.params
     }
 
-    fn parameter(&mut self, name: &str, shape: Shape, data: Vec<f32>) -> Result<Value> {
+    /// The variable `name`: the one made before under that name (which must have `shape`), or
+    /// a new one holding `make`'s values (drawn only then), a learned parameter if `learned`.
+    fn variable(
+        &mut self,
+        name: &str,
+        shape: Shape,
+        learned: bool,
+        make: impl FnOnce(&mut Self) -> Vec<f32>,
+    ) -> Result<Value> {
+        if let Some(&v) = self.variables.get(name) {
+            if self.g.shape(v) != &shape {
+                return Err(Error::shape(name, "a layer built again must keep its shape", self.g.shape(v), shape));
+            }
+            return Ok(v);
+        }
+        let data = make(self);
         let v = self.g.variable_init(name, HostTensor::f32(shape, data)?);
-        self.params.push(v);
+        self.variables.insert(name.to_string(), v);
+        if learned {
+            self.params.push(v);
+        }
         Ok(v)
+    }
+
+    fn parameter(&mut self, name: &str, shape: Shape, make: impl FnOnce(&mut Self) -> Vec<f32>) -> Result<Value> {
+        self.variable(name, shape, true, make)
     }
 
     /// A weight of `shape` connecting `fan_in` inputs to `fan_out` outputs.
     fn weight(&mut self, name: &str, shape: Shape, fan_in: usize, fan_out: usize) -> Result<Value> {
-        let data = self.init.weights(shape.numel(), fan_in, fan_out, &mut self.rng);
-        self.parameter(name, shape, data)
+        let n = shape.numel();
+        self.parameter(name, shape, |l| l.init.weights(n, fan_in, fan_out, &mut l.rng))
     }
 
     fn bias(&mut self, name: &str, n: usize, fan_in: usize) -> Result<Value> {
-        let data = self.init.biases(n, fan_in, &mut self.rng);
-        self.parameter(name, Shape::new([n]), data)
+        self.parameter(name, Shape::new([n]), |l| l.init.biases(n, fan_in, &mut l.rng))
     }
 
     fn constant(&mut self, name: &str, shape: Shape, value: f32) -> Result<Value> {
         let n = shape.numel();
-        self.parameter(name, shape, vec![value; n])
+        self.parameter(name, shape, |_| vec![value; n])
+    }
+
+    /// Marks `v` as the model's features (what its last layer reads).
+    pub fn mark_features(&mut self, v: Value) {
+        self.features = Some(v);
     }
 
     fn dim(&self, x: Value, axis: usize, op: &str) -> Result<usize> {
@@ -155,7 +207,7 @@ impl Layers {
         self.g.reshape(y, [&dims[..dims.len() - 1], &[outputs]].concat())
     }
 
-    /// A k×k convolution with padding k/2, `groups` groups and a bias.
+    /// A k×k convolution with padding (k-1)/2, `groups` groups and a bias.
     pub fn conv(&mut self, name: &str, x: Value, outputs: usize, k: usize, groups: usize) -> Result<Value> {
         self.conv_strided(name, x, outputs, k, groups, 1)
     }
@@ -179,7 +231,8 @@ impl Layers {
         let w =
             self.weight(&format!("{name}.weight"), Shape::new([outputs, inputs / groups, k, k]), fan_in, fan_out)?;
         let b = self.bias(&format!("{name}.bias"), outputs, fan_in)?;
-        let c = Conv2d { stride: [stride, stride], padding: [k / 2, k / 2], groups, ..Conv2d::default() };
+        let pad = (k - 1) / 2;
+        let c = Conv2d { stride: [stride, stride], padding: [pad, pad], groups, ..Conv2d::default() };
         self.g.conv2d(x, w, Some(b), c)
     }
 
@@ -189,15 +242,21 @@ impl Layers {
         self.conv_strided(name, x, channels, k, channels, stride)
     }
 
-    /// A k×k transposed convolution with a bias: stride `stride`, padding k/2, and output
-    /// padding `stride - 1`, so the image grows `stride` times.
+    /// A k×k transposed convolution with a bias: stride `stride`, padding (k-1)/2, and the
+    /// output padding that makes the image grow exactly `stride` times (`stride + 2·pad - k`;
+    /// k = 3 and k = 4 at stride 2 both double it).
     pub fn conv_transpose(&mut self, name: &str, x: Value, outputs: usize, k: usize, stride: usize) -> Result<Value> {
         let inputs = self.dim(x, 1, "conv_transpose2d")?;
+        let pad = k.saturating_sub(1) / 2;
+        let Some(extra) = (stride + 2 * pad).checked_sub(k).filter(|&e| e < stride.max(1)) else {
+            let why = "the kernel cannot grow the image exactly `stride` times";
+            return Err(Error::shape("conv_transpose2d", why, format!("stride {stride}"), format!("kernel {k}")));
+        };
         let (fan_in, fan_out) = (outputs * k * k, inputs * k * k);
         let w = self.weight(&format!("{name}.weight"), Shape::new([inputs, outputs, k, k]), fan_in, fan_out)?;
         let b = self.bias(&format!("{name}.bias"), outputs, fan_in)?;
-        let c = Conv2d { stride: [stride, stride], padding: [k / 2, k / 2], ..Conv2d::default() };
-        self.g.conv_transpose2d(x, w, Some(b), c, [stride - 1, stride - 1])
+        let c = Conv2d { stride: [stride, stride], padding: [pad, pad], ..Conv2d::default() };
+        self.g.conv_transpose2d(x, w, Some(b), c, [extra, extra])
     }
 
     /// Batch norm over axis 1: batch statistics (folded into `{name}.running`, momentum 0.1)
@@ -206,8 +265,9 @@ impl Layers {
         let c = self.dim(x, 1, "batch_norm")?;
         let gamma = self.constant(&format!("{name}.weight"), Shape::new([c]), 1.0)?;
         let beta = self.constant(&format!("{name}.bias"), Shape::new([c]), 0.0)?;
-        let init = HostTensor::f32(vec![2, c], [vec![0.0; c], vec![1.0; c]].concat())?;
-        let running = self.g.variable_init(&format!("{name}.running"), init);
+        let running = self.variable(&format!("{name}.running"), Shape::new([2, c]), false, |_| {
+            [vec![0.0; c], vec![1.0; c]].concat()
+        })?;
         if !self.training {
             return self.g.batch_norm_eval(x, running, gamma, beta, 1e-5);
         }
@@ -263,8 +323,9 @@ impl Layers {
     /// A table of `vocab` rows of `dim` learned features, looked up by the i32 `ids`
     /// (`N(0, 1)` at first, as PyTorch's `nn.Embedding`).
     pub fn embedding(&mut self, name: &str, ids: Value, vocab: usize, dim: usize) -> Result<Value> {
-        let data = Init::He.weights(vocab * dim, 2, dim, &mut self.rng);
-        let table = self.parameter(&format!("{name}.weight"), Shape::new([vocab, dim]), data)?;
+        let table = self.parameter(&format!("{name}.weight"), Shape::new([vocab, dim]), |l| {
+            Init::He.weights(vocab * dim, 2, dim, &mut l.rng)
+        })?;
         self.g.embedding(table, ids)
     }
 
@@ -278,8 +339,8 @@ impl Layers {
         };
         let rows = cell.gates() * hidden;
         let uniform = |l: &mut Self, suffix: &str, shape: Shape| {
-            let data = Init::Pytorch.weights(shape.numel(), hidden, hidden, &mut l.rng);
-            l.parameter(&format!("{name}.{suffix}"), shape, data)
+            let n = shape.numel();
+            l.parameter(&format!("{name}.{suffix}"), shape, |l| Init::Pytorch.weights(n, hidden, hidden, &mut l.rng))
         };
         let w_ih = uniform(self, "weight_ih", Shape::new([rows, d]))?;
         let w_hh = uniform(self, "weight_hh", Shape::new([rows, hidden]))?;
@@ -287,10 +348,12 @@ impl Layers {
         let b_hh = uniform(self, "bias_hh", Shape::new([rows]))?;
         // The zero state is one row, broadcast over the batch by the cell's products and sums,
         // so programs at other batch sizes share it.
-        let zeros = HostTensor::f32(vec![1, hidden], vec![0.0; hidden])?;
-        let mut h = self.g.variable_init(&format!("{name}.h0"), zeros.clone());
+        let zeros = |l: &mut Self, suffix: &str| {
+            l.variable(&format!("{name}.{suffix}"), Shape::new([1, hidden]), false, |_| vec![0.0; hidden])
+        };
+        let mut h = zeros(self, "h0")?;
         let mut c = match cell {
-            Cell::Lstm => Some(self.g.variable_init(&format!("{name}.c0"), zeros)),
+            Cell::Lstm => Some(zeros(self, "c0")?),
             Cell::Rnn | Cell::Gru => None,
         };
         let mut states = Vec::with_capacity(t);
@@ -357,14 +420,26 @@ impl Layers {
     }
 
     /// The model: cross-entropy of `logits` against a labels input, or for a reconstruction
-    /// its mean squared error against the images (the labels input is then unused).
+    /// its mean squared error against the images (the labels input is then unused), or a
+    /// binary criterion against f32 labels of 0 and 1.
     pub fn finish(mut self, images: Value, logits: Value, task: Task) -> Result<Model> {
         let batch = self.g.shape(images).dims()[0];
-        let labels = self.g.input("labels", vec![batch], DType::I32);
+        let labels = match task {
+            Task::Classes | Task::Reconstruction => self.g.input("labels", vec![batch], DType::I32),
+            Task::Binary(_) => self.g.input("labels", vec![batch, 1], DType::F32),
+        };
         let loss = match task {
             Task::Classes => self.g.cross_entropy(logits, labels)?,
             Task::Reconstruction => self.g.mse_loss(logits, images)?,
+            Task::Binary(BinaryLoss::Logistic) => self.g.pointwise_loss(LossKind::BceWithLogits, logits, labels)?,
+            Task::Binary(BinaryLoss::Perceptron) => {
+                let predicted = self.g.activation(logits, Activation::Step)?;
+                let error = self.g.sub(predicted, labels)?;
+                let criterion = self.g.mul(error, logits)?;
+                self.g.mean_all(criterion)?
+            }
         };
-        Ok(Model { graph: self.g, images, labels, logits, loss, params: self.params, task })
+        let features = self.features.unwrap_or(logits);
+        Ok(Model { graph: self.g, images, labels, logits, features, loss, params: self.params, task })
     }
 }

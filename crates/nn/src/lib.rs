@@ -1,26 +1,29 @@
 //! Kiln's library for training models: layers that name their parameters as PyTorch does,
 //! initialisers, optimizers and parameter groups (the step split at the gradient included), a
 //! model zoo for Fashion-MNIST, a trainer that reports through a `Progress` (and prints
-//! nothing), atomic checkpoints in safetensors, and datasets (IDX, raw or gzip). It knows no
+//! nothing), generative adversarial networks and a score of their samples, atomic checkpoints
+//! in safetensors, and datasets (IDX, raw or gzip). It knows no
 //! command line, terminal or image format: a host application uses it with its own device.
 
 pub mod checkpoint;
 pub mod dataset;
 pub mod dist;
 pub mod files;
+pub mod gan;
 pub mod idx;
 pub mod init;
 pub mod layers;
 pub mod optim;
+pub mod quality;
 pub mod trainer;
 pub mod zoo;
 
-pub use checkpoint::Checkpoint;
-pub use dataset::{DEFAULT_DIR, Dataset, FashionMnist, shuffled_indices};
+pub use checkpoint::{Checkpoint, SavedClassifier};
+pub use dataset::{BinaryTask, CLASS_NAMES, DEFAULT_DIR, Dataset, FashionMnist, shuffled_indices};
 pub use dist::{Collectives, Single};
 pub use idx::{IdxArray, IdxError, read_idx};
 pub use init::Init;
-pub use layers::{Cell, Layers, Model, Task};
+pub use layers::{BinaryLoss, Cell, Layers, Model, Task};
 pub use optim::{GradientSink, Optimizer, ParamGroup, apply_gradients, gradient_name, minimize, store_gradients};
 pub use trainer::{
     EpochRow, Metrics, OptimizerKind, Progress, Run, ScheduleKind, StepReport, Stop, TrainConfig, Trained, argmax,

@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,10 +27,11 @@ use kiln_graph::{Program, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
+use crate::dataset::BinaryTask;
 use crate::dataset::{Dataset, FashionMnist, shuffled_indices};
 use crate::dist::{Collectives, Single};
 use crate::files::{Output, WriterLock, check_outputs};
-use crate::layers::{Model, Task};
+use crate::layers::{BinaryLoss, Model, Task};
 use crate::optim::{GradientSink, Optimizer, ParamGroup, apply_gradients, minimize, store_gradients};
 use crate::zoo::{CLASSES, ModelSpec, build};
 
@@ -85,6 +87,10 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
     /// Random horizontal flips and shifts of up to two pixels of the training images.
     pub augment: bool,
+    /// Two sets of classes to tell apart, for a model built with one output
+    /// (`ModelSpec::binary`); `None`: every class.
+    #[serde(default)]
+    pub task: Option<BinaryTask>,
     /// Write a checkpoint after every epoch (and, with `patience`, the best one beside it).
     #[serde(skip)]
     pub checkpoint: Option<PathBuf>,
@@ -111,6 +117,7 @@ impl Default for TrainConfig {
             validation: 5000,
             patience: None,
             augment: false,
+            task: None,
             checkpoint: None,
             resume: None,
         }
@@ -141,6 +148,14 @@ impl TrainConfig {
         finite("--weight-decay", self.weight_decay, 0.0, "a decay: give a finite number from 0")?;
         if let Some(norm) = self.clip_norm {
             finite("--clip-norm", norm, f32::MIN_POSITIVE, "a norm: give a finite number above 0")?;
+        }
+        if self.model.binary != self.task.is_some() {
+            let why = if self.model.binary {
+                "is built with one output but has no"
+            } else {
+                "has an output per class, not one for a"
+            };
+            return Err(Error::data("--task", format!("model `{}` {why} binary task", self.model.name)));
         }
         Ok(())
     }
@@ -194,6 +209,14 @@ pub struct EpochRow {
     pub test_accuracy: Option<f64>,
     /// The autoencoder: mean squared error per pixel on the test images.
     pub test_mse: Option<f64>,
+    /// Binary tasks, on the test images: precision and recall of the positive side, and the
+    /// confusion matrix `[[true negatives, false positives], [false negatives, true positives]]`.
+    #[serde(default)]
+    pub test_precision: Option<f64>,
+    #[serde(default)]
+    pub test_recall: Option<f64>,
+    #[serde(default)]
+    pub test_confusion: Option<[[usize; 2]; 2]>,
     pub seconds: f64,
 }
 
@@ -217,6 +240,10 @@ pub struct Metrics {
     /// The last epoch's, or with `patience` the best epoch's.
     pub test_accuracy: Option<f64>,
     pub test_mse: Option<f64>,
+    /// Binary tasks: the kept epoch's precision, recall and confusion matrix (see `EpochRow`).
+    pub test_precision: Option<f64>,
+    pub test_recall: Option<f64>,
+    pub test_confusion: Option<[[usize; 2]; 2]>,
     /// The epoch whose parameters the run ends with.
     pub kept_epoch: usize,
     /// Mean loss over the last epoch's steps.
@@ -325,7 +352,8 @@ pub fn train_parallel<B: Backend>(
 /// data and its split, and the history.
 pub struct Run<'a, B: Backend> {
     config: &'a TrainConfig,
-    data: &'a FashionMnist,
+    /// The data, or for a binary task the images of its two sides, labelled 0 and 1.
+    data: Cow<'a, FashionMnist>,
     collectives: &'a dyn Collectives,
     model: Model,
     store: Store<B>,
@@ -349,6 +377,10 @@ impl<'a, B: Backend> Run<'a, B> {
         data: &'a FashionMnist,
         collectives: &'a dyn Collectives,
     ) -> Result<Self> {
+        let data = match &config.task {
+            Some(task) => Cow::Owned(FashionMnist { train: task.select(&data.train), test: task.select(&data.test) }),
+            None => Cow::Borrowed(data),
+        };
         let pixels = data.train.image_size();
         let (train_indices, validation_indices) = split(&data.train, config.validation)?;
         let steps_per_epoch = train_indices.len() / config.batch;
@@ -426,7 +458,7 @@ impl<'a, B: Backend> Run<'a, B> {
     }
 
     pub fn data(&self) -> &FashionMnist {
-        self.data
+        &self.data
     }
 
     pub fn history(&self) -> &[EpochRow] {
@@ -485,6 +517,9 @@ impl<'a, B: Backend> Run<'a, B> {
             adapter: backend.name(),
             test_accuracy: kept_row.test_accuracy,
             test_mse: kept_row.test_mse,
+            test_precision: kept_row.test_precision,
+            test_recall: kept_row.test_recall,
+            test_confusion: kept_row.test_confusion,
             kept_epoch: kept,
             train_loss: last.train_loss,
             steps: self.steps_done(),
@@ -564,7 +599,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let order = shuffled_indices(self.train_indices.len(), self.config.seed.wrapping_add(epoch as u64));
         let start = Instant::now();
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        let classes = self.model.task == Task::Classes;
+        let classes = self.model.task != Task::Reconstruction;
         for step in 0..steps {
             let indices: Vec<usize> =
                 order[step * batch..(step + 1) * batch].iter().map(|&i| self.train_indices[i]).collect();
@@ -598,23 +633,29 @@ impl<'a, B: Backend> Run<'a, B> {
         let seconds = start.elapsed().as_secs_f64();
         // Rank 0 alone evaluates; the others go on to the next step and wait for it there.
         let evaluates = self.collectives.rank() == 0;
+        let data = self.data.clone();
         let validation = if self.validation_indices.is_empty() || !evaluates {
             None
         } else {
-            Some(self.evaluate(&self.data.train, &self.validation_indices.clone())?)
+            Some(self.evaluate(&data.train, &self.validation_indices.clone())?)
         };
-        let test: Vec<usize> = (0..self.data.test.len()).collect();
-        let test = if evaluates { Some(self.evaluate(&self.data.test, &test)?) } else { None };
+        let test: Vec<usize> = (0..data.test.len()).collect();
+        let test = if evaluates { Some(self.evaluate(&data.test, &test)?) } else { None };
+        let confusion = test.and_then(|t| t.confusion);
+        let share = |part: usize, whole: usize| (whole > 0).then(|| part as f64 / whole as f64);
         Ok(EpochRow {
             epoch: epoch + 1,
             steps,
             train_loss: loss_sum / steps.max(1) as f64,
             train_accuracy: classes.then(|| correct as f64 / (steps * batch).max(1) as f64),
-            validation_loss: validation.map(|(loss, _)| loss),
-            validation_accuracy: validation.filter(|_| classes).map(|(_, accuracy)| accuracy),
-            test_loss: test.filter(|_| classes).map(|(loss, _)| loss),
-            test_accuracy: test.filter(|_| classes).map(|(_, score)| score),
-            test_mse: test.filter(|_| !classes).map(|(_, score)| score),
+            validation_loss: validation.map(|v| v.loss),
+            validation_accuracy: validation.filter(|_| classes).map(|v| v.score),
+            test_loss: test.filter(|_| classes).map(|t| t.loss),
+            test_accuracy: test.filter(|_| classes).map(|t| t.score),
+            test_mse: test.filter(|_| !classes).map(|t| t.score),
+            test_precision: confusion.and_then(|[[_, fp], [_, tp]]| share(tp, tp + fp)),
+            test_recall: confusion.and_then(|[_, [fn_, tp]]| share(tp, tp + fn_)),
+            test_confusion: confusion,
             seconds,
         })
     }
@@ -622,17 +663,17 @@ impl<'a, B: Backend> Run<'a, B> {
     /// One step on a global batch: the loss (averaged over every rank's shard) and the images
     /// classified right (all ranks').
     fn train_step(&mut self, images: &HostTensor, labels: &HostTensor) -> Result<(f32, usize)> {
-        let classes = self.model.task == Task::Classes;
+        let task = self.model.task;
         let (rank, ranks) = (self.collectives.rank(), self.collectives.size());
         let (images, labels) = (shard(images, rank, ranks)?, shard(labels, rank, ranks)?);
         let program = match &self.step {
             Step::Fused(program) | Step::Split { gradients: program, .. } => program,
         };
         program.set(self.model.images, &images)?;
-        program.set(self.model.labels, &labels)?;
+        program.set(self.model.labels, &fed_labels(task, &labels)?)?;
         let out = program.run(&mut self.store, &[self.model.loss, self.model.logits])?;
         let loss = out[0].as_f32()?[0];
-        let correct = if classes { count_correct(&out[1], labels.as_i32()?)? } else { 0 };
+        let correct = count_correct(task, &out[1], labels.as_i32()?)?.unwrap_or(0);
         let Step::Split { update, grads, .. } = &self.step else { return Ok((loss, correct)) };
         let exchange = Instant::now();
         let names: Vec<&str> = grads.iter().map(String::as_str).collect();
@@ -712,7 +753,7 @@ impl<'a, B: Backend> Run<'a, B> {
             let padded: Vec<usize> = (0..EVAL_BATCH).map(|i| chunk[i.min(chunk.len() - 1)]).collect();
             let (images, labels) = to_tensors(set, &padded)?;
             self.eval.set(self.eval_model.images, &images)?;
-            self.eval.set(self.eval_model.labels, &labels)?;
+            self.eval.set(self.eval_model.labels, &fed_labels(self.eval_model.task, &labels)?)?;
             let outputs = self.eval.run(&mut self.store, &[self.eval_model.logits])?.remove(0);
             let width = outputs.shape.numel() / EVAL_BATCH;
             let (out, pixels) = (&outputs.as_f32()?[..chunk.len() * width], set.image_size());
@@ -721,11 +762,12 @@ impl<'a, B: Backend> Run<'a, B> {
         Ok(())
     }
 
-    /// The mean cross-entropy and the accuracy on `indices` of `set` (classifiers), or the
-    /// mean squared error per pixel of their reconstructions, twice (the autoencoder).
-    fn evaluate(&mut self, set: &Dataset, indices: &[usize]) -> Result<(f64, f64)> {
+    /// On `indices` of `set`: a classifier's mean loss (cross-entropy, or its binary
+    /// criterion) and accuracy, with a binary task's confusion matrix; or the mean squared
+    /// error per pixel of the autoencoder's reconstructions, twice.
+    fn evaluate(&mut self, set: &Dataset, indices: &[usize]) -> Result<Evaluation> {
         let task = self.model.task;
-        let (mut loss, mut score) = (0.0f64, 0.0f64);
+        let (mut loss, mut score, mut confusion) = (0.0f64, 0.0f64, [[0usize; 2]; 2]);
         self.eval_chunks(set, indices, |out, images, labels| {
             match task {
                 Task::Classes => {
@@ -733,7 +775,13 @@ impl<'a, B: Backend> Run<'a, B> {
                         loss += cross_entropy(row, label as usize);
                     }
                     let rows = HostTensor::f32(vec![labels.len(), CLASSES], out.to_vec())?;
-                    score += count_correct(&rows, labels)? as f64;
+                    score += count_correct(task, &rows, labels)?.unwrap_or(0) as f64;
+                }
+                Task::Binary(criterion) => {
+                    for (&logit, &label) in out.iter().zip(labels) {
+                        loss += binary_loss(criterion, logit as f64, label == 1);
+                        confusion[usize::from(label == 1)][usize::from(logit > 0.0)] += 1;
+                    }
                 }
                 Task::Reconstruction => {
                     let squares: f64 = out.iter().zip(images).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
@@ -743,11 +791,17 @@ impl<'a, B: Backend> Run<'a, B> {
             }
             Ok(())
         })?;
-        let per = if task == Task::Classes { 1 } else { set.image_size() };
-        let count = (indices.len() * per).max(1) as f64;
+        let images = indices.len().max(1) as f64;
         Ok(match task {
-            Task::Classes => (loss / indices.len().max(1) as f64, score / count),
-            Task::Reconstruction => (loss / count, score / count),
+            Task::Classes => Evaluation { loss: loss / images, score: score / images, confusion: None },
+            Task::Binary(_) => {
+                let right = confusion[0][0] + confusion[1][1];
+                Evaluation { loss: loss / images, score: right as f64 / images, confusion: Some(confusion) }
+            }
+            Task::Reconstruction => {
+                let pixels = (indices.len() * set.image_size()).max(1) as f64;
+                Evaluation { loss: loss / pixels, score: score / pixels, confusion: None }
+            }
         })
     }
 
@@ -756,7 +810,7 @@ impl<'a, B: Backend> Run<'a, B> {
     pub fn test_outputs(&mut self, count: usize) -> Result<(Vec<f32>, Vec<f32>)> {
         let (mut outputs, mut inputs) = (Vec::new(), Vec::new());
         let indices: Vec<usize> = (0..count.min(self.data.test.len())).collect();
-        let data = self.data;
+        let data = self.data.clone();
         self.eval_chunks(&data.test, &indices, |out, images, _| {
             outputs.extend_from_slice(out);
             inputs.extend_from_slice(images);
@@ -785,7 +839,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let program = Program::compile(&mut self.store, &model.graph, &[conv])?;
         let (images, labels) = to_tensors(&self.data.test, &[0])?;
         program.set(model.images, &images)?;
-        program.set(model.labels, &labels)?;
+        program.set(model.labels, &fed_labels(model.task, &labels)?)?;
         let maps = program.run(&mut self.store, &[conv])?.remove(0);
         let d = maps.shape.dims().to_vec();
         HostTensor::f32(vec![d[1], 1, d[2], d[3]], maps.as_f32()?.to_vec()).map(Some)
@@ -797,7 +851,8 @@ impl<'a, B: Backend> Run<'a, B> {
         let pixels = self.data.train.image_size();
         let mut model = build(&self.config.model, self.config.batch, pixels, true, self.config.seed)?;
         kiln_graph::grad(&mut model.graph, model.loss, &model.params)?;
-        let inputs = [(model.images, images), (model.labels, labels)];
+        let labels = fed_labels(model.task, labels)?;
+        let inputs = [(model.images, images), (model.labels, &labels)];
         Ok(match first_non_finite(&mut self.store, &model.graph, &inputs)? {
             Some(node) => format!("the first non-finite value of that batch's forward and backward pass is {node}"),
             None => "the same batch now computes finite values throughout".into(),
@@ -828,16 +883,7 @@ impl<'a, B: Backend> Run<'a, B> {
         let what = path.display().to_string();
         let saved: TrainConfig = serde_json::from_str(checkpoint.meta("config")?)
             .map_err(|e| Error::data(&what, format!("its settings: {e}")))?;
-        if let Some(setting) = differing(&saved, self.config) {
-            return Err(Error::data(
-                &what,
-                format!(
-                    "was written with {setting}; a resumed run must keep every setting that shapes it (model, \
-                     batch, seed, optimizer, learning rate, schedule, epochs, steps…): resume with those, or start \
-                     afresh without --resume"
-                ),
-            ));
-        }
+        refuse_changed(&what, &settings(&saved, self.config))?;
         checkpoint.restore(&mut self.store)?;
         self.history = serde_json::from_str(checkpoint.meta("history")?)
             .map_err(|e| Error::data(&what, format!("its history: {e}")))?;
@@ -853,14 +899,29 @@ impl<'a, B: Backend> Run<'a, B> {
     }
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<String> {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::data("checkpoint", e.to_string()))
 }
 
-/// The first setting that shapes a run (and so must not change on resume) where `saved` and
-/// `now` differ, as "SETTING A, not B".
-fn differing(saved: &TrainConfig, now: &TrainConfig) -> Option<String> {
-    let pairs: [(&str, String, String); 13] = [
+/// Refuses to resume the checkpoint `what` where one of `settings` (name, as saved, as now)
+/// differs, naming the first.
+pub(crate) fn refuse_changed(what: &str, settings: &[(&str, String, String)]) -> Result<()> {
+    match settings.iter().find(|(_, saved, now)| saved != now) {
+        Some((setting, saved, now)) => Err(Error::data(
+            what,
+            format!(
+                "was written with {setting} {saved}, not {now}; a resumed run must keep every setting that shapes \
+                 it (model, batch, seed, optimizer, learning rate, schedule, epochs, steps…): resume with those, or \
+                 start afresh without --resume"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The settings that shape a run (and so must not change on resume): name, as saved, as now.
+fn settings(saved: &TrainConfig, now: &TrainConfig) -> [(&'static str, String, String); 14] {
+    [
         ("--model", saved.model.name.clone(), now.model.name.clone()),
         ("the mlp's shape", format!("{:?}", saved.model), format!("{:?}", now.model)),
         ("--optimizer", format!("{:?}", saved.optimizer), format!("{:?}", now.optimizer)),
@@ -873,13 +934,13 @@ fn differing(saved: &TrainConfig, now: &TrainConfig) -> Option<String> {
         ("--epochs", format!("{:?}", saved.epochs), format!("{:?}", now.epochs)),
         ("--steps", format!("{:?}", saved.steps), format!("{:?}", now.steps)),
         ("--seed", saved.seed.to_string(), now.seed.to_string()),
+        ("--task", format!("{:?}", saved.task), format!("{:?}", now.task)),
         (
             "--validation and --augment",
             format!("{} {}", saved.validation, saved.augment),
             format!("{} {}", now.validation, now.augment),
         ),
-    ];
-    pairs.into_iter().find(|(_, a, b)| a != b).map(|(setting, a, b)| format!("{setting} {a}, not {b}"))
+    ]
 }
 
 /// The training and validation images: a fixed permutation of the training set, the last
@@ -922,10 +983,46 @@ fn cross_entropy(row: &[f32], label: usize) -> f64 {
     top + total.ln() - row.get(label).map_or(f64::NAN, |&v| v as f64)
 }
 
-/// Rows of `logits` whose largest entry is their label.
-fn count_correct(logits: &HostTensor, labels: &[i32]) -> Result<usize> {
-    let rows = logits.as_f32()?.chunks(CLASSES);
-    Ok(rows.zip(labels).filter(|(row, label)| argmax(row) == **label as usize).count())
+/// How many outputs name their label: rows of logits whose largest entry is their label, or
+/// binary logits whose sign is (positive for label 1); `None` for a reconstruction.
+fn count_correct(task: Task, logits: &HostTensor, labels: &[i32]) -> Result<Option<usize>> {
+    let logits = logits.as_f32()?;
+    Ok(match task {
+        Task::Classes => {
+            Some(logits.chunks(CLASSES).zip(labels).filter(|(row, label)| argmax(row) == **label as usize).count())
+        }
+        Task::Binary(_) => Some(logits.iter().zip(labels).filter(|(a, label)| (**a > 0.0) == (**label == 1)).count()),
+        Task::Reconstruction => None,
+    })
+}
+
+/// A binary criterion of logit `a` for an image of class 1 (`positive`) or 0, in f64.
+fn binary_loss(criterion: BinaryLoss, a: f64, positive: bool) -> f64 {
+    let softplus = |v: f64| v.max(0.0) + (-v.abs()).exp().ln_1p();
+    match criterion {
+        BinaryLoss::Logistic => softplus(if positive { -a } else { a }),
+        BinaryLoss::Perceptron => (f64::from(a > 0.0) - f64::from(positive)) * a,
+    }
+}
+
+/// The labels as a model's labels input takes them: i32 class indices, or for a binary task
+/// f32 zeros and ones `[N, 1]`.
+fn fed_labels(task: Task, labels: &HostTensor) -> Result<HostTensor> {
+    match task {
+        Task::Classes | Task::Reconstruction => Ok(labels.clone()),
+        Task::Binary(_) => {
+            let values = labels.as_i32()?;
+            HostTensor::f32(vec![values.len(), 1], values.iter().map(|&l| l as f32).collect())
+        }
+    }
+}
+
+/// A model's figures on a set of images.
+#[derive(Clone, Copy, Debug)]
+struct Evaluation {
+    loss: f64,
+    score: f64,
+    confusion: Option<[[usize; 2]; 2]>,
 }
 
 /// The index of the largest entry (the first, on ties).

@@ -1,6 +1,7 @@
 //! The model zoo for square grayscale images (Fashion-MNIST): classifiers `mlp`, `cnn`,
-//! `cnn-bn`, `mobilenet`, `lstm`, and the convolutional `autoencoder`, each built in training
-//! or eval mode for a batch size.
+//! `cnn-bn`, `mobilenet`, `lstm`, the convolutional `autoencoder`, and for binary tasks (two
+//! sets of classes, one output) `logistic` and the `perceptron`, each built in training or
+//! eval mode for a batch size. Every classifier takes a binary task too (`ModelSpec::binary`).
 //!
 //! ```
 //! # fn main() -> kiln_core::Result<()> {
@@ -18,10 +19,13 @@ use kiln_graph::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::init::Init;
-use crate::layers::{Cell, Layers, Model, Task};
+use crate::layers::{BinaryLoss, Cell, Layers, Model, Task};
 
 /// The models `build` knows.
-pub const MODELS: &[&str] = &["mlp", "cnn", "cnn-bn", "mobilenet", "lstm", "autoencoder"];
+pub const MODELS: &[&str] = &["mlp", "cnn", "cnn-bn", "mobilenet", "lstm", "autoencoder", "logistic", "perceptron"];
+
+/// The models with one output, which need a binary task.
+const BINARY_ONLY: &[&str] = &["logistic", "perceptron"];
 
 /// Fashion-MNIST's classes.
 pub const CLASSES: usize = 10;
@@ -59,6 +63,9 @@ pub struct ModelSpec {
     pub activation: HiddenActivation,
     pub dropout: f32,
     pub init: Init,
+    /// One output telling two sets of classes apart (a binary task), not one per class.
+    #[serde(default)]
+    pub binary: bool,
 }
 
 impl ModelSpec {
@@ -70,13 +77,19 @@ impl ModelSpec {
             activation: HiddenActivation::default(),
             dropout: 0.0,
             init: Init::default(),
+            binary: BINARY_ONLY.contains(&name),
         }
     }
 
     /// Refuses an unknown model, MLP options on another model, and nonsense shapes, naming them.
     pub fn check(&self) -> Result<()> {
         if !MODELS.contains(&self.name.as_str()) {
-            return Err(Error::Unsupported(format!("model `{}`: the models are {}", self.name, MODELS.join(", "))));
+            return Err(Error::Unsupported(format!(
+                "model `{}`: the models are {}, and the GANs {}",
+                self.name,
+                MODELS.join(", "),
+                crate::gan::GAN_MODELS.join(", ")
+            )));
         }
         let default = ModelSpec::named(&self.name);
         let mlp_only = [
@@ -94,6 +107,15 @@ impl ModelSpec {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::data("--dropout", format!("{} must lie in [0, 1)", self.dropout)));
         }
+        if BINARY_ONLY.contains(&self.name.as_str()) && !self.binary {
+            return Err(Error::data(
+                "--task",
+                format!("`{}` has one output: give it two sets of classes, --task binary:A,B", self.name),
+            ));
+        }
+        if self.binary && self.name == "autoencoder" {
+            return Err(Error::data("--task", "the autoencoder reconstructs images: it has no classes to tell apart"));
+        }
         Ok(())
     }
 }
@@ -109,7 +131,14 @@ pub fn build(spec: &ModelSpec, batch: usize, pixels: usize, training: bool, seed
     let mut l = Layers::new(training, seed).with_init(spec.init);
     let images = l.g.input("images", vec![batch, pixels], DType::F32);
     let square = |l: &mut Layers| l.g.reshape(images, vec![batch, 1, side, side]);
+    let (outputs, task) = match (spec.binary, spec.name.as_str()) {
+        (false, _) => (CLASSES, Task::Classes),
+        (true, "perceptron") => (1, Task::Binary(BinaryLoss::Perceptron)),
+        (true, _) => (1, Task::Binary(BinaryLoss::Logistic)),
+    };
     let logits = match spec.name.as_str() {
+        // One linear unit: logistic regression, or the perceptron by its criterion.
+        "logistic" | "perceptron" => l.linear("fc", images, outputs)?,
         "mlp" => {
             let mut x = images;
             for (i, &width) in spec.hidden.iter().enumerate() {
@@ -117,7 +146,8 @@ pub fn build(spec: &ModelSpec, batch: usize, pixels: usize, training: bool, seed
                 x = l.activation(x, spec.activation.activation())?;
                 x = l.dropout(x, spec.dropout)?;
             }
-            l.linear(&format!("fc{}", spec.hidden.len()), x, CLASSES)?
+            l.mark_features(x);
+            l.linear(&format!("fc{}", spec.hidden.len()), x, outputs)?
         }
         "cnn" => {
             let mut x = square(&mut l)?;
@@ -129,7 +159,8 @@ pub fn build(spec: &ModelSpec, batch: usize, pixels: usize, training: bool, seed
             let x = l.flatten(x)?;
             let h = l.linear("fc0", x, 128)?;
             let h = l.relu(h)?;
-            l.linear("fc1", h, CLASSES)?
+            l.mark_features(h);
+            l.linear("fc1", h, outputs)?
         }
         "cnn-bn" => {
             // Pooling before normalising: batch norm and ReLU then see a quarter of the
@@ -146,7 +177,8 @@ pub fn build(spec: &ModelSpec, batch: usize, pixels: usize, training: bool, seed
             let h = l.linear("fc0", x, 128)?;
             let h = l.relu(h)?;
             let h = l.dropout(h, 0.25)?;
-            l.linear("fc1", h, CLASSES)?
+            l.mark_features(h);
+            l.linear("fc1", h, outputs)?
         }
         "mobilenet" => {
             // MobileNet's shape at 28²: a strided stem (28² → 14²), then depthwise-separable
@@ -164,14 +196,16 @@ pub fn build(spec: &ModelSpec, batch: usize, pixels: usize, training: bool, seed
                 x = l.relu(x)?;
             }
             let x = l.global_avg_pool(x)?;
-            l.linear("fc", x, CLASSES)?
+            l.mark_features(x);
+            l.linear("fc", x, outputs)?
         }
         "lstm" => {
             // The image's rows as a sequence through one LSTM layer (hidden 128).
             let rows = l.g.reshape(images, vec![batch, side, side])?;
             let states = l.recurrent("lstm", rows, 128, Cell::Lstm)?;
             let last = *states.last().ok_or_else(|| Error::attribute("lstm", "an image has no rows"))?;
-            l.linear("fc", last, CLASSES)?
+            l.mark_features(last);
+            l.linear("fc", last, outputs)?
         }
         "autoencoder" => {
             // 28² → 14² → 7² and back: strided convolutions down, transposed ones up.
@@ -189,7 +223,7 @@ pub fn build(spec: &ModelSpec, batch: usize, pixels: usize, training: bool, seed
         }
         other => return Err(Error::Unsupported(format!("model `{other}`: the models are {}", MODELS.join(", ")))),
     };
-    l.finish(images, logits, Task::Classes)
+    l.finish(images, logits, task)
 }
 
 /// A ReLU multilayer perceptron with `sizes` = [inputs, hidden…, classes], in training mode.

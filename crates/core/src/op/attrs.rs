@@ -19,6 +19,9 @@ pub enum Activation {
     },
     Silu,
     Softplus,
+    /// Heaviside's `[x > 0]`: the perceptron's output. Its slope is zero wherever it has one,
+    /// so its gradient is zero (which makes `(step(a) - y)·a` the perceptron's criterion).
+    Step,
 }
 
 impl Activation {
@@ -33,6 +36,7 @@ impl Activation {
             Activation::Gelu { tanh: true } => "gelu_tanh",
             Activation::Silu => "silu",
             Activation::Softplus => "softplus",
+            Activation::Step => "step",
         }
     }
 
@@ -47,6 +51,7 @@ impl Activation {
             Activation::Gelu { tanh: true } => "gelu_tanh_backward",
             Activation::Silu => "silu_backward",
             Activation::Softplus => "softplus_backward",
+            Activation::Step => "step_backward",
         }
     }
 
@@ -60,7 +65,8 @@ impl Activation {
             | Activation::Tanh
             | Activation::Gelu { .. }
             | Activation::Silu
-            | Activation::Softplus => 0.0,
+            | Activation::Softplus
+            | Activation::Step => 0.0,
         }
     }
 }
@@ -220,6 +226,41 @@ impl Dropout {
     /// Whether element `index` survives this run (the WGSL kernels compute the same).
     pub fn keeps(&self, index: u32) -> bool {
         mix32(index ^ self.key()) >> 8 >= self.threshold()
+    }
+}
+
+/// Standard normal noise drawn on the device: element `i` of run `step` of the generator seeded
+/// by `seed` is Box–Muller's `√(-2 ln u₁)·cos(2π u₂)` of two 24-bit uniforms hashed from the
+/// counters `2i` and `2i+1` and the run's key. Counter-based: nothing is stored, every run
+/// draws afresh, and the CPU path draws the very same values (`Noise::normal`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Noise {
+    pub seed: u32,
+    pub step: u32,
+}
+
+impl Noise {
+    /// The most elements one draw may hold: the counters `2i + 1` stay within 32 bits.
+    pub const MAX_ELEMENTS: usize = (u32::MAX / 2) as usize;
+
+    /// The per-run key mixed into every counter's hash: `hash(seed ^ hash(step))`.
+    pub fn key(&self) -> u32 {
+        mix32(self.seed ^ mix32(self.step))
+    }
+
+    /// The two 24-bit uniforms of element `index` (the WGSL kernel computes the same).
+    pub fn bits(&self, index: u32) -> [u32; 2] {
+        let key = self.key();
+        let draw = |counter: u32| mix32(mix32(counter) ^ key) >> 8;
+        [draw(index.wrapping_mul(2)), draw(index.wrapping_mul(2).wrapping_add(1))]
+    }
+
+    /// Element `index` of this run, in f64: `u₁ = (a + 1)·2⁻²⁴ ∈ (0, 1]`, `u₂ = b·2⁻²⁴ ∈ [0, 1)`.
+    pub fn normal(&self, index: u32) -> f64 {
+        let [a, b] = self.bits(index);
+        let scale = 1.0 / (1u32 << 24) as f64;
+        let (u1, u2) = ((a + 1) as f64 * scale, b as f64 * scale);
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 }
 

@@ -6,7 +6,9 @@ mod norm;
 mod rules;
 mod spatial;
 
-pub use attrs::{Activation, Adagrad, Adam, Conv2d, Dropout, LossKind, LrSchedule, Pool2d, PoolKind, Rmsprop, Sgd};
+pub use attrs::{
+    Activation, Adagrad, Adam, Conv2d, Dropout, LossKind, LrSchedule, Noise, Pool2d, PoolKind, Rmsprop, Sgd, mix32,
+};
 
 use crate::{DType, Result, Shape};
 use norm::{BatchNormPart, LayerNormPart};
@@ -156,6 +158,11 @@ pub enum Op {
     Dropout(Dropout),
     /// `dy` → dx, with the forward's mask.
     DropoutBackward(Dropout),
+    /// No inputs → standard normal noise of `shape`, drawn afresh every run.
+    RandomNormal {
+        shape: Shape,
+        noise: Noise,
+    },
     /// `(table [V,D], ids […] i32)` → `[…,D]`.
     Embedding,
     /// `(ids, dy)` → dtable `[vocab, D]`, each row gathering its ids' gradients.
@@ -200,6 +207,8 @@ pub enum RunCounter {
     Parameter,
     /// A dropout layer's own count, shared by its forward and backward ops (by seed).
     Dropout { seed: u32 },
+    /// A noise generator's own count (by seed), shared by every program drawing from it.
+    Noise { seed: u32 },
 }
 
 type In<'a> = (&'a Shape, DType);
@@ -267,6 +276,7 @@ impl Op {
             Op::LayerNormBackwardParams { .. } => "layer_norm_backward_params",
             Op::Dropout(_) => "dropout",
             Op::DropoutBackward(_) => "dropout_backward",
+            Op::RandomNormal { .. } => "random_normal",
             Op::Embedding => "embedding",
             Op::EmbeddingBackward { .. } => "embedding_backward",
             Op::ClipFactor { .. } => "clip_factor",
@@ -328,6 +338,7 @@ impl Op {
             | Op::LayerNormBackwardParams { .. }
             | Op::Dropout(_)
             | Op::DropoutBackward(_)
+            | Op::RandomNormal { .. }
             | Op::Embedding
             | Op::EmbeddingBackward { .. }
             | Op::ClipFactor { .. }
@@ -391,6 +402,7 @@ impl Op {
             | Op::LayerNormBackwardParams { .. }
             | Op::Dropout(_)
             | Op::DropoutBackward(_)
+            | Op::RandomNormal { .. }
             | Op::Embedding
             | Op::EmbeddingBackward { .. }
             | Op::ClipFactor { .. } => &[],
@@ -464,6 +476,7 @@ impl Op {
             | Op::LayerNormBackwardParams { .. }
             | Op::Dropout(_)
             | Op::DropoutBackward(_)
+            | Op::RandomNormal { .. }
             | Op::ClipFactor { .. }
             | Op::SgdStep(_)
             | Op::AdamStep(_)
@@ -489,6 +502,10 @@ impl Op {
             Op::DropoutBackward(d) => Some((
                 RunCounter::Dropout { seed: d.seed },
                 Op::DropoutBackward(Dropout { step: d.step + count, ..*d }),
+            )),
+            Op::RandomNormal { shape, noise } => Some((
+                RunCounter::Noise { seed: noise.seed },
+                Op::RandomNormal { shape: shape.clone(), noise: Noise { step: noise.step + count, ..*noise } },
             )),
             Op::Input
             | Op::Variable
@@ -547,6 +564,15 @@ impl Op {
         let name = self.name();
         let shape = match self {
             Op::Input | Op::Variable => return Err(crate::Error::attribute(name, "a source node has no inputs")),
+            Op::RandomNormal { shape, .. } => {
+                if !inputs.is_empty() {
+                    return Err(crate::Error::shape(name, "takes no inputs", "none", inputs.len()));
+                }
+                if shape.numel() > Noise::MAX_ELEMENTS {
+                    return Err(crate::Error::shape(name, "draws too many elements", Noise::MAX_ELEMENTS, shape));
+                }
+                shape.clone()
+            }
             Op::MatMul(m) => matmul_shape(*m, inputs)?,
             Op::Add | Op::Sub | Op::Mul | Op::Div => {
                 let [a, b] = floats::<2>(name, inputs)?;
