@@ -2,15 +2,17 @@
 #   make demo   installs what is missing, then trains the MLP on Fashion-MNIST on the GPU
 #   make test   installs what is missing, then runs the whole test suite
 # Mesa's software Vulkan driver (lavapipe) is installed only where no Vulkan driver is present,
-# the Fashion-MNIST package only where the data is absent, OpenMPI and libclang (for the
-# data-parallel tests) only where missing; sudo only when not root.
+# the Fashion-MNIST package only where the data is absent, the fortunes package (the language
+# models' default text) likewise, OpenMPI and libclang (for the data-parallel tests) only where
+# missing; sudo only when not root.
 
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DATA ?= /usr/share/datasets/fashion-mnist
+TEXT ?= /usr/share/games/fortunes
 export XDG_RUNTIME_DIR ?= /tmp
 
-.PHONY: demo test deps vulkan data mpi toolchain
+.PHONY: demo test deps vulkan data text mpi toolchain
 
 MPI_PACKAGES := libopenmpi-dev openmpi-bin libclang1-14 libclang-common-14-dev
 
@@ -24,7 +26,7 @@ test: deps
 	set -o pipefail; cargo test --workspace --features mpi 2>&1 | tee target/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {print p " passed, " f " failed"}' target/test.log
 
-deps: toolchain vulkan data mpi
+deps: toolchain vulkan data text mpi
 
 toolchain:
 	@command -v cargo >/dev/null || { echo "Rust is missing: install it with rustup (https://rustup.rs), then run make again"; exit 1; }
@@ -43,6 +45,14 @@ data:
 	else \
 		echo "Fashion-MNIST missing: installing the dataset-fashion-mnist package"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+text:
+	@if ls $(TEXT)/cookie >/dev/null 2>&1; then \
+		echo "Fortunes present in $(TEXT)"; \
+	else \
+		echo "Fortunes missing: installing the fortunes package (the language models' default text)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fortunes; \
 	fi
 
 mpi:

@@ -5,6 +5,8 @@
 // These split the output index into coordinates over `shape` and dot them with `strides`, the
 // input's stride for each output axis (0 along broadcast axes), from `offset`.
 //   slice_backward(dy):           dx = dy placed at start.. along the axis, zero elsewhere
+//   concat_part(x):               y[…, start..start+len, …] = x, the rest of y untouched (one
+//                                 dispatch per input of a concat; one invocation per x element)
 //   assign(value):                variable = value, element by element (an in-place copy)
 // Reshape needs no kernel: the executor lets it share its input's buffer.
 // Bindings: 0 params (or slice_back), 1 x, 2 y.
@@ -83,6 +85,16 @@ fn slice_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
     // Clamped so the read stays inside dy even where it is not used.
     let source_at = (outer * back.len + min(along - back.start, back.len - 1u)) * back.inner + inner;
     y[i] = select(0.0, x[source_at], inside);
+}
+
+@compute @workgroup_size(64)
+fn concat_part(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let i = flat(gid, groups);
+    if (i >= back.n) { return; }
+    let inner = i % back.inner;
+    let along = (i / back.inner) % back.len;
+    let outer = i / (back.inner * back.len);
+    y[(outer * back.full + back.start + along) * back.inner + inner] = x[i];
 }
 
 @compute @workgroup_size(64)

@@ -73,6 +73,7 @@ fn flops(op: &Op, inputs: &[&Shape], out: &Shape) -> u64 {
         | Op::Transpose(_)
         | Op::Slice { .. }
         | Op::SliceBackward { .. }
+        | Op::Concat { .. }
         | Op::Softmax { .. }
         | Op::SoftmaxBackward { .. }
         | Op::LogSoftmax { .. }

@@ -75,10 +75,15 @@ fn schedules_follow_their_formulas() {
     for (got, want) in rates.iter().zip(want) {
         assert!((got - want).abs() < 1e-9, "step schedule: {rates:?}");
     }
-    let cosine = LrSchedule::Cosine { total: 100, min_lr: 0.0 };
+    let cosine = LrSchedule::Cosine { warmup: 0, total: 100, min_lr: 0.0 };
     assert!((cosine.at(1.0, 1) - 1.0).abs() < 1e-12);
     assert!((cosine.at(1.0, 51) - 0.5).abs() < 1e-12);
     assert!(cosine.at(1.0, 101).abs() < 1e-12 && cosine.at(1.0, 500).abs() < 1e-12, "holds at min_lr after total");
+    // Warm-up: lr·t/10 for ten steps, then the cosine over the 90 left.
+    let warm = LrSchedule::Cosine { warmup: 10, total: 100, min_lr: 0.0 };
+    let rates: Vec<f64> = [1, 5, 10, 11, 56, 101].iter().map(|&t| warm.at(1.0, t)).collect();
+    let want = [0.1, 0.5, 1.0, 1.0, 0.5, 0.0];
+    assert!(rates.iter().zip(want).all(|(got, want)| (got - want).abs() < 1e-12), "warm-up then cosine: {rates:?}");
 }
 
 /// The weight after each of six SGD steps with gradient 1.
@@ -100,7 +105,7 @@ fn trajectory<B: Backend>(backend: B, sgd: Sgd) -> Vec<f32> {
 
 #[test]
 fn a_scheduled_optimizer_takes_the_same_steps_on_gpu_and_cpu() {
-    let schedule = LrSchedule::Cosine { total: 4, min_lr: 0.01 };
+    let schedule = LrSchedule::Cosine { warmup: 0, total: 4, min_lr: 0.01 };
     let sgd = Sgd { schedule, ..Sgd::new(0.5, 0.0, 0.0) };
     let (gpu, cpu) = (trajectory(common::gpu(), sgd), trajectory(kiln::cpu::Cpu, sgd));
     let mut w = 1.0f64;

@@ -164,6 +164,9 @@ fn layout_ops() {
     gradcheck("transpose", &x, |g, x| g.transpose(x[0], &[2, 0, 1]));
     gradcheck("slice middle axis", &x, |g, x| g.slice(x[0], 1, 1, 2));
     gradcheck("slice last axis", &x, |g, x| g.slice(x[0], 2, 3, 1));
+    let parts = [t(&[2, 3, 4], 8), t(&[2, 1, 4], 9), t(&[2, 2, 4], 10)];
+    gradcheck("concat middle axis", &parts, |g, x| g.concat(x, 1));
+    gradcheck("concat first axis", &[t(&[1, 3], 11), t(&[2, 3], 12)], |g, x| g.concat(x, 0));
 }
 
 #[test]

@@ -115,6 +115,8 @@ proptest! {
         let x = [t(&[d0, d1, d2], seed)];
         assert_parity("max", &x, |g, x| g.max(x[0], &axes, keep));
         assert_parity("slice", &x, |g, x| g.slice(x[0], 1, d1 / 2, d1 - d1 / 2));
+        let parts = [t(&[d0, d1, d2], seed), t(&[d0, d1 / 2 + 1, d2], seed + 1), t(&[d0, 1, d2], seed + 2)];
+        assert_parity("concat", &parts, |g, x| g.concat(x, 1));
     }
 
     #[test]

@@ -47,6 +47,30 @@ enum Command {
         #[command(flatten)]
         args: Box<TrainArgs>,
     },
+    /// Write text with a trained language model, streaming it as it is drawn.
+    Generate {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The text to continue.
+        #[arg(long, default_value = "\n")]
+        prompt: String,
+        /// How many tokens (bytes) to draw.
+        #[arg(long, default_value_t = 300, value_parser = positive, allow_negative_numbers = true)]
+        tokens: usize,
+        /// Softmax temperature (0: always the likeliest token).
+        #[arg(long, default_value_t = 0.8, value_parser = train::from_zero, allow_negative_numbers = true)]
+        temperature: f32,
+        /// Draw among the k likeliest tokens only (0: all).
+        #[arg(long, default_value_t = 40)]
+        top_k: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// gpt: read the whole window again for every token instead of keeping a key/value cache.
+        #[arg(long)]
+        no_cache: bool,
+        #[arg(long, value_enum, default_value = "gpu")]
+        device: train::Device,
+    },
     /// Draw images from a trained GAN's generator into a PNG grid.
     Sample {
         #[arg(long)]
@@ -129,6 +153,14 @@ pub fn main() -> ExitCode {
         Command::Check { .. } => Err(kiln_core::Error::attribute("check", "give a folder of cases or --graph MODEL")),
         Command::Train { args } => run_training(&args),
         Command::Sample { checkpoint, count, out, seed, device } => sample(&checkpoint, count, &out, seed, device),
+        Command::Generate { checkpoint, prompt, tokens, temperature, top_k, seed, no_cache, device } => {
+            let how = Writing { prompt: &prompt, tokens, temperature, top_k, seed, cached: !no_cache };
+            match device {
+                train::Device::Gpu => kiln_gpu::Gpu::new_blocking()
+                    .and_then(|gpu| write_text(kiln_kernels::GpuBackend::new(gpu), &checkpoint, &how)),
+                train::Device::Cpu => write_text(kiln_cpu::Cpu, &checkpoint, &how),
+            }
+        }
         Command::Predict { checkpoint, invert, images } => predict(&checkpoint, invert, &images),
         Command::Bench { workloads, json, data } => bench(&workloads, json.as_deref(), &data),
         Command::Profile { model, batch, steps, trace } => profile(&model, batch, steps, trace.as_deref()),
@@ -194,8 +226,10 @@ fn report_divergence(device: &str, report: &crate::diverge::Divergence, toleranc
 }
 
 fn run_training(args: &TrainArgs) -> kiln_core::Result<ExitCode> {
-    if kiln_nn::gan::is_gan(&args.model) {
-        return run_gan_training(args);
+    match args.family()? {
+        train::Family::Gan => return run_gan_training(args),
+        train::Family::Language => return run_language_training(args),
+        train::Family::Classifier => {}
     }
     let Some(metrics) = train::train(args, true)? else { return Ok(ExitCode::SUCCESS) };
     let result = match (metrics.test_accuracy, metrics.test_mse) {
@@ -268,6 +302,76 @@ fn run_gan_training(args: &TrainArgs) -> kiln_core::Result<ExitCode> {
             println!("picture drawn: {}", picture.display());
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_language_training(args: &TrainArgs) -> kiln_core::Result<ExitCode> {
+    let metrics = train::train_language(args, true)?;
+    println!(
+        "{} ({} parameters) on {}: validation {:.4} bits per character after {} steps (unigram {:.3}, bigram {:.3}), \
+         {:.0} tokens/s ({:.1} s)",
+        metrics.model,
+        metrics.parameters,
+        metrics.adapter,
+        metrics.validation_bpc,
+        metrics.steps,
+        metrics.unigram_bpc,
+        metrics.bigram_bpc,
+        metrics.tokens_per_sec,
+        metrics.train_seconds
+    );
+    for (what, path) in [("metrics", &args.metrics_json), ("checkpoint", &args.checkpoint)] {
+        if let Some(path) = path {
+            println!("{what} written to {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How `kiln generate` writes.
+struct Writing<'a> {
+    prompt: &'a str,
+    tokens: usize,
+    temperature: f32,
+    top_k: usize,
+    seed: u64,
+    cached: bool,
+}
+
+/// Streams the prompt's continuation to stdout, byte by byte as drawn, then its speed to stderr.
+fn write_text<B: Backend>(backend: B, checkpoint: &std::path::Path, how: &Writing<'_>) -> kiln_core::Result<ExitCode> {
+    use std::io::Write;
+    let mut writer = kiln_nn::language::Writer::load(backend, checkpoint, how.cached)?;
+    let prompt =
+        writer.vocab.encode(how.prompt.as_bytes()).map_err(|e| kiln_core::Error::data("--prompt", e.to_string()))?;
+    if prompt.is_empty() {
+        return Err(kiln_core::Error::data("--prompt", "is empty: give at least one character to continue"));
+    }
+    let mut sampler = kiln_nn::language::Sampler::new(how.temperature, how.top_k, how.seed)?;
+    let mut out = std::io::stdout().lock();
+    let io = |source| kiln_core::Error::Io { context: "stdout".into(), source };
+    out.write_all(how.prompt.as_bytes()).map_err(io)?;
+    let started = std::time::Instant::now();
+    let vocab = writer.vocab.clone();
+    kiln_nn::language::generate(
+        &mut writer.generator,
+        &mut writer.store,
+        &prompt,
+        how.tokens,
+        &mut sampler,
+        |token| {
+            let byte = vocab.bytes[token as usize];
+            out.write_all(&[byte]).and_then(|()| out.flush()).map_err(io)
+        },
+    )?;
+    writeln!(out).map_err(io)?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{} tokens in {seconds:.2} s ({:.1} tokens/s, {})",
+        how.tokens,
+        how.tokens as f64 / seconds,
+        if how.cached && writer.config.model == "gpt" { "key/value cache" } else { "no cache" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 

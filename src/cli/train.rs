@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kiln_core::{Backend, Error, Result};
 use kiln_nn::files::{Output, check_outputs, write_atomically};
 use kiln_nn::gan::{GanConfig, GanEpochRow, GanMetrics, GanProgress, GanRun, GanStepReport};
+use kiln_nn::language::{LmConfig, LmMetrics, LmProgress, LmRow};
 use kiln_nn::{
     BinaryTask, EpochRow, FashionMnist, HiddenActivation, Init, Metrics, ModelSpec, OptimizerKind, Progress, Run,
     ScheduleKind, StepReport, TrainConfig,
@@ -63,11 +64,29 @@ fn binary_task(text: &str) -> std::result::Result<BinaryTask, String> {
     }
 }
 
+/// The kinds of model `kiln train` trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Classifier,
+    Gan,
+    Language,
+}
+
+impl Family {
+    fn name(self) -> &'static str {
+        match self {
+            Family::Classifier => "the classifiers",
+            Family::Gan => "the GANs",
+            Family::Language => "the language models",
+        }
+    }
+}
+
 /// The `kiln train` command line.
 #[derive(Clone, Debug, clap::Args)]
 pub struct TrainArgs {
-    /// mlp, cnn, cnn-bn, mobilenet, lstm, autoencoder, logistic, perceptron; or the GANs
-    /// dcgan and gan-mlp.
+    /// mlp, cnn, cnn-bn, mobilenet, lstm, autoencoder, logistic, perceptron; the GANs dcgan
+    /// and gan-mlp; the language models gpt, gru, rnn, and lstm with --text.
     #[arg(long, default_value = "mlp")]
     pub model: String,
     /// sgd for the classifiers; the GANs train with adam only.
@@ -162,6 +181,24 @@ pub struct TrainArgs {
     /// Generated images the GANs' score reads (10000).
     #[arg(long, value_parser = positive, allow_negative_numbers = true)]
     pub quality_samples: Option<usize>,
+    /// The language models' text: a file, or a folder of text files (default: Debian's
+    /// fortunes for gpt, gru and rnn; `lstm` is the image classifier unless this is given).
+    #[arg(long)]
+    pub text: Option<PathBuf>,
+    /// The language models' window (64 tokens).
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
+    pub context: Option<usize>,
+    /// gpt's width (128), or a recurrent model's hidden size (rnn 832, gru 448, lstm 384).
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
+    pub width: Option<usize>,
+    /// gpt's transformer blocks (4) and attention heads (4).
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
+    pub layers: Option<usize>,
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
+    pub heads: Option<usize>,
+    /// The language models' steps between evaluations, samples and checkpoints (250).
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
+    pub eval_every: Option<usize>,
 }
 
 /// `kiln train`'s options on their own, to parse them with no subcommand around them.
@@ -207,31 +244,70 @@ impl TrainArgs {
         }
     }
 
-    /// The GAN settings these options describe; options that only shape a classifier are
+    /// Which family the model belongs to; an option that shapes another family only is
     /// refused by name.
-    pub fn gan_config(&self) -> Result<GanConfig> {
+    pub fn family(&self) -> Result<Family> {
+        use Family::{Classifier, Gan, Language};
+        let family = if kiln_nn::gan::is_gan(&self.model) {
+            Gan
+        } else if kiln_nn::language::is_language_model(&self.model)
+            && (self.text.is_some() || !kiln_nn::MODELS.contains(&self.model.as_str()))
+        {
+            // `lstm` also names the classifier that reads image rows: text makes it the
+            // language model.
+            Language
+        } else {
+            Classifier
+        };
         let defaults = TrainArgs::defaults();
-        let classifier_only = [
-            ("--optimizer", self.optimizer.is_some_and(|o| o != OptimizerKind::Adam)),
-            ("--momentum", self.momentum != defaults.momentum),
-            ("--weight-decay", self.weight_decay != defaults.weight_decay),
-            ("--clip-norm", self.clip_norm.is_some()),
-            ("--schedule", self.schedule != defaults.schedule),
-            ("--validation", self.validation.is_some()),
-            ("--patience", self.patience.is_some()),
-            ("--augment", self.augment),
-            ("--data-parallel", self.data_parallel),
-            ("--hidden", self.hidden != defaults.hidden),
-            ("--activation", self.activation != defaults.activation),
-            ("--dropout", self.dropout != defaults.dropout),
-            ("--init", self.init != defaults.init),
-            ("--task", self.task.is_some()),
+        let optimizer = match (family, self.optimizer) {
+            (Gan, Some(kind)) => kind != OptimizerKind::Adam,
+            (Language, Some(kind)) => kind != OptimizerKind::Adamw,
+            _ => false,
+        };
+        let options: [(&str, bool, &[Family]); 24] = [
+            ("--optimizer", optimizer, &[Classifier]),
+            ("--momentum", self.momentum != defaults.momentum, &[Classifier]),
+            ("--weight-decay", self.weight_decay != defaults.weight_decay, &[Classifier, Language]),
+            ("--clip-norm", self.clip_norm.is_some(), &[Classifier, Language]),
+            ("--schedule", self.schedule != defaults.schedule, &[Classifier]),
+            ("--validation", self.validation.is_some(), &[Classifier]),
+            ("--patience", self.patience.is_some(), &[Classifier]),
+            ("--augment", self.augment, &[Classifier]),
+            ("--data-parallel", self.data_parallel, &[Classifier]),
+            ("--hidden", self.hidden != defaults.hidden, &[Classifier]),
+            ("--activation", self.activation != defaults.activation, &[Classifier]),
+            ("--dropout", self.dropout != defaults.dropout, &[Classifier]),
+            ("--init", self.init != defaults.init, &[Classifier]),
+            ("--task", self.task.is_some(), &[Classifier]),
+            ("--epochs", self.epochs.is_some(), &[Classifier, Gan]),
+            ("--plots", self.plots.is_some(), &[Classifier, Gan]),
+            ("--beta1", self.beta1.is_some(), &[Gan]),
+            ("--beta2", self.beta2.is_some(), &[Gan]),
+            ("--latent", self.latent.is_some(), &[Gan]),
+            ("--classifier", self.classifier.is_some(), &[Gan]),
+            ("--quality-samples", self.quality_samples.is_some(), &[Gan]),
+            ("--text", self.text.is_some(), &[Language]),
+            ("--eval-every", self.eval_every.is_some(), &[Language]),
+            (
+                "--context, --width, --layers and --heads",
+                self.context.is_some() || self.width.is_some() || self.layers.is_some() || self.heads.is_some(),
+                &[Language],
+            ),
         ];
-        if let Some((option, _)) = classifier_only.iter().find(|(_, given)| *given) {
-            return Err(Error::data(*option, format!("shapes the classifiers, not the GAN `{}`", self.model)));
+        match options.iter().find(|(_, given, families)| *given && !families.contains(&family)) {
+            Some((option, _, families)) => {
+                let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+                Err(Error::data(*option, format!("shapes {}, not `{}`", names.join(" and "), self.model)))
+            }
+            None => Ok(family),
         }
+    }
+
+    /// The GAN settings these options describe.
+    pub fn gan_config(&self) -> GanConfig {
         let base = GanConfig::named(&self.model);
-        Ok(GanConfig {
+        GanConfig {
             latent: self.latent.unwrap_or(base.latent),
             lr: self.lr.unwrap_or(base.lr),
             beta1: self.beta1.unwrap_or(base.beta1),
@@ -245,21 +321,27 @@ impl TrainArgs {
             checkpoint: self.checkpoint.clone(),
             resume: self.resume.clone(),
             ..base
-        })
+        }
     }
 
-    /// Refuses the GANs' own options on a classifier.
-    fn check_classifier_options(&self) -> Result<()> {
-        let gan_only = [
-            ("--beta1", self.beta1.is_some()),
-            ("--beta2", self.beta2.is_some()),
-            ("--latent", self.latent.is_some()),
-            ("--classifier", self.classifier.is_some()),
-            ("--quality-samples", self.quality_samples.is_some()),
-        ];
-        match gan_only.iter().find(|(_, given)| *given) {
-            Some((option, _)) => Err(Error::data(*option, format!("shapes the GANs, not `{}`", self.model))),
-            None => Ok(()),
+    /// The language model settings these options describe.
+    pub fn language_config(&self) -> LmConfig {
+        let base = LmConfig::named(&self.model);
+        LmConfig {
+            context: self.context.unwrap_or(base.context),
+            width: self.width.unwrap_or(base.width),
+            layers: self.layers.unwrap_or(base.layers),
+            heads: self.heads.unwrap_or(base.heads),
+            batch: self.batch.unwrap_or(base.batch),
+            lr: self.lr.unwrap_or(base.lr),
+            weight_decay: if self.weight_decay != 0.0 { self.weight_decay } else { base.weight_decay },
+            clip_norm: self.clip_norm.unwrap_or(base.clip_norm),
+            steps: self.steps.unwrap_or(base.steps),
+            eval_every: self.eval_every.unwrap_or(base.eval_every),
+            seed: self.seed,
+            checkpoint: self.checkpoint.clone(),
+            resume: self.resume.clone(),
+            ..base
         }
     }
 
@@ -276,7 +358,9 @@ impl TrainArgs {
 /// Trains as `args` say on the device they name; returns the run's figures (`None` in the
 /// ranks of a data-parallel job but rank 0, which alone reports).
 pub fn train(args: &TrainArgs, progress: bool) -> Result<Option<Metrics>> {
-    args.check_classifier_options()?;
+    if args.family()? != Family::Classifier {
+        return Err(Error::Unsupported(format!("`{}` is no classifier", args.model)));
+    }
     let config = args.config();
     config.check()?;
     let (files, pictures) = args.outputs();
@@ -355,7 +439,10 @@ fn data_parallel(_: &TrainArgs, _: &TrainConfig, _: &FashionMnist, _: &mut Repor
 
 /// Trains the GAN `args` name; returns the run's figures.
 pub fn train_gan(args: &TrainArgs, progress: bool) -> Result<GanMetrics> {
-    let config = args.gan_config()?;
+    if args.family()? != Family::Gan {
+        return Err(Error::Unsupported(format!("`{}` is no GAN", args.model)));
+    }
+    let config = args.gan_config();
     config.check()?;
     let mut files: Vec<(&'static str, PathBuf)> =
         config.checkpoint.iter().map(|p| ("--checkpoint", p.clone())).collect();
@@ -373,6 +460,37 @@ pub fn train_gan(args: &TrainArgs, progress: bool) -> Result<GanMetrics> {
             kiln_nn::gan::train_gan(gpu, &config, &data, &mut report)?.metrics
         }
         Device::Cpu => kiln_nn::gan::train_gan(kiln_cpu::Cpu, &config, &data, &mut report)?.metrics,
+    };
+    if let Some(path) = &args.metrics_json {
+        let json = serde_json::to_string_pretty(&metrics).map_err(|e| Error::data("metrics", e.to_string()))?;
+        write_atomically(path, &json)?;
+    }
+    Ok(metrics)
+}
+
+/// Trains the language model `args` name on its text; returns the run's figures.
+pub fn train_language(args: &TrainArgs, progress: bool) -> Result<LmMetrics> {
+    if args.family()? != Family::Language {
+        return Err(Error::Unsupported(format!("`{}` is no language model", args.model)));
+    }
+    let config = args.language_config();
+    config.check()?;
+    let files: Vec<(&'static str, PathBuf)> = config
+        .checkpoint
+        .iter()
+        .map(|p| ("--checkpoint", p.clone()))
+        .chain(args.metrics_json.iter().map(|p| ("--metrics-json", p.clone())))
+        .collect();
+    check_outputs(&files.iter().map(|(option, path)| Output::File { option, path }).collect::<Vec<_>>())?;
+    let text = args.text.clone().unwrap_or_else(|| PathBuf::from(kiln_nn::text::DEFAULT_TEXT));
+    let corpus = kiln_nn::text::Corpus::load(&text)?;
+    let mut report = Report { bar: None, progress, plots: None };
+    let metrics = match args.device {
+        Device::Gpu => {
+            let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
+            kiln_nn::language::train_language_model(gpu, &config, &corpus, &mut report)?.metrics
+        }
+        Device::Cpu => kiln_nn::language::train_language_model(kiln_cpu::Cpu, &config, &corpus, &mut report)?.metrics,
     };
     if let Some(path) = &args.metrics_json {
         let json = serde_json::to_string_pretty(&metrics).map_err(|e| Error::data("metrics", e.to_string()))?;
@@ -408,7 +526,7 @@ impl<B: Backend> Progress<B> for Report {
         }
         let fresh = self.bar.as_ref().is_none_or(|(epoch, _)| *epoch != report.epoch);
         if fresh {
-            self.bar = Some((report.epoch, progress_bar(report.epoch, report.of)));
+            self.bar = Some((report.epoch, progress_bar(&format!("epoch {}", report.epoch + 1), report.of)));
         }
         if let Some((_, bar)) = &self.bar {
             let accuracy = report.accuracy.map_or(String::new(), |a| format!("  accuracy {a:.4}"));
@@ -439,7 +557,7 @@ impl<B: Backend> GanProgress<B> for Report {
             return;
         }
         if self.bar.as_ref().is_none_or(|(epoch, _)| *epoch != report.epoch) {
-            self.bar = Some((report.epoch, progress_bar(report.epoch, report.of)));
+            self.bar = Some((report.epoch, progress_bar(&format!("epoch {}", report.epoch + 1), report.of)));
         }
         if let Some((_, bar)) = &self.bar {
             bar.set_message(format!(
@@ -473,6 +591,51 @@ impl<B: Backend> GanProgress<B> for Report {
     }
 }
 
+impl<B: Backend> LmProgress<B> for Report {
+    fn step(&mut self, done: usize, of: usize, loss: f64) {
+        if !self.progress {
+            return;
+        }
+        if self.bar.is_none() {
+            self.bar = Some((0, progress_bar("steps", of).with_position(done as u64)));
+        }
+        if let Some((_, bar)) = &self.bar {
+            bar.set_message(format!("loss {loss:.4} ({:.3} bits per character)", loss / std::f64::consts::LN_2));
+            bar.set_position(done as u64);
+        }
+    }
+
+    fn row(&mut self, row: &LmRow) -> Result<()> {
+        if let Some((_, bar)) = &self.bar {
+            bar.suspend(|| println!("{}", language_summary(row)));
+        } else {
+            println!("{}", language_summary(row));
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, text: &str) {
+        println!("{text}");
+    }
+}
+
+/// A language model's evaluation as the terminal shows it: losses in nats and bits per
+/// character, speed, and the sample (its line breaks shown as ⏎).
+pub fn language_summary(row: &LmRow) -> String {
+    format!(
+        "step {:>6}  train loss {:.4} ({:.3} bpc)  validation loss {:.4} ({:.3} bpc)  {:.0} tokens/s  {:.1} s\n  \
+         sample: {}",
+        row.step,
+        row.train_loss,
+        row.train_bpc,
+        row.validation_loss,
+        row.validation_bpc,
+        row.tokens_per_sec,
+        row.seconds,
+        row.sample.replace('\n', "⏎")
+    )
+}
+
 /// A GAN epoch's row as the terminal shows it.
 pub fn gan_summary(row: &GanEpochRow) -> String {
     let quality = match (&row.fid, &row.classes) {
@@ -489,10 +652,10 @@ pub fn gan_summary(row: &GanEpochRow) -> String {
     )
 }
 
-fn progress_bar(epoch: usize, steps: usize) -> ProgressBar {
+/// A bar over `steps` steps, headed by `label`.
+fn progress_bar(label: &str, steps: usize) -> ProgressBar {
     let bar = ProgressBar::new(steps as u64);
-    let template =
-        format!("epoch {} {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {{msg}} (eta {{eta}})", epoch + 1);
+    let template = format!("{label} {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {{msg}} (eta {{eta}})");
     let style = ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
     bar

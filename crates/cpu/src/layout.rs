@@ -26,6 +26,22 @@ pub fn slice(axis: usize, start: usize, len: usize, x: &Tensor) -> Result<Tensor
 }
 
 /// `dy` placed at `start..` of `axis` in a zero tensor `full` long on that axis.
+/// `parts` one after another along `axis` into a tensor shaped `out`.
+pub fn concat(axis: usize, parts: &[&Tensor], out: &kiln_core::Shape) -> Result<Tensor> {
+    let (outer, full, inner) = split_at_axis(out.dims(), axis);
+    let mut y = Tensor::zeros(out.clone());
+    let mut start = 0;
+    for part in parts {
+        let len = part.dims()[axis];
+        for o in 0..outer {
+            let to = (o * full + start) * inner;
+            y.data[to..to + len * inner].copy_from_slice(&part.data[o * len * inner..(o + 1) * len * inner]);
+        }
+        start += len;
+    }
+    Ok(y)
+}
+
 pub fn slice_backward(axis: usize, start: usize, full: usize, dy: &Tensor) -> Result<Tensor> {
     let (outer, len, inner) = split_at_axis(dy.dims(), axis);
     let mut dims = dy.dims().to_vec();

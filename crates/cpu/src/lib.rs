@@ -54,6 +54,7 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         Op::Transpose(perm) => one(layout::transpose(perm, x(0))),
         Op::Slice { axis, start, len } => one(layout::slice(*axis, *start, *len, x(0))),
         Op::SliceBackward { axis, start, full } => one(layout::slice_backward(*axis, *start, *full, x(0))),
+        Op::Concat { axis } => one(layout::concat(*axis, inputs, &out)),
         Op::Softmax { axis } => one(softmax::softmax(*axis, x(0), false)),
         Op::LogSoftmax { axis } => one(softmax::softmax(*axis, x(0), true)),
         Op::SoftmaxBackward { axis } => one(softmax::softmax_backward(*axis, x(0), x(1), false)),

@@ -107,6 +107,17 @@ fn backward(g: &mut Graph, y: Value, dy: Value) -> Result<Vec<(Value, Value)>> {
             let full = g.shape(x(0)).dims()[*axis];
             vec![(x(0), g.push(Op::SliceBackward { axis: *axis, start: *start, full }, &[dy])?)]
         }
+        // y = [x_0, x_1, …] along an axis ⇒ dx_k = dy[offset_k..offset_k + len_k]
+        Op::Concat { axis } => {
+            let mut start = 0;
+            let mut grads = Vec::with_capacity(node.inputs.len());
+            for &input in &node.inputs {
+                let len = g.shape(input).dims()[*axis];
+                grads.push((input, g.slice(dy, *axis, start, len)?));
+                start += len;
+            }
+            grads
+        }
         // y = softmax(x) ⇒ dx = y(dy - Σ dy·y)
         Op::Softmax { axis } => vec![(x(0), g.push(Op::SoftmaxBackward { axis: *axis }, &[y, dy])?)],
         // y = log_softmax(x) ⇒ dx = dy - e^y Σ dy

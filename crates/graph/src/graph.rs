@@ -198,6 +198,11 @@ impl Graph {
         self.push(Op::Slice { axis, start, len }, &[x])
     }
 
+    /// `parts` one after another along `axis`.
+    pub fn concat(&mut self, parts: &[Value], axis: usize) -> Result<Value> {
+        self.push(Op::Concat { axis }, parts)
+    }
+
     pub fn softmax(&mut self, x: Value, axis: i64) -> Result<Value> {
         let axis = self.shape(x).axis("softmax", axis)?;
         self.push(Op::Softmax { axis }, &[x])

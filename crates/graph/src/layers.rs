@@ -172,7 +172,9 @@ impl Graph {
         let scores = self.matmul_with(q3, k3, kiln_core::MatMul { trans_a: false, trans_b: true })?;
         let mut scores = self.scale(scores, 1.0 / (d as f32).sqrt())?;
         if causal {
-            let mask = (0..t * s).map(|i| if i % s > i / s { f32::NEG_INFINITY } else { 0.0 }).collect();
+            // The lowest finite f32 rather than −∞: as good a zero weight after softmax, and a
+            // mask in a checkpoint is not taken for a diverged tensor.
+            let mask = (0..t * s).map(|i| if i % s > i / s { f32::MIN } else { 0.0 }).collect();
             let mask = self.variable_init(&format!("causal_mask_{t}x{s}"), HostTensor::f32(vec![t, s], mask)?);
             scores = self.add(scores, mask)?;
         }

@@ -106,6 +106,7 @@ impl Backend for GpuBackend {
             | Op::Transpose(_)
             | Op::Slice { .. }
             | Op::SliceBackward { .. }
+            | Op::Concat { .. }
             | Op::NllPerSample
             | Op::NllPerSampleBackward
             | Op::Loss(_)
@@ -154,6 +155,7 @@ impl Backend for GpuBackend {
             Op::Transpose(perm) => single(layout::transpose(gpu, perm, x(0), out)),
             Op::Slice { axis, start, .. } => single(layout::slice(gpu, *axis, *start, x(0), out)),
             Op::SliceBackward { axis, start, .. } => single(layout::slice_backward(gpu, *axis, *start, x(0), out)),
+            Op::Concat { axis } => layout::concat(gpu, *axis, inputs, out).map(GpuKernel::new),
             Op::Softmax { axis } => softmax::softmax(gpu, SoftmaxOp::Softmax, *axis, x(0), None, out, scratch),
             Op::LogSoftmax { axis } => softmax::softmax(gpu, SoftmaxOp::LogSoftmax, *axis, x(0), None, out, scratch),
             Op::SoftmaxBackward { axis } => {
@@ -239,6 +241,7 @@ impl Backend for GpuBackend {
             | Op::Transpose(_)
             | Op::Slice { .. }
             | Op::SliceBackward { .. }
+            | Op::Concat { .. }
             | Op::Softmax { .. }
             | Op::SoftmaxBackward { .. }
             | Op::LogSoftmax { .. }
@@ -329,6 +332,7 @@ fn norm_op(op: &Op) -> Result<NormOp> {
         | Op::Transpose(_)
         | Op::Slice { .. }
         | Op::SliceBackward { .. }
+        | Op::Concat { .. }
         | Op::Softmax { .. }
         | Op::SoftmaxBackward { .. }
         | Op::LogSoftmax { .. }

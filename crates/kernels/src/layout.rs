@@ -5,7 +5,7 @@ use kiln_gpu::{Dispatch, Gpu};
 use crate::binary::broadcast_strides;
 use crate::{B, LAYOUT, Launch, grid_1d, pack8};
 
-pub const ENTRY_POINTS: &[&str] = &["transpose", "broadcast_to", "slice", "slice_backward", "assign"];
+pub const ENTRY_POINTS: &[&str] = &["transpose", "broadcast_to", "slice", "slice_backward", "concat_part", "assign"];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>()), ("SliceBack", size_of::<SliceBack>())];
 
 #[repr(C)]
@@ -93,6 +93,36 @@ pub fn slice_backward(gpu: &Gpu, axis: usize, start: usize, dy: &B<'_>, dx: &B<'
         _pad: [0; 3],
     };
     launch(gpu, "slice_backward", bytemuck::bytes_of(&params), dy, dx)
+}
+
+/// `parts` one after another along `axis` of `y`: one dispatch per part, each writing its own
+/// stretch of `y`.
+pub fn concat(gpu: &Gpu, axis: usize, parts: &[B<'_>], y: &B<'_>) -> Result<Vec<Dispatch>> {
+    let dims = y.shape.dims();
+    let mut start = 0;
+    let mut dispatches = Vec::with_capacity(parts.len());
+    for part in parts {
+        let len = part.shape.dims()[axis];
+        let params = SliceBack {
+            n: part.shape.numel() as u32,
+            full: dims[axis] as u32,
+            inner: dims[axis + 1..].iter().product::<usize>() as u32,
+            start: start as u32,
+            len: len as u32,
+            _pad: [0; 3],
+        };
+        let launch = Launch {
+            shader: LAYOUT,
+            entry: "concat_part",
+            constants: vec![],
+            params: bytemuck::bytes_of(&params),
+            bindings: vec![(1, part.buffer), (2, y.buffer)],
+            workgroups: grid_1d(gpu, part.shape.numel()),
+        };
+        dispatches.push(launch.build(gpu)?);
+        start += len;
+    }
+    Ok(dispatches)
 }
 
 /// In place: `variable = value`.

@@ -223,7 +223,7 @@ fn check_side(model: &str, pixels: usize) -> Result<usize> {
 /// Layers for one of the GAN's graphs: G's parameters are made first in every graph, so
 /// each graph draws the same initial values for the same names.
 fn layers(config: &GanConfig, training: bool) -> Layers {
-    Layers::new(training, config.seed).with_init(Init::Dcgan)
+    Layers::new(training, config.seed).with_init(Init::Small)
 }
 
 /// `mean(softplus(-x))`: binary cross-entropy of logits `x` against "real".

@@ -17,19 +17,19 @@ pub enum Init {
     Xavier,
     /// He (Kaiming) normal, for ReLU networks: weights `N(0, 2/fan_in)`, biases zero.
     He,
-    /// The DCGAN paper's: weights `N(0, 0.02²)` whatever the fan, biases zero.
-    Dcgan,
+    /// Weights `N(0, 0.02²)` whatever the fan, biases zero: the DCGAN paper's, and GPT-2's.
+    Small,
 }
 
 impl Init {
-    pub const ALL: [Init; 4] = [Init::Pytorch, Init::Xavier, Init::He, Init::Dcgan];
+    pub const ALL: [Init; 4] = [Init::Pytorch, Init::Xavier, Init::He, Init::Small];
 
     pub fn name(self) -> &'static str {
         match self {
             Init::Pytorch => "pytorch",
             Init::Xavier => "xavier",
             Init::He => "he",
-            Init::Dcgan => "dcgan",
+            Init::Small => "small",
         }
     }
 
@@ -40,7 +40,7 @@ impl Init {
             Init::Pytorch => uniform(n, 1.0 / fan_in.sqrt(), rng),
             Init::Xavier => uniform(n, (6.0 / (fan_in + fan_out)).sqrt(), rng),
             Init::He => normal(n, (2.0 / fan_in).sqrt(), rng),
-            Init::Dcgan => normal(n, 0.02, rng),
+            Init::Small => normal(n, 0.02, rng),
         }
     }
 
@@ -48,7 +48,7 @@ impl Init {
     pub fn biases(self, n: usize, fan_in: usize, rng: &mut StdRng) -> Vec<f32> {
         match self {
             Init::Pytorch => uniform(n, 1.0 / (fan_in.max(1) as f64).sqrt(), rng),
-            Init::Xavier | Init::He | Init::Dcgan => vec![0.0; n],
+            Init::Xavier | Init::He | Init::Small => vec![0.0; n],
         }
     }
 }
@@ -92,7 +92,7 @@ mod tests {
         let (mean, var) = moments(&Init::He.weights(n, 50, 10, &mut rng));
         assert!(mean.abs() < 1e-3 && (var - 2.0 / 50.0).abs() < 1e-3, "he: {mean} {var}");
         assert!(Init::He.biases(5, 50, &mut rng).iter().all(|&b| b == 0.0));
-        let (mean, var) = moments(&Init::Dcgan.weights(n, 50, 10, &mut rng));
-        assert!(mean.abs() < 1e-3 && (var - 4e-4).abs() < 1e-5, "dcgan: {mean} {var}");
+        let (mean, var) = moments(&Init::Small.weights(n, 50, 10, &mut rng));
+        assert!(mean.abs() < 1e-3 && (var - 4e-4).abs() < 1e-5, "small: {mean} {var}");
     }
 }

@@ -72,6 +72,29 @@ impl Model {
     }
 }
 
+/// What attention attends to.
+#[derive(Clone, Copy, Debug)]
+pub enum Attend {
+    /// Every position of the sequence.
+    All,
+    /// Position i to positions j ≤ i.
+    Causal,
+    /// One new position (the sequence holds one) to the positions of a key/value cache.
+    Cached(KvCache),
+}
+
+/// A layer's key/value cache for generating one token at a time: `keys` and `values`,
+/// variables `[N, heads, S, D/heads]` holding the positions so far; `slot`, `[1, 1, S, 1]`,
+/// one at the new position and zero elsewhere; `mask`, `[S]`, zero at the positions to attend
+/// to and the lowest f32 at the rest.
+#[derive(Clone, Copy, Debug)]
+pub struct KvCache {
+    pub keys: Value,
+    pub values: Value,
+    pub slot: Value,
+    pub mask: Value,
+}
+
 /// The recurrent cells `Layers::recurrent` runs over a sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cell {
@@ -329,6 +352,24 @@ impl Layers {
         self.g.embedding(table, ids)
     }
 
+    /// `x [N, T, D]` plus a learned vector per position (`[T, D]`, `N(0, 0.02²)` at first).
+    pub fn position_embedding(&mut self, name: &str, x: Value) -> Result<Value> {
+        let dims = self.g.shape(x).dims().to_vec();
+        let [_, t, d] = dims[..] else {
+            return Err(Error::shape("position_embedding", "x must be [N, T, D]", "rank 3", self.g.shape(x)));
+        };
+        let table = self.position_table(name, t, d)?;
+        self.g.add(x, table)
+    }
+
+    /// The learned vectors of `positions` positions, `[positions, d]` (`N(0, 0.02²)` at first):
+    /// what `position_embedding` adds, for a generator that looks up one row at a time.
+    pub fn position_table(&mut self, name: &str, positions: usize, d: usize) -> Result<Value> {
+        self.parameter(&format!("{name}.weight"), Shape::new([positions, d]), |l| {
+            Init::Small.weights(positions * d, d, d, &mut l.rng)
+        })
+    }
+
     /// A recurrent layer over `x [N, T, D]` from a zero state: the hidden state `[N, H]` after
     /// each of the T steps. Weights as PyTorch's (`weight_ih [gates·H, D]`, `weight_hh`,
     /// `bias_ih`, `bias_hh`), uniform in `±1/√H`.
@@ -337,53 +378,87 @@ impl Layers {
         let [n, t, d] = dims[..] else {
             return Err(Error::shape("recurrent", "x must be [N, T, D]", "rank 3", self.g.shape(x)));
         };
-        let rows = cell.gates() * hidden;
-        let uniform = |l: &mut Self, suffix: &str, shape: Shape| {
-            let n = shape.numel();
-            l.parameter(&format!("{name}.{suffix}"), shape, |l| Init::Pytorch.weights(n, hidden, hidden, &mut l.rng))
-        };
-        let w_ih = uniform(self, "weight_ih", Shape::new([rows, d]))?;
-        let w_hh = uniform(self, "weight_hh", Shape::new([rows, hidden]))?;
-        let b_ih = uniform(self, "bias_ih", Shape::new([rows]))?;
-        let b_hh = uniform(self, "bias_hh", Shape::new([rows]))?;
-        // The zero state is one row, broadcast over the batch by the cell's products and sums,
-        // so programs at other batch sizes share it.
-        let zeros = |l: &mut Self, suffix: &str| {
-            l.variable(&format!("{name}.{suffix}"), Shape::new([1, hidden]), false, |_| vec![0.0; hidden])
-        };
-        let mut h = zeros(self, "h0")?;
-        let mut c = match cell {
-            Cell::Lstm => Some(zeros(self, "c0")?),
-            Cell::Rnn | Cell::Gru => None,
-        };
+        self.cell_parameters(name, d, hidden, cell)?;
+        let (mut h, mut c) = self.zero_state(name, hidden, cell)?;
         let mut states = Vec::with_capacity(t);
         for step in 0..t {
             let xt = self.g.slice(x, 1, step, 1)?;
             let xt = self.g.reshape(xt, vec![n, d])?;
-            h = match cell {
-                Cell::Rnn => {
-                    let from_x = self.g.linear(xt, w_ih, b_ih)?;
-                    let from_h = self.g.linear(h, w_hh, b_hh)?;
-                    let sum = self.g.add(from_x, from_h)?;
-                    self.g.tanh(sum)?
-                }
-                Cell::Lstm => {
-                    let state = c.ok_or_else(|| Error::attribute("lstm", "no cell state"))?;
-                    let (h_next, c_next) = self.g.lstm_cell(xt, h, state, w_ih, w_hh, b_ih, b_hh)?;
-                    c = Some(c_next);
-                    h_next
-                }
-                Cell::Gru => self.g.gru_cell(xt, h, w_ih, w_hh, b_ih, b_hh)?,
-            };
+            (h, c) = self.recurrent_step(name, xt, (h, c), hidden, cell)?;
             states.push(h);
         }
         Ok(states)
+    }
+
+    /// The zero state of recurrent layer `name`: `h0` (and the LSTM's `c0`), one row each,
+    /// broadcast over the batch by the cell's products and sums, so that programs at other
+    /// batch sizes share it.
+    pub fn zero_state(&mut self, name: &str, hidden: usize, cell: Cell) -> Result<(Value, Option<Value>)> {
+        let zeros = |l: &mut Self, suffix: &str| {
+            l.variable(&format!("{name}.{suffix}"), Shape::new([1, hidden]), false, |_| vec![0.0; hidden])
+        };
+        let h = zeros(self, "h0")?;
+        let c = match cell {
+            Cell::Lstm => Some(zeros(self, "c0")?),
+            Cell::Rnn | Cell::Gru => None,
+        };
+        Ok((h, c))
+    }
+
+    /// One step of recurrent layer `name`: input `x [N, D]` and the state `(h, c)` (`c`, the
+    /// LSTM's cell state) → the next state. A generator steps its layer this way, one token
+    /// at a time, with the same parameters the whole sequence trained.
+    pub fn recurrent_step(
+        &mut self,
+        name: &str,
+        x: Value,
+        (h, c): (Value, Option<Value>),
+        hidden: usize,
+        cell: Cell,
+    ) -> Result<(Value, Option<Value>)> {
+        let d = self.dim(x, 1, "recurrent")?;
+        let [w_ih, w_hh, b_ih, b_hh] = self.cell_parameters(name, d, hidden, cell)?;
+        Ok(match cell {
+            Cell::Rnn => {
+                let from_x = self.g.linear(x, w_ih, b_ih)?;
+                let from_h = self.g.linear(h, w_hh, b_hh)?;
+                let sum = self.g.add(from_x, from_h)?;
+                (self.g.tanh(sum)?, None)
+            }
+            Cell::Lstm => {
+                let state = c.ok_or_else(|| Error::attribute("lstm", "no cell state"))?;
+                let (h, c) = self.g.lstm_cell(x, h, state, w_ih, w_hh, b_ih, b_hh)?;
+                (h, Some(c))
+            }
+            Cell::Gru => (self.g.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh)?, None),
+        })
+    }
+
+    /// A recurrent layer's weights as PyTorch's (`weight_ih [gates·H, D]`, `weight_hh`,
+    /// `bias_ih`, `bias_hh`), uniform in `±1/√H`, drawn in that order the first time.
+    fn cell_parameters(&mut self, name: &str, d: usize, hidden: usize, cell: Cell) -> Result<[Value; 4]> {
+        let rows = cell.gates() * hidden;
+        let mut uniform = |suffix: &str, shape: Shape| {
+            let n = shape.numel();
+            self.parameter(&format!("{name}.{suffix}"), shape, |l| Init::Pytorch.weights(n, hidden, hidden, &mut l.rng))
+        };
+        Ok([
+            uniform("weight_ih", Shape::new([rows, d]))?,
+            uniform("weight_hh", Shape::new([rows, hidden]))?,
+            uniform("bias_ih", Shape::new([rows]))?,
+            uniform("bias_hh", Shape::new([rows]))?,
+        ])
     }
 
     /// Multi-head self-attention over `x [N, T, D]`: queries, keys and values by one linear
     /// layer each, `heads` heads of `D/heads` features (causal: position i sees j ≤ i), and an
     /// output projection; `[N, T, D]`.
     pub fn attention(&mut self, name: &str, x: Value, heads: usize, causal: bool) -> Result<Value> {
+        self.attend(name, x, heads, if causal { Attend::Causal } else { Attend::All })
+    }
+
+    /// Attention as `attend` says: over the sequence itself, or one new position over a cache.
+    pub fn attend(&mut self, name: &str, x: Value, heads: usize, attend: Attend) -> Result<Value> {
         let dims = self.g.shape(x).dims().to_vec();
         let [n, t, d] = dims[..] else {
             return Err(Error::shape("attention", "x must be [N, T, D]", "rank 3", self.g.shape(x)));
@@ -399,7 +474,33 @@ impl Layers {
         let k = self.linear(&format!("{name}.key"), x, d)?;
         let v = self.linear(&format!("{name}.value"), x, d)?;
         let (q, k, v) = (split(self, q)?, split(self, k)?, split(self, v)?);
-        let y = self.g.attention(q, k, v, causal)?;
+        let y = match attend {
+            Attend::All => self.g.attention(q, k, v, false)?,
+            Attend::Causal => self.g.attention(q, k, v, true)?,
+            Attend::Cached(cache) => {
+                // The new position's key and value go into its slot of each cache (assigned in
+                // place for the next token); the query attends to every slot the mask keeps.
+                let stored = |l: &mut Self, cache_value: Value, new: Value| -> Result<Value> {
+                    let change = l.g.sub(new, cache_value)?;
+                    let change = l.g.mul(change, cache.slot)?;
+                    let updated = l.g.add(cache_value, change)?;
+                    l.g.assign(cache_value, updated)?;
+                    Ok(updated)
+                };
+                let keys = stored(self, cache.keys, k)?;
+                let values = stored(self, cache.values, v)?;
+                let s = self.g.shape(keys).dims()[2];
+                let q3 = self.g.reshape(q, vec![n * heads, t, d / heads])?;
+                let k3 = self.g.reshape(keys, vec![n * heads, s, d / heads])?;
+                let v3 = self.g.reshape(values, vec![n * heads, s, d / heads])?;
+                let scores = self.g.matmul_with(q3, k3, kiln_core::MatMul { trans_a: false, trans_b: true })?;
+                let scores = self.g.scale(scores, 1.0 / ((d / heads) as f32).sqrt())?;
+                let scores = self.g.add(scores, cache.mask)?;
+                let weights = self.g.softmax(scores, -1)?;
+                let y = self.g.matmul(weights, v3)?;
+                self.g.reshape(y, vec![n, heads, t, d / heads])?
+            }
+        };
         let y = self.g.transpose(y, &[0, 2, 1, 3])?;
         let y = self.g.reshape(y, vec![n, t, d])?;
         self.linear(&format!("{name}.out"), y, d)
@@ -408,9 +509,14 @@ impl Layers {
     /// A pre-norm transformer block over `x [N, T, D]`: `x + attention(ln(x))`, then
     /// `x + mlp(ln(x))` with a GELU MLP four times as wide.
     pub fn transformer_block(&mut self, name: &str, x: Value, heads: usize, causal: bool) -> Result<Value> {
+        self.transformer_block_with(name, x, heads, if causal { Attend::Causal } else { Attend::All })
+    }
+
+    /// The same block with its attention as `attend` says.
+    pub fn transformer_block_with(&mut self, name: &str, x: Value, heads: usize, attend: Attend) -> Result<Value> {
         let d = self.dim(x, 2, "transformer_block")?;
         let normed = self.layer_norm(&format!("{name}.ln1"), x)?;
-        let attended = self.attention(&format!("{name}.attn"), normed, heads, causal)?;
+        let attended = self.attend(&format!("{name}.attn"), normed, heads, attend)?;
         let x = self.g.add(x, attended)?;
         let normed = self.layer_norm(&format!("{name}.ln2"), x)?;
         let wide = self.linear(&format!("{name}.mlp.fc"), normed, 4 * d)?;

@@ -12,9 +12,11 @@ pub mod files;
 pub mod gan;
 pub mod idx;
 pub mod init;
+pub mod language;
 pub mod layers;
 pub mod optim;
 pub mod quality;
+pub mod text;
 pub mod trainer;
 pub mod zoo;
 
@@ -23,7 +25,7 @@ pub use dataset::{BinaryTask, CLASS_NAMES, DEFAULT_DIR, Dataset, FashionMnist, s
 pub use dist::{Collectives, Single};
 pub use idx::{IdxArray, IdxError, read_idx};
 pub use init::Init;
-pub use layers::{BinaryLoss, Cell, Layers, Model, Task};
+pub use layers::{Attend, BinaryLoss, Cell, KvCache, Layers, Model, Task};
 pub use optim::{GradientSink, Optimizer, ParamGroup, apply_gradients, gradient_name, minimize, store_gradients};
 pub use trainer::{
     EpochRow, Metrics, OptimizerKind, Progress, Run, ScheduleKind, StepReport, Stop, TrainConfig, Trained, argmax,

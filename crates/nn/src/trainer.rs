@@ -176,7 +176,7 @@ impl TrainConfig {
         let schedule = match self.schedule {
             ScheduleKind::Constant => LrSchedule::Constant,
             ScheduleKind::Step => LrSchedule::Step { every: (2 * steps_per_epoch) as u32, gamma: 0.5 },
-            ScheduleKind::Cosine => LrSchedule::Cosine { total: planned_steps as u32, min_lr: lr / 100.0 },
+            ScheduleKind::Cosine => LrSchedule::Cosine { warmup: 0, total: planned_steps as u32, min_lr: lr / 100.0 },
         };
         match self.optimizer {
             OptimizerKind::Sgd => Optimizer::Sgd(Sgd { schedule, ..Sgd::new(lr, 0.0, wd) }),
@@ -977,7 +977,7 @@ fn augment(batch: &HostTensor, side: usize, seed: u64) -> Result<HostTensor> {
 }
 
 /// `logsumexp(row) - row[label]`, in f64.
-fn cross_entropy(row: &[f32], label: usize) -> f64 {
+pub(crate) fn cross_entropy(row: &[f32], label: usize) -> f64 {
     let top = row.iter().map(|&v| v as f64).fold(f64::MIN, f64::max);
     let total: f64 = row.iter().map(|&v| (v as f64 - top).exp()).sum();
     top + total.ln() - row.get(label).map_or(f64::NAN, |&v| v as f64)

@@ -280,8 +280,10 @@ pub enum LrSchedule {
     Constant,
     /// `lr · gamma^⌊(t-1)/every⌋`
     Step { every: u32, gamma: f32 },
-    /// `min_lr + (lr - min_lr)·(1 + cos(π·min(t-1, total)/total))/2`
-    Cosine { total: u32, min_lr: f32 },
+    /// A linear warm-up over the first `warmup` steps (`lr·t/warmup`), then
+    /// `min_lr + (lr - min_lr)·(1 + cos(π·p))/2` with `p = min(t-1-warmup, span)/span` over the
+    /// `span = total - warmup` steps left.
+    Cosine { warmup: u32, total: u32, min_lr: f32 },
 }
 
 impl LrSchedule {
@@ -291,8 +293,12 @@ impl LrSchedule {
         match *self {
             LrSchedule::Constant => lr,
             LrSchedule::Step { every, gamma } => lr * (gamma as f64).powi((t / every.max(1)) as i32),
-            LrSchedule::Cosine { total, min_lr } => {
-                let progress = t.min(total) as f64 / total.max(1) as f64;
+            LrSchedule::Cosine { warmup, total, min_lr } => {
+                if t < warmup {
+                    return lr * (t + 1) as f64 / warmup as f64;
+                }
+                let span = total.saturating_sub(warmup).max(1);
+                let progress = (t - warmup).min(span) as f64 / span as f64;
                 min_lr as f64 + (lr - min_lr as f64) * (1.0 + (std::f64::consts::PI * progress).cos()) / 2.0
             }
         }

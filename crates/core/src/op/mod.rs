@@ -73,6 +73,10 @@ pub enum Op {
         start: usize,
         full: usize,
     },
+    /// Its inputs one after another along `axis` (equal elsewhere).
+    Concat {
+        axis: usize,
+    },
     Softmax {
         axis: usize,
     },
@@ -249,6 +253,7 @@ impl Op {
             Op::Transpose(_) => "transpose",
             Op::Slice { .. } => "slice",
             Op::SliceBackward { .. } => "slice_backward",
+            Op::Concat { .. } => "concat",
             Op::Softmax { .. } => "softmax",
             Op::SoftmaxBackward { .. } => "softmax_backward",
             Op::LogSoftmax { .. } => "log_softmax",
@@ -311,6 +316,7 @@ impl Op {
             | Op::Transpose(_)
             | Op::Slice { .. }
             | Op::SliceBackward { .. }
+            | Op::Concat { .. }
             | Op::Softmax { .. }
             | Op::SoftmaxBackward { .. }
             | Op::LogSoftmax { .. }
@@ -376,6 +382,7 @@ impl Op {
             | Op::Transpose(_)
             | Op::Slice { .. }
             | Op::SliceBackward { .. }
+            | Op::Concat { .. }
             | Op::Softmax { .. }
             | Op::SoftmaxBackward { .. }
             | Op::LogSoftmax { .. }
@@ -453,6 +460,7 @@ impl Op {
             | Op::Transpose(_)
             | Op::Slice { .. }
             | Op::SliceBackward { .. }
+            | Op::Concat { .. }
             | Op::Softmax { .. }
             | Op::SoftmaxBackward { .. }
             | Op::LogSoftmax { .. }
@@ -527,6 +535,7 @@ impl Op {
             | Op::Transpose(_)
             | Op::Slice { .. }
             | Op::SliceBackward { .. }
+            | Op::Concat { .. }
             | Op::Softmax { .. }
             | Op::SoftmaxBackward { .. }
             | Op::LogSoftmax { .. }
@@ -607,6 +616,7 @@ impl Op {
             Op::Transpose(perm) => transpose_shape(name, perm, inputs)?,
             Op::Slice { axis, start, len } => slice_shape(name, *axis, *start, *len, inputs)?,
             Op::SliceBackward { axis, start, full } => slice_backward_shape(name, *axis, *start, *full, inputs)?,
+            Op::Concat { axis } => concat_shape(name, *axis, inputs)?,
             Op::CrossEntropyPerSample | Op::NllPerSample => class_loss_shape(name, inputs, false)?,
             Op::CrossEntropyPerSampleBackward | Op::NllPerSampleBackward => class_loss_shape(name, inputs, true)?,
             Op::Loss(_) => {

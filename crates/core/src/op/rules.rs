@@ -167,6 +167,27 @@ pub(super) fn slice_shape(op: &str, axis: usize, start: usize, len: usize, input
     Ok(Shape(dims))
 }
 
+/// Inputs of one rank and dtype f32, equal but along `axis`, one after another along it.
+pub(super) fn concat_shape(op: &str, axis: usize, inputs: &[In<'_>]) -> Result<Shape> {
+    let Some(((first, _), rest)) = inputs.split_first() else {
+        return Err(Error::attribute(op, "needs at least one input"));
+    };
+    if let Some((shape, _)) = inputs.iter().find(|(_, dtype)| *dtype != DType::F32) {
+        return Err(Error::shape(op, "expected f32 inputs", "f32", format!("i32 tensor {shape}")));
+    }
+    check_axis(op, first, axis)?;
+    let mut dims = first.dims().to_vec();
+    for (shape, _) in rest {
+        let fits = shape.rank() == first.rank()
+            && shape.dims().iter().zip(first.dims()).enumerate().all(|(d, (a, b))| d == axis || a == b);
+        if !fits {
+            return Err(Error::shape(op, format!("inputs must match but along axis {axis}"), first, shape));
+        }
+        dims[axis] += shape.dims()[axis];
+    }
+    Ok(Shape(dims))
+}
+
 pub(super) fn slice_backward_shape(
     op: &str,
     axis: usize,
