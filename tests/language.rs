@@ -66,6 +66,28 @@ fn the_key_value_cache_gives_the_whole_windows_logits_on_the_gpu_and_the_cpu() {
     generator_matches_window(common::gpu(), "gpt", false);
 }
 
+/// Past the context, the cache starts again from the last half window and fills up before it
+/// starts again: each token costs one position, and its logits are the window's over the
+/// tokens the cache holds.
+#[test]
+fn past_the_context_the_cache_restarts_from_the_last_half_window() {
+    let config = config("gpt");
+    let (t, mut store) = (config.context, Store::new(common::gpu()));
+    let ids = tokens(4 * t, 3);
+    let mut cached = Generator::compile(&mut store, &config, VOCAB, true).expect("cached");
+    let mut window = Generator::compile(&mut store, &config, VOCAB, false).expect("window");
+    let mut start = 0;
+    for length in 1..=ids.len() {
+        if length - start > t {
+            start = length - t / 2;
+        }
+        let got = cached.next(&mut store, &ids[..length]).expect("cached");
+        let want = window.next(&mut store, &ids[start..length]).expect("window");
+        let error = common::relative_error(&got, &want);
+        assert!(error < 1e-5, "after {length} tokens (the cache from {start}): relative error {error:.2e}");
+    }
+}
+
 #[test]
 fn recurrent_generators_carry_their_state_in_the_store() {
     for model in ["rnn", "gru", "lstm"] {

@@ -207,8 +207,9 @@ pub fn build_language_model(config: &LmConfig, vocab: usize, batch: usize) -> Re
 enum Reader {
     /// `gpt` without a cache: the last `context` tokens as one window, every token.
     Window { ids: Value },
-    /// `gpt` with a key/value cache per layer: the new token at its position.
-    Cached { token: Value, position: Value, slot: Value, mask: Value, next: usize },
+    /// `gpt` with a key/value cache per layer: the new token at its position; the cache holds
+    /// the history from `start` on.
+    Cached { token: Value, position: Value, slot: Value, mask: Value, next: usize, start: usize },
     /// A recurrent model: the new token, its state carried in the store.
     Recurrent { token: Value, next: usize },
 }
@@ -267,7 +268,7 @@ impl<B: Backend> Generator<B> {
                     x = l.transformer_block_with(&name, x, config.heads, Attend::Cached(cache))?;
                 }
                 let x = l.layer_norm("ln_f", x)?;
-                (Reader::Cached { token, position, slot, mask, next: 0 }, l.g.reshape(x, vec![1, width])?)
+                (Reader::Cached { token, position, slot, mask, next: 0, start: 0 }, l.g.reshape(x, vec![1, width])?)
             }
             (model, _) => {
                 let token = l.g.input("token", vec![1], DType::I32);
@@ -296,7 +297,8 @@ impl<B: Backend> Generator<B> {
             store.write(name, zeros)?;
         }
         match &mut self.reader {
-            Reader::Cached { next, .. } | Reader::Recurrent { next, .. } => *next = 0,
+            Reader::Cached { next, start, .. } => (*next, *start) = (0, 0),
+            Reader::Recurrent { next, .. } => *next = 0,
             Reader::Window { .. } => {}
         }
         Ok(())
@@ -321,28 +323,42 @@ impl<B: Backend> Generator<B> {
                 let row = window.len() - 1;
                 Ok(logits.as_f32()?[row * self.vocab..(row + 1) * self.vocab].to_vec())
             }
-            Reader::Cached { next, .. } | Reader::Recurrent { next, .. } => {
-                let cached = matches!(self.reader, Reader::Cached { .. });
-                let mut from = next.min(history.len());
-                if cached && next + history.len() - from > t {
-                    // The cache is full: read the last half window again into an empty one.
-                    self.reset(store)?;
-                    from = history.len() - (t / 2).max(1).min(history.len());
-                }
-                let mut logits = Vec::new();
-                for &token in &history[from..] {
-                    logits = self.step(store, token)?;
-                }
-                Ok(logits)
+            Reader::Cached { next, start, .. } => self.read(store, history, start + next, Some(start)),
+            Reader::Recurrent { next, .. } => self.read(store, history, next, None),
+        }
+    }
+
+    /// The logits after stepping the tokens of `history` from `from` on; `cache_start`: where
+    /// the key/value cache's history starts, for gpt.
+    fn read(
+        &mut self,
+        store: &mut Store<B>,
+        history: &[i32],
+        from: usize,
+        cache_start: Option<usize>,
+    ) -> Result<Vec<f32>> {
+        let t = self.context;
+        let mut from = from.min(history.len());
+        if cache_start.is_some_and(|start| history.len().saturating_sub(start) > t) {
+            // The cache is full: read the last half window again into an empty one.
+            self.reset(store)?;
+            from = history.len() - (t / 2).max(1).min(history.len());
+            if let Reader::Cached { start, .. } = &mut self.reader {
+                *start = from;
             }
         }
+        let mut logits = Vec::new();
+        for &token in &history[from..] {
+            logits = self.step(store, token)?;
+        }
+        Ok(logits)
     }
 
     /// One token through the cache or the cell.
     fn step(&mut self, store: &mut Store<B>, token: i32) -> Result<Vec<f32>> {
         let t = self.context;
         match &mut self.reader {
-            Reader::Cached { token: input, position, slot, mask, next } => {
+            Reader::Cached { token: input, position, slot, mask, next, .. } => {
                 let p = *next;
                 self.program.set(*input, &HostTensor::i32(vec![1, 1], vec![token])?)?;
                 self.program.set(*position, &HostTensor::i32(vec![1, 1], vec![p as i32])?)?;
