@@ -370,7 +370,11 @@ fn write_text<B: Backend>(backend: B, checkpoint: &std::path::Path, how: &Writin
         "{} tokens in {seconds:.2} s ({:.1} tokens/s, {})",
         how.tokens,
         how.tokens as f64 / seconds,
-        if how.cached && writer.config.model == "gpt" { "key/value cache" } else { "no cache" }
+        match (writer.config.model.as_str(), how.cached) {
+            ("gpt", true) => "key/value cache",
+            ("gpt", false) => "the whole window for every token",
+            _ => "the recurrent state in the store",
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

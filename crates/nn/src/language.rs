@@ -83,8 +83,8 @@ pub struct LmConfig {
 }
 
 impl LmConfig {
-    /// `model` at sizes that give the four models about the same number of parameters (0.8
-    /// million with Fortunes' vocabulary) and train in minutes on a CPU adapter.
+    /// `model` at sizes that give the four models about the same number of parameters (0.83 to
+    /// 0.91 million with Fortunes' vocabulary) and train in minutes on a CPU adapter.
     pub fn named(model: &str) -> Self {
         let width = match model {
             "rnn" => 832,
