@@ -383,10 +383,7 @@ pub fn train(args: &TrainArgs, progress: bool) -> Result<Option<Metrics>> {
             Device::Cpu => kiln_nn::train(kiln_cpu::Cpu, &config, &data, &mut report)?.metrics,
         }
     };
-    if let Some(path) = &args.metrics_json {
-        let json = serde_json::to_string_pretty(&metrics).map_err(|e| Error::data("metrics", e.to_string()))?;
-        write_atomically(path, &json)?;
-    }
+    write_metrics(args.metrics_json.as_deref(), &metrics)?;
     Ok(Some(metrics))
 }
 
@@ -461,10 +458,7 @@ pub fn train_gan(args: &TrainArgs, progress: bool) -> Result<GanMetrics> {
         }
         Device::Cpu => kiln_nn::gan::train_gan(kiln_cpu::Cpu, &config, &data, &mut report)?.metrics,
     };
-    if let Some(path) = &args.metrics_json {
-        let json = serde_json::to_string_pretty(&metrics).map_err(|e| Error::data("metrics", e.to_string()))?;
-        write_atomically(path, &json)?;
-    }
+    write_metrics(args.metrics_json.as_deref(), &metrics)?;
     Ok(metrics)
 }
 
@@ -492,10 +486,7 @@ pub fn train_language(args: &TrainArgs, progress: bool) -> Result<LmMetrics> {
         }
         Device::Cpu => kiln_nn::language::train_language_model(kiln_cpu::Cpu, &config, &corpus, &mut report)?.metrics,
     };
-    if let Some(path) = &args.metrics_json {
-        let json = serde_json::to_string_pretty(&metrics).map_err(|e| Error::data("metrics", e.to_string()))?;
-        write_atomically(path, &json)?;
-    }
+    write_metrics(args.metrics_json.as_deref(), &metrics)?;
     Ok(metrics)
 }
 
@@ -681,4 +672,11 @@ pub fn summary(row: &EpochRow) -> String {
         show("test mse", row.test_mse),
         row.seconds
     )
+}
+
+/// Writes a run's figures as JSON to `--metrics-json`, where given, atomically.
+fn write_metrics(path: Option<&std::path::Path>, metrics: &impl serde::Serialize) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let json = serde_json::to_string_pretty(metrics).map_err(|e| Error::data("metrics", e.to_string()))?;
+    write_atomically(path, &json)
 }
