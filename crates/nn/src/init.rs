@@ -44,6 +44,15 @@ impl Init {
         }
     }
 
+    /// `n` entries of an embedding table: `N(0, 0.02²)` under `Small` (GPT-2's), else `N(0, 1)`
+    /// (PyTorch's `nn.Embedding`).
+    pub fn embeddings(self, n: usize, rng: &mut StdRng) -> Vec<f32> {
+        match self {
+            Init::Small => normal(n, 0.02, rng),
+            Init::Pytorch | Init::Xavier | Init::He => normal(n, 1.0, rng),
+        }
+    }
+
     /// `n` biases.
     pub fn biases(self, n: usize, fan_in: usize, rng: &mut StdRng) -> Vec<f32> {
         match self {
@@ -93,6 +102,18 @@ mod tests {
         assert!(mean.abs() < 1e-3 && (var - 2.0 / 50.0).abs() < 1e-3, "he: {mean} {var}");
         assert!(Init::He.biases(5, 50, &mut rng).iter().all(|&b| b == 0.0));
         let (mean, var) = moments(&Init::Small.weights(n, 50, 10, &mut rng));
+        assert!(mean.abs() < 1e-3 && (var - 4e-4).abs() < 1e-5, "small: {mean} {var}");
+    }
+
+    #[test]
+    fn embeddings_are_unit_normal_except_under_small() {
+        let mut rng = StdRng::seed_from_u64(2);
+        let n = 200_000;
+        for init in [Init::Pytorch, Init::Xavier, Init::He] {
+            let (mean, var) = moments(&init.embeddings(n, &mut rng));
+            assert!(mean.abs() < 1e-2 && (var - 1.0).abs() < 2e-2, "{}: {mean} {var}", init.name());
+        }
+        let (mean, var) = moments(&Init::Small.embeddings(n, &mut rng));
         assert!(mean.abs() < 1e-3 && (var - 4e-4).abs() < 1e-5, "small: {mean} {var}");
     }
 }

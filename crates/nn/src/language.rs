@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
 use crate::files::{Output, WriterLock, check_outputs};
+use crate::init::Init;
 use crate::layers::{Attend, Cell, KvCache, Layers};
 use crate::optim::{Optimizer, ParamGroup, minimize};
 use crate::text::{Corpus, Vocab};
@@ -156,6 +157,14 @@ impl LmConfig {
         }
     }
 
+    /// The layer builder of this model: `gpt` starts as GPT-2 does (`N(0, 0.02²)` weights and
+    /// embeddings, zero biases), so the blocks' residual branches weigh as much as the token
+    /// embedding from the first steps; the recurrent models keep PyTorch's defaults.
+    fn layer_builder(&self, training: bool) -> Layers {
+        let l = Layers::new(training, self.seed);
+        if self.model == "gpt" { l.with_init(Init::Small) } else { l }
+    }
+
     /// The run's optimizer for a group: AdamW with its schedule, decaying or not.
     fn adamw(&self, decay: bool) -> Optimizer {
         let schedule =
@@ -180,7 +189,7 @@ pub struct LanguageModel {
 pub fn build_language_model(config: &LmConfig, vocab: usize, batch: usize) -> Result<LanguageModel> {
     config.check()?;
     let (t, width) = (config.context, config.width);
-    let mut l = Layers::new(true, config.seed);
+    let mut l = config.layer_builder(true);
     let ids = l.g.input("ids", vec![batch, t], DType::I32);
     let hidden = if config.model == "gpt" {
         let x = l.embedding("tok", ids, vocab, width)?;
@@ -231,7 +240,7 @@ impl<B: Backend> Generator<B> {
     pub fn compile(store: &mut Store<B>, config: &LmConfig, vocab: usize, cached: bool) -> Result<Self> {
         config.check()?;
         let (t, width) = (config.context, config.width);
-        let mut l = Layers::new(false, config.seed);
+        let mut l = config.layer_builder(false);
         let mut state = Vec::new();
         let mut keep = |l: &mut Layers, name: String, shape: Vec<usize>| {
             let zeros = HostTensor::zeros(shape.clone().into(), DType::F32);

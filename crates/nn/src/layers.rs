@@ -344,10 +344,10 @@ impl Layers {
     }
 
     /// A table of `vocab` rows of `dim` learned features, looked up by the i32 `ids`
-    /// (`N(0, 1)` at first, as PyTorch's `nn.Embedding`).
+    /// (as `Init::embeddings` draws them under this initialisation).
     pub fn embedding(&mut self, name: &str, ids: Value, vocab: usize, dim: usize) -> Result<Value> {
         let table = self.parameter(&format!("{name}.weight"), Shape::new([vocab, dim]), |l| {
-            Init::He.weights(vocab * dim, 2, dim, &mut l.rng)
+            l.init.embeddings(vocab * dim, &mut l.rng)
         })?;
         self.g.embedding(table, ids)
     }
