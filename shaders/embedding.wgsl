@@ -30,7 +30,9 @@ fn embedding(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
     let id = ids[e / p.dim];
     let valid = id >= 0 && u32(id) < p.vocab;
     let row = u32(clamp(id, 0, i32(p.vocab) - 1));
-    out[e] = select(bitcast<f32>(NAN_BITS), table[row * p.dim + e % p.dim], valid);
+    // Bits in a `var`: a constant expression may not be NaN (browsers' compilers refuse it).
+    var nan_bits = NAN_BITS;
+    out[e] = select(bitcast<f32>(nan_bits), table[row * p.dim + e % p.dim], valid);
 }
 
 @compute @workgroup_size(64)

@@ -69,7 +69,9 @@ fn valid_label(label: i32) -> bool {
 
 // `v`, or NaN (never a plausible number) when `ok` is false.
 fn nan_unless(ok: bool, v: f32) -> f32 {
-    return select(bitcast<f32>(NAN_BITS), v, ok);
+    // Bits in a `var`: a constant expression may not be NaN (browsers' compilers refuse it).
+    var bits = NAN_BITS;
+    return select(bitcast<f32>(bits), v, ok);
 }
 
 @compute @workgroup_size(64)

@@ -54,6 +54,16 @@ pub trait Backend: Clone {
     fn refresh(&self, kernel: &Self::Kernel, op: &Op) -> Result<()>;
     /// Runs `kernels` in order as one submission, then reads back `reads` (buffer, bytes).
     fn run(&self, kernels: &[Self::Kernel], reads: &[(&Self::Buffer, u64)]) -> Result<Vec<Vec<u8>>>;
+    /// `run` for a host where nothing may block (a browser's page): submits now, and the
+    /// future resolves to the bytes once the device has finished. A backend that computes on
+    /// the host as it submits has them at once.
+    fn run_async(
+        &self,
+        kernels: &[Self::Kernel],
+        reads: &[(&Self::Buffer, u64)],
+    ) -> Result<impl Future<Output = Result<Vec<Vec<u8>>>> + use<Self>> {
+        Ok(std::future::ready(self.run(kernels, reads)))
+    }
     /// Runs `kernels` once, timing each dispatch.
     fn profile(&self, kernels: &[Self::Kernel]) -> Result<Timing>;
 }

@@ -86,7 +86,13 @@ fn rank(kind: DeviceType) -> u8 {
     }
 }
 
-/// `name (backend, type, driver)` for logs and reports.
+/// `name (backend, type, driver)` for logs and reports. Browsers may leave the name and the
+/// driver empty (their privacy rules): those parts are then said to be unknown or left out.
 pub fn describe(info: &AdapterInfo) -> String {
-    format!("{} ({:?}, {:?}, {} {})", info.name, info.backend, info.device_type, info.driver, info.driver_info)
+    let name = if info.name.is_empty() { "an adapter of unknown name" } else { &info.name };
+    let driver = format!("{} {}", info.driver, info.driver_info);
+    match driver.trim() {
+        "" => format!("{name} ({:?}, {:?})", info.backend, info.device_type),
+        driver => format!("{name} ({:?}, {:?}, {driver})", info.backend, info.device_type),
+    }
 }

@@ -2,10 +2,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::channel::oneshot;
 use kiln_core::{Error, Result};
+use web_time::Instant;
 use wgpu::util::DeviceExt;
 
 use crate::dispatch::passes;
@@ -321,6 +322,17 @@ impl Gpu {
         if self.inner.info.backend != wgpu::Backend::Gl {
             return Ok(self.queue().submit([commands]));
         }
+        self.submit_on_thread(commands)
+    }
+
+    /// In the browser the page's WebGL (no compute) is the only GL, and there are no threads.
+    #[cfg(target_arch = "wasm32")]
+    fn submit_on_thread(&self, commands: wgpu::CommandBuffer) -> Result<wgpu::SubmissionIndex> {
+        Ok(self.queue().submit([commands]))
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn submit_on_thread(&self, commands: wgpu::CommandBuffer) -> Result<wgpu::SubmissionIndex> {
         let queue = self.queue().clone();
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || sender.send(queue.submit([commands])));

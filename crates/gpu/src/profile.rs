@@ -5,9 +5,8 @@
 //! timestamp support, the whole submission is timed on the host and shared out evenly,
 //! which the report says.
 
-use std::time::Instant;
-
 use kiln_core::{Error, Result};
+use web_time::Instant;
 
 use crate::{Dispatch, Gpu};
 

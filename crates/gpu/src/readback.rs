@@ -4,10 +4,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use futures::channel::oneshot;
 use kiln_core::{Error, Result};
+use web_time::Instant;
 
 /// A pending read of a mapped staging buffer, resolving to its bytes.
 pub struct Readback {
@@ -47,10 +47,16 @@ impl Future for Readback {
             Poll::Pending if Instant::now() >= self.deadline => {
                 Poll::Ready(Err(Error::Timeout { what: "reading results back".into(), seconds: self.seconds }))
             }
+            // A native device answers only when polled, so the future asks to be polled again.
+            #[cfg(not(target_arch = "wasm32"))]
             Poll::Pending => {
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
+            // The browser answers by itself, waking the receiver; waking here instead would keep
+            // the page's event loop from ever delivering that answer.
+            #[cfg(target_arch = "wasm32")]
+            Poll::Pending => Poll::Pending,
         }
     }
 }

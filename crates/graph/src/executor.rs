@@ -68,6 +68,11 @@ impl<B: Backend> Executor<B> {
         self.program.run(&mut self.store, reads)
     }
 
+    /// `run` for a host where nothing may block (a browser's page).
+    pub async fn run_async(&mut self, reads: &[Value]) -> Result<Vec<HostTensor>> {
+        self.program.run_async(&mut self.store, reads).await
+    }
+
     /// Runs one step with every dispatch timed.
     pub fn profile(&mut self) -> Result<StepProfile> {
         self.program.profile(&mut self.store)

@@ -205,6 +205,16 @@ impl<B: Backend> Program<B> {
         reads.iter().zip(bytes).map(|(&v, b)| self.decode(v, &b)).collect()
     }
 
+    /// `run` for a host where nothing may block (a browser's page): the same step, awaited.
+    pub async fn run_async(&self, store: &mut Store<B>, reads: &[Value]) -> Result<Vec<HostTensor>> {
+        self.ready(store)?;
+        let requests = reads.iter().map(|&v| self.read_request(store, v)).collect::<Result<Vec<_>>>()?;
+        let pending = self.backend.run_async(&self.kernels, &requests)?;
+        let bytes = pending.await?;
+        self.advance(store);
+        reads.iter().zip(bytes).map(|(&v, b)| self.decode(v, &b)).collect()
+    }
+
     /// Runs one step like `run` (reading nothing back), with every dispatch timed: one entry
     /// per dispatch, naming the graph node it computes.
     pub fn profile(&self, store: &mut Store<B>) -> Result<StepProfile> {

@@ -80,10 +80,24 @@ impl<B: Backend> Store<B> {
         entries.iter().zip(bytes).map(|(e, b)| HostTensor::from_bytes(e.shape.clone(), e.dtype, &b)).collect()
     }
 
+    /// `read` for a host where nothing may block (a browser's page).
+    pub async fn read_async(&self, names: &[&str]) -> Result<Vec<HostTensor>> {
+        let entries = names.iter().map(|name| self.entry(name)).collect::<Result<Vec<_>>>()?;
+        let requests: Vec<_> = entries.iter().map(|e| (&e.buffer, e.shape.bytes())).collect();
+        let bytes = self.backend.run_async(&[], &requests)?.await?;
+        entries.iter().zip(bytes).map(|(e, b)| HostTensor::from_bytes(e.shape.clone(), e.dtype, &b)).collect()
+    }
+
     /// Every tensor, by name.
     pub fn read_all(&self) -> Result<BTreeMap<String, HostTensor>> {
         let names: Vec<&str> = self.names().collect();
         Ok(names.iter().map(|n| n.to_string()).zip(self.read(&names)?).collect())
+    }
+
+    /// `read_all` for a host where nothing may block (a browser's page).
+    pub async fn read_all_async(&self) -> Result<BTreeMap<String, HostTensor>> {
+        let names: Vec<&str> = self.names().collect();
+        Ok(names.iter().map(|n| n.to_string()).zip(self.read_async(&names).await?).collect())
     }
 
     /// Runs so far of the updates (or dropout layer) that `name` counts; 0 if none ran.

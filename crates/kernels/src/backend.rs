@@ -298,6 +298,15 @@ impl Backend for GpuBackend {
         let dispatches: Vec<&Dispatch> = kernels.iter().flat_map(|k| &k.dispatches).collect();
         self.gpu.run(&dispatches, reads)
     }
+
+    fn run_async(
+        &self,
+        kernels: &[GpuKernel],
+        reads: &[(&GpuBuffer, u64)],
+    ) -> Result<impl Future<Output = Result<Vec<Vec<u8>>>> + use<>> {
+        let dispatches: Vec<&Dispatch> = kernels.iter().flat_map(|k| &k.dispatches).collect();
+        self.gpu.run_async(&dispatches, reads)
+    }
 }
 
 /// The normalisation family's own view of `op`.

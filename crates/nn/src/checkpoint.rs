@@ -29,8 +29,19 @@ impl Checkpoint {
         Ok(Checkpoint { tensors: store.read_all()?, counters: store.counters().clone(), metadata })
     }
 
+    /// `capture` for a host where nothing may block (a browser's page).
+    pub async fn capture_async<B: Backend>(store: &Store<B>, metadata: HashMap<String, String>) -> Result<Self> {
+        Ok(Checkpoint { tensors: store.read_all_async().await?, counters: store.counters().clone(), metadata })
+    }
+
     /// Writes the checkpoint to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
+        crate::files::write_bytes_atomically(path, &self.to_bytes(&path.display().to_string())?)
+    }
+
+    /// The checkpoint as the bytes of a safetensors file (`what` names it in errors).
+    pub fn to_bytes(&self, what: &str) -> Result<Vec<u8>> {
+        let bad = |e: &dyn std::fmt::Display| Error::data(what, e.to_string());
         let bytes: Vec<(String, Vec<u8>, Vec<usize>, safetensors::Dtype)> = self
             .tensors
             .iter()
@@ -42,24 +53,28 @@ impl Checkpoint {
         let views = bytes
             .iter()
             .map(|(name, data, shape, dtype)| {
-                TensorView::new(*dtype, shape.clone(), data).map(|v| (name.clone(), v)).map_err(|e| bad(path, e))
+                TensorView::new(*dtype, shape.clone(), data).map(|v| (name.clone(), v)).map_err(|e| bad(&e))
             })
             .collect::<Result<Vec<_>>>()?;
         let mut metadata = self.metadata.clone();
-        let counters = serde_json::to_string(&self.counters).map_err(|e| bad(path, e))?;
+        let counters = serde_json::to_string(&self.counters).map_err(|e| bad(&e))?;
         metadata.insert(COUNTERS.into(), counters);
-        let file = safetensors::serialize(views, Some(metadata)).map_err(|e| bad(path, e))?;
-        crate::files::write_bytes_atomically(path, &file)
+        safetensors::serialize(views, Some(metadata)).map_err(|e| bad(&e))
     }
 
     /// Reads a checkpoint, naming the file in any error.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io { context: path.display().to_string(), source })?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, e))?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// The checkpoint in `bytes`, a safetensors file's, from `path` (named in errors).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self> {
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(path, e))?;
         let mut metadata = header.metadata().clone().unwrap_or_default();
         let counters = metadata.remove(COUNTERS).unwrap_or_else(|| "{}".into());
         let counters = serde_json::from_str(&counters).map_err(|e| bad(path, format!("counters: {e}")))?;
-        let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e))?;
+        let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(path, e))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in file.tensors() {
             let dtype = match view.dtype() {

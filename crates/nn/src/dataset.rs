@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use kiln_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::idx::{IdxError, read_idx};
+use crate::idx::{IdxArray, IdxError, read_idx};
 
 /// Where Debian's `dataset-fashion-mnist` package puts the files.
 pub const DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -49,17 +49,24 @@ impl Dataset {
     pub fn load(dir: &Path, prefix: &str) -> Result<Self, IdxError> {
         let images_path = locate(dir, &format!("{prefix}-images-idx3-ubyte"));
         let labels_path = locate(dir, &format!("{prefix}-labels-idx1-ubyte"));
-        let images = read_idx(&images_path)?;
-        let labels = read_idx(&labels_path)?;
+        Self::from_idx((&images_path, read_idx(&images_path)?), (&labels_path, read_idx(&labels_path)?))
+    }
+
+    /// The dataset of an array of images and one of labels, each with the file it came from
+    /// (named in errors); pixels scaled to `[0, 1]`.
+    pub fn from_idx(
+        (images_path, images): (&Path, IdxArray),
+        (labels_path, labels): (&Path, IdxArray),
+    ) -> Result<Self, IdxError> {
         let format = |path: &Path, message: String| IdxError::Format { path: path.into(), message };
         let [count, rows, cols] = images.dims[..] else {
-            return Err(format(&images_path, format!("images must be 3-D, found dims {:?}", images.dims)));
+            return Err(format(images_path, format!("images must be 3-D, found dims {:?}", images.dims)));
         };
         if labels.dims != [count] {
-            return Err(format(&labels_path, format!("expected {count} labels, found dims {:?}", labels.dims)));
+            return Err(format(labels_path, format!("expected {count} labels, found dims {:?}", labels.dims)));
         }
         if let Some(bad) = labels.data.iter().find(|&&l| l >= CLASSES) {
-            return Err(format(&labels_path, format!("label {bad} is not a class in 0..{CLASSES}")));
+            return Err(format(labels_path, format!("label {bad} is not a class in 0..{CLASSES}")));
         }
         Ok(Dataset {
             images: images.data.iter().map(|&p| p as f32 / 255.0).collect(),

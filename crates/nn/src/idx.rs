@@ -29,20 +29,26 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Reads an IDX file, decompressing it when it starts with the gzip magic bytes. What is
-/// read is bounded by what the header declares: a compressed stream is decompressed no further
-/// than the header's size (so a small file cannot make it allocate without bound), and a
-/// declared size that does not fit memory is refused.
+/// Reads an IDX file, decompressing it when it starts with the gzip magic bytes (see
+/// `decode_idx`).
 pub fn read_idx(path: &Path) -> Result<IdxArray, IdxError> {
     let raw = std::fs::read(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => IdxError::Missing { path: path.into() },
         _ => IdxError::Io { path: path.into(), source },
     })?;
+    decode_idx(path, &raw)
+}
+
+/// The IDX array in the bytes `raw` of the file `path` (named in errors; a URL in a browser),
+/// gzip-compressed or not. What is read is bounded by what the header declares: a compressed
+/// stream is decompressed no further than the header's size (so a small file cannot make it
+/// allocate without bound), and a declared size that does not fit memory is refused.
+pub fn decode_idx(path: &Path, raw: &[u8]) -> Result<IdxArray, IdxError> {
     if !raw.starts_with(&[0x1f, 0x8b]) {
-        return parse(path, &raw);
+        return parse(path, raw);
     }
     let gzip = |source| IdxError::Gzip { path: path.into(), source };
-    let mut stream = flate2::read::GzDecoder::new(raw.as_slice());
+    let mut stream = flate2::read::GzDecoder::new(raw);
     let mut head = vec![0u8; 4];
     read_up_to(&mut stream, &mut head).map_err(gzip)?;
     let ndims = if head.len() == 4 { head[3] as usize } else { 0 };

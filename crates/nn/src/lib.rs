@@ -23,12 +23,12 @@ pub mod zoo;
 pub use checkpoint::{Checkpoint, SavedClassifier};
 pub use dataset::{BinaryTask, CLASS_NAMES, DEFAULT_DIR, Dataset, FashionMnist, shuffled_indices};
 pub use dist::{Collectives, Single};
-pub use idx::{IdxArray, IdxError, read_idx};
+pub use idx::{IdxArray, IdxError, decode_idx, read_idx};
 pub use init::Init;
 pub use layers::{Attend, BinaryLoss, Cell, KvCache, Layers, Model, Task};
 pub use optim::{GradientSink, Optimizer, ParamGroup, apply_gradients, gradient_name, minimize, store_gradients};
 pub use trainer::{
     EpochRow, Metrics, OptimizerKind, Progress, Run, ScheduleKind, StepReport, Stop, TrainConfig, Trained, argmax,
-    first_non_finite, train, train_parallel,
+    classifier_metadata, cross_entropy, first_non_finite, train, train_parallel,
 };
 pub use zoo::{CLASSES, HiddenActivation, MODELS, ModelSpec, build, cnn, mlp};

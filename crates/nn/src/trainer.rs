@@ -171,7 +171,7 @@ impl TrainConfig {
     }
 
     /// The optimizer, its schedule spread over the planned steps.
-    fn optimizer(&self, steps_per_epoch: usize, planned_steps: usize) -> Optimizer {
+    pub fn optimizer(&self, steps_per_epoch: usize, planned_steps: usize) -> Optimizer {
         let (lr, wd) = (self.lr, self.weight_decay);
         let schedule = match self.schedule {
             ScheduleKind::Constant => LrSchedule::Constant,
@@ -861,14 +861,7 @@ impl<'a, B: Backend> Run<'a, B> {
 
     /// The run's settings and history, for a checkpoint.
     fn metadata(&self) -> Result<HashMap<String, String>> {
-        Ok(HashMap::from([
-            ("model".to_string(), self.config.model.name.clone()),
-            ("config".to_string(), to_json(self.config)?),
-            ("history".to_string(), to_json(&self.history)?),
-            ("seed".to_string(), self.config.seed.to_string()),
-            ("batch".to_string(), self.config.batch.to_string()),
-            ("pixels".to_string(), self.data.train.image_size().to_string()),
-        ]))
+        classifier_metadata(self.config, &self.history, self.data.train.image_size())
     }
 
     /// Parameters, optimizer state, running statistics, counters and the history, atomically.
@@ -897,6 +890,23 @@ impl<'a, B: Backend> Run<'a, B> {
         }
         Ok(())
     }
+}
+
+/// What a classifier's checkpoint says of its run (what `SavedClassifier` and a resumed run
+/// read): the settings, the epochs so far and the images' pixels.
+pub fn classifier_metadata(
+    config: &TrainConfig,
+    history: &[EpochRow],
+    pixels: usize,
+) -> Result<HashMap<String, String>> {
+    Ok(HashMap::from([
+        ("model".to_string(), config.model.name.clone()),
+        ("config".to_string(), to_json(config)?),
+        ("history".to_string(), to_json(&history)?),
+        ("seed".to_string(), config.seed.to_string()),
+        ("batch".to_string(), config.batch.to_string()),
+        ("pixels".to_string(), pixels.to_string()),
+    ]))
 }
 
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String> {
@@ -977,7 +987,7 @@ fn augment(batch: &HostTensor, side: usize, seed: u64) -> Result<HostTensor> {
 }
 
 /// `logsumexp(row) - row[label]`, in f64.
-pub(crate) fn cross_entropy(row: &[f32], label: usize) -> f64 {
+pub fn cross_entropy(row: &[f32], label: usize) -> f64 {
     let top = row.iter().map(|&v| v as f64).fold(f64::MIN, f64::max);
     let total: f64 = row.iter().map(|&v| (v as f64 - top).exp()).sum();
     top + total.ln() - row.get(label).map_or(f64::NAN, |&v| v as f64)

@@ -33,14 +33,20 @@ pub struct Mismatch {
 
 impl Case {
     pub fn load(path: &Path) -> Result<Case> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { context: path.display().to_string(), source })?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// The case in `bytes`, a safetensors file's, from `path` (named in errors; a URL in a
+    /// browser).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Case> {
         let what = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { context: what.clone(), source })?;
         let bad = |m: String| Error::data(&what, m);
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let field = |k: &str| meta.get(k).cloned().ok_or_else(|| bad(format!("metadata has no `{k}`")));
         let attrs = serde_json::from_str(&field("attrs")?).map_err(|e| bad(format!("attrs: {e}")))?;
-        let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+        let file = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in file.tensors() {
             let dtype = match view.dtype() {
@@ -117,12 +123,31 @@ pub fn build_case(case: &Case) -> Result<CaseGraph> {
 
 /// Runs `case` on `backend`; an empty list means it passed.
 pub fn check_case<B: Backend>(backend: B, case: &Case) -> Result<Vec<Mismatch>> {
+    let (mut exec, wanted, values) = ready_case(backend, case)?;
+    let got = exec.run(&values)?;
+    Ok(mismatches(case, &wanted, &got))
+}
+
+/// `check_case` for a host where nothing may block (a browser's page).
+pub async fn check_case_async<B: Backend>(backend: B, case: &Case) -> Result<Vec<Mismatch>> {
+    let (mut exec, wanted, values) = ready_case(backend, case)?;
+    let got = exec.run_async(&values).await?;
+    Ok(mismatches(case, &wanted, &got))
+}
+
+/// `case` compiled on `backend` and fed: the executor, the tensors to compare and their values.
+type ReadyCase<B> = (Executor<B>, Vec<(String, Value)>, Vec<Value>);
+
+fn ready_case<B: Backend>(backend: B, case: &Case) -> Result<ReadyCase<B>> {
     let CaseGraph { graph: g, wanted, .. } = build_case(case)?;
     let values: Vec<Value> = wanted.iter().map(|(_, v)| *v).collect();
-    let mut exec = Executor::compile(backend, &g, &values)?;
+    let exec = Executor::compile(backend, &g, &values)?;
     feed(&exec, &g, case)?;
-    let got = exec.run(&values)?;
-    Ok(wanted.iter().zip(&got).filter_map(|((name, _), got)| compare(name, case.tensors.get(name), got)).collect())
+    Ok((exec, wanted, values))
+}
+
+fn mismatches(case: &Case, wanted: &[(String, Value)], got: &[HostTensor]) -> Vec<Mismatch> {
+    wanted.iter().zip(got).filter_map(|((name, _), got)| compare(name, case.tensors.get(name), got)).collect()
 }
 
 /// Writes the case's inputs and cotangents into the graph's input nodes (variables already
