@@ -28,7 +28,7 @@ pub use init::Init;
 pub use layers::{Attend, BinaryLoss, Cell, KvCache, Layers, Model, Task};
 pub use optim::{GradientSink, Optimizer, ParamGroup, apply_gradients, gradient_name, minimize, store_gradients};
 pub use trainer::{
-    EpochRow, Metrics, OptimizerKind, Progress, Run, ScheduleKind, StepReport, Stop, TrainConfig, Trained, argmax,
-    classifier_metadata, cross_entropy, first_non_finite, train, train_parallel,
+    EVAL_BATCH, EpochRow, Metrics, OptimizerKind, Progress, Run, ScheduleKind, StepReport, Stop, TrainConfig, Trained,
+    argmax, classifier_metadata, count_correct, cross_entropy, first_non_finite, to_tensors, train, train_parallel,
 };
 pub use zoo::{CLASSES, HiddenActivation, MODELS, ModelSpec, build, cnn, mlp};

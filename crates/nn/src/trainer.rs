@@ -301,7 +301,7 @@ pub trait Progress<B: Backend> {
 
 /// Images evaluated per submission (a CNN's lowered convolutions stay well inside one
 /// storage binding at this size).
-const EVAL_BATCH: usize = 250;
+pub const EVAL_BATCH: usize = 250;
 
 /// Trains `config.model` on `data` with `backend`, reporting to `progress`.
 pub fn train<B: Backend>(
@@ -995,7 +995,7 @@ pub fn cross_entropy(row: &[f32], label: usize) -> f64 {
 
 /// How many outputs name their label: rows of logits whose largest entry is their label, or
 /// binary logits whose sign is (positive for label 1); `None` for a reconstruction.
-fn count_correct(task: Task, logits: &HostTensor, labels: &[i32]) -> Result<Option<usize>> {
+pub fn count_correct(task: Task, logits: &HostTensor, labels: &[i32]) -> Result<Option<usize>> {
     let logits = logits.as_f32()?;
     Ok(match task {
         Task::Classes => {
@@ -1040,7 +1040,7 @@ pub fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
 }
 
-fn to_tensors(set: &Dataset, indices: &[usize]) -> Result<(HostTensor, HostTensor)> {
+pub fn to_tensors(set: &Dataset, indices: &[usize]) -> Result<(HostTensor, HostTensor)> {
     let (images, labels) = set.batch(indices);
     let images = HostTensor::f32([indices.len(), set.image_size()].to_vec(), images)?;
     Ok((images, HostTensor::i32([indices.len()].to_vec(), labels)?))

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 
 use kiln_core::{Backend, Error, HostTensor, Result};
 use kiln_graph::{Program, Store, Value};
-use kiln_nn::{Checkpoint, Dataset, Model, TrainConfig, argmax, build, classifier_metadata, cross_entropy, minimize};
+use kiln_nn::{
+    Checkpoint, Dataset, EVAL_BATCH, Model, Task, TrainConfig, argmax, build, classifier_metadata, count_correct,
+    cross_entropy, minimize, to_tensors,
+};
 
 pub mod bindings;
-
-/// Images the evaluation program takes at once (the last chunk padded with its own first image).
-const EVAL_BATCH: usize = 250;
 
 /// A classifier being trained over one parameter store: the training step, an evaluation
 /// program and a one-image prediction program, all bound to the same parameters.
@@ -125,13 +125,13 @@ impl<B: Backend> Trainer<B> {
             self.cursor = 0;
         }
         let indices = &self.order[self.cursor..self.cursor + batch];
-        let (images, labels) = tensors(&self.train, indices)?;
+        let (images, labels) = to_tensors(&self.train, indices)?;
         self.step.set(self.model.images, &images)?;
         self.step.set(self.model.labels, &labels)?;
         let out = self.step.run_async(&mut self.store, &[self.model.loss, self.model.logits]).await?;
         self.cursor += batch;
         self.steps += 1;
-        let correct = correct(&out[1], labels.as_i32()?)?;
+        let correct = count_correct(Task::Classes, &out[1], labels.as_i32()?)?.unwrap_or(0);
         Ok(StepFigures { loss: out[0].as_f32()?[0], accuracy: correct as f32 / batch as f32 })
     }
 
@@ -141,7 +141,7 @@ impl<B: Backend> Trainer<B> {
         let all: Vec<usize> = (0..self.test.len()).collect();
         for chunk in all.chunks(EVAL_BATCH) {
             let padded: Vec<usize> = (0..EVAL_BATCH).map(|i| chunk[i.min(chunk.len() - 1)]).collect();
-            let (images, labels) = tensors(&self.test, &padded)?;
+            let (images, labels) = to_tensors(&self.test, &padded)?;
             self.eval.set(self.eval_model.images, &images)?;
             self.eval.set(self.eval_model.labels, &labels)?;
             let logits = self.eval.run_async(&mut self.store, &[self.eval_model.logits]).await?.remove(0);
@@ -178,18 +178,6 @@ impl<B: Backend> Trainer<B> {
     pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<()> {
         checkpoint.restore(&mut self.store)
     }
-}
-
-/// The images and labels of `indices` of `set`, as the programs take them.
-fn tensors(set: &Dataset, indices: &[usize]) -> Result<(HostTensor, HostTensor)> {
-    let (images, labels) = set.batch(indices);
-    Ok((HostTensor::f32(vec![indices.len(), set.image_size()], images)?, HostTensor::i32(vec![indices.len()], labels)?))
-}
-
-/// Rows of `logits` whose largest entry is their label.
-fn correct(logits: &HostTensor, labels: &[i32]) -> Result<usize> {
-    let classes = logits.shape.numel() / labels.len().max(1);
-    Ok(logits.as_f32()?.chunks(classes).zip(labels).filter(|(row, label)| argmax(row) == **label as usize).count())
 }
 
 /// The first `count` images of `set` (all of them when it holds fewer).
