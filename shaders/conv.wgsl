@@ -1,5 +1,6 @@
 // 2-D convolution over NCHW tensors with [O, C/g, kH, kW] weights, and its gradients. Every
-// kernel gathers, one invocation per element it writes, so results are deterministic.
+// kernel gathers, one invocation per element it writes (or per four, the `_x4` forms), so
+// results are deterministic.
 //   conv2d:                  y[n,o,oh,ow] = b[o] + Σ_{c∈group(o), i, j} x[n,c,ih,iw]·w[o,c',i,j]
 //                            with ih = oh·s - p + i·d (taps outside x read zero)
 //   conv2d_backward_input:   dx[n,c,ih,iw] = Σ_{o∈group(c), i, j} dy[n,o,oh,ow]·w[o,c',i,j] over the
@@ -15,6 +16,8 @@
 //   conv2d_col2im:       dx[n, c, ih, iw] = Σ over the taps reaching it of cols[(c,i,j), n, (oh,ow)]
 //                        (+ b[c], for conv_transpose2d)
 //   conv2d_from_rows:    y[n, o, p] = rows[o, n, p] + b[o]  (the product's [O, N·P] back to NCHW)
+// conv2d, depthwise_conv2d and conv2d_from_rows end in `epilogue`: with RELU, they compute
+// conv2d_relu, the convolution fused with the ReLU after it.
 //   conv2d_to_rows:      rows[o, n, p] = dy[n, o, p]
 // `X_*` always describe the convolution's input side and `Y_*` its output side, whichever
 // tensor plays each role. Bindings: 0 params, 1 x (or dy, or cols), 2 w, 3 out, 4 bias, 5 dy.
@@ -37,6 +40,8 @@ override PAD_H: u32;
 override PAD_W: u32;
 override DIL_H: u32;
 override DIL_W: u32;
+// 1: the forward kernels store max(y, 0) (a convolution fused with the ReLU after it).
+override RELU: u32 = 0u;
 
 struct Params {
     has_bias: u32,
@@ -66,6 +71,18 @@ fn bias_of(o: u32) -> f32 {
     return select(0.0, bias[o], p.has_bias != 0u);
 }
 
+// What a forward kernel stores for output value v: v, or with RELU its ReLU, computed as the
+// relu kernel computes it.
+fn epilogue(v: f32) -> f32 {
+    if (RELU != 0u) { return max(v, 0.0); }
+    return v;
+}
+
+fn epilogue4(v: vec4f) -> vec4f {
+    if (RELU != 0u) { return max(v, vec4f(0.0)); }
+    return v;
+}
+
 @compute @workgroup_size(64)
 fn conv2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
@@ -90,7 +107,7 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) gr
             }
         }
     }
-    out[e] = acc;
+    out[e] = epilogue(acc);
 }
 
 // Σ over the taps reaching input element e of dy (bound at 1, as `x`) times w.
@@ -178,10 +195,8 @@ fn conv2d_backward_weight(
     }
 }
 
-@compute @workgroup_size(64)
-fn conv2d_im2col(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-    let e = flat(gid, groups);
-    if (e >= p.n) { return; }
+// The lowering's element e of each kind, shared by the one-element and four-element kernels.
+fn im2col_at(e: u32) -> f32 {
     let positions = Y_H * Y_W;
     let pos = e % positions;
     let n = (e / positions) % BATCH;
@@ -194,13 +209,10 @@ fn conv2d_im2col(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
     // Rows past the taps (padding K to a multiple of 4) are zero.
     let inside = c < X_C && ih >= 0 && ih < i32(X_H) && iw >= 0 && iw < i32(X_W);
     let at = ((n * X_C + c) * X_H + u32(max(ih, 0))) * X_W + u32(max(iw, 0));
-    out[e] = select(0.0, x[min(at, BATCH * X_C * X_H * X_W - 1u)], inside);
+    return select(0.0, x[min(at, BATCH * X_C * X_H * X_W - 1u)], inside);
 }
 
-@compute @workgroup_size(64)
-fn conv2d_col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-    let e = flat(gid, groups);
-    if (e >= p.n) { return; }
+fn col2im_at(e: u32) -> f32 {
     let iw = e % X_W;
     let ih = (e / X_W) % X_H;
     let c = (e / (X_W * X_H)) % X_C;
@@ -217,7 +229,21 @@ fn conv2d_col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
             acc += x[(k * BATCH + n) * positions + (u32(th) / STRIDE_H) * Y_W + u32(tw) / STRIDE_W];
         }
     }
-    out[e] = acc + bias_of(c);
+    return acc + bias_of(c);
+}
+
+@compute @workgroup_size(64)
+fn conv2d_im2col(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    out[e] = im2col_at(e);
+}
+
+@compute @workgroup_size(64)
+fn conv2d_col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    out[e] = col2im_at(e);
 }
 
 // y[n, o, p] = rows[o, n, p] (bound as x) + b[o].
@@ -229,7 +255,7 @@ fn conv2d_from_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
     let pos = e % positions;
     let o = (e / positions) % Y_C;
     let n = e / (positions * Y_C);
-    out[e] = x[(o * BATCH + n) * positions + pos] + bias_of(o);
+    out[e] = epilogue(x[(o * BATCH + n) * positions + pos] + bias_of(o));
 }
 
 // rows[o, n, p] = dy[n, o, p].
@@ -242,6 +268,53 @@ fn conv2d_to_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
     let n = (e / positions) % BATCH;
     let o = e / (positions * BATCH);
     out[e] = dy[(n * Y_C + o) * positions + pos];
+}
+
+// Four-element forms, for outputs of a multiple of 4 elements (p.n counts fours): one 4-wide
+// store where Mesa's CPU drivers would store lane by lane, and for the row copies, whose runs
+// of positions are then whole fours, one 4-wide load.
+@group(0) @binding(1) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4f>;
+@group(0) @binding(5) var<storage, read> dy4: array<vec4f>;
+
+@compute @workgroup_size(64)
+fn conv2d_im2col_x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let q = flat(gid, groups);
+    if (q >= p.n) { return; }
+    let e = 4u * q;
+    out4[q] = vec4f(im2col_at(e), im2col_at(e + 1u), im2col_at(e + 2u), im2col_at(e + 3u));
+}
+
+@compute @workgroup_size(64)
+fn conv2d_col2im_x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let q = flat(gid, groups);
+    if (q >= p.n) { return; }
+    let e = 4u * q;
+    out4[q] = vec4f(col2im_at(e), col2im_at(e + 1u), col2im_at(e + 2u), col2im_at(e + 3u));
+}
+
+// With H'·W' a multiple of 4.
+@compute @workgroup_size(64)
+fn conv2d_from_rows_x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let q = flat(gid, groups);
+    if (q >= p.n) { return; }
+    let quads = Y_H * Y_W / 4u;
+    let pos = q % quads;
+    let o = (q / quads) % Y_C;
+    let n = q / (quads * Y_C);
+    out4[q] = epilogue4(x4[(o * BATCH + n) * quads + pos] + vec4f(bias_of(o)));
+}
+
+// With H'·W' a multiple of 4.
+@compute @workgroup_size(64)
+fn conv2d_to_rows_x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let q = flat(gid, groups);
+    if (q >= p.n) { return; }
+    let quads = Y_H * Y_W / 4u;
+    let pos = q % quads;
+    let n = (q / quads) % BATCH;
+    let o = q / (quads * BATCH);
+    out4[q] = dy4[(n * Y_C + o) * quads + pos];
 }
 
 // Depthwise convolutions (groups = C, each output channel o reading input channel o / mult):
@@ -297,7 +370,7 @@ fn depthwise_conv2d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
     }
     let row = ((n * Y_C + o) * Y_H + oh) * Y_W;
     for (var q = 0u; q < 4u && ow0 + q < Y_W; q++) {
-        out[row + ow0 + q] = acc[q];
+        out[row + ow0 + q] = epilogue(acc[q]);
     }
 }
 

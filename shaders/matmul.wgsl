@@ -9,10 +9,19 @@
 //   matmul        any shape: each invocation computes a 4×4 block of y from scalar loads;
 //   matmul_vec4   M, K and N multiples of 4: the same block from 4-wide loads, as mat4x4 FMAs;
 //   matmul_vec4_16x16  the same with a 16×16 tile per invocation, for CPU adapters;
-//   matmul_texels_16x16  the same reading A and B from texel copies, for CPU adapters.
+//   matmul_texels_16x16  the same reading A and B from texel copies, for CPU adapters;
+//   matmul_vec4_8x8, matmul_texels_8x8  8×8 tiles: a quarter of the accumulators;
+//   matmul_workgroup  any shape: a 64×64 tile per workgroup of 16×16 invocations, operands
+//     staged through workgroup memory 16 k at a time (for discrete GPUs).
+// Which of them runs is measured per adapter and shape (the host's tuner); every one computes
+// the same product.
 // Register blocking wins on lavapipe (a workgroup runs on one CPU thread, barriers are
 // coroutine switches), where shared-memory tiling measured slower than the naive kernel.
-// Bindings: 0 params, 1 a, 2 b, 3 y (as f32 or vec4 arrays, a and b as textures for the texel kernel).
+// Every kernel stores through `finish`, which can add a bias per column of y and apply a ReLU
+// (BIAS, RELU: a fused `linear` op), computed as the `add` and `relu` kernels compute them;
+// with K split, the partial products store plain sums and matmul_sum_slices finishes them.
+// Bindings: 0 params, 1 a, 2 b, 3 y (as f32 or vec4 arrays, a and b as textures for the texel
+// kernel), 4 the bias (another read-only buffer in its place when BIAS is off).
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -21,6 +30,8 @@ override TRANS_B: bool = false;
 // for small outputs so every core gets work.
 override WORKGROUP_X: u32 = 8u;
 override WORKGROUP_Y: u32 = 8u;
+override BIAS: bool = false;
+override RELU: bool = false;
 
 
 struct Params {
@@ -43,6 +54,24 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a4: array<vec4f>;
 @group(0) @binding(2) var<storage, read> b4: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> y4: array<vec4f>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> bias4: array<vec4f>;
+
+// The value stored for sum v at column col of y.
+fn finish(v: f32, col: u32) -> f32 {
+    var r = v;
+    if (BIAS) { r = r + bias[col]; }
+    if (RELU) { r = max(r, 0.0); }
+    return r;
+}
+
+// The same for columns 4·col4 .. 4·col4 + 3.
+fn finish4(v: vec4f, col4: u32) -> vec4f {
+    var r = v;
+    if (BIAS) { r = r + bias4[col4]; }
+    if (RELU) { r = max(r, vec4f(0.0)); }
+    return r;
+}
 
 fn a_at(base: u32, row: u32, k: u32) -> f32 {
     if (TRANS_A) { return a[base + k * p.m + row]; }
@@ -79,7 +108,7 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3u) {
     for (var k = ks.x; k < ks.y; k++) {
         acc += a_at(base_a, row, k) * b_at(base_b, k, col);
     }
-    y[gid.z * p.stride_y + row * p.n + col] = acc;
+    y[gid.z * p.stride_y + row * p.n + col] = finish(acc, col);
 }
 
 // Edge indices are clamped so the inner loop has no branches; only valid outputs are stored.
@@ -109,7 +138,7 @@ fn matmul(@builtin(global_invocation_id) gid: vec3u) {
     for (var i = 0u; i < 4u; i++) {
         for (var j = 0u; j < 4u; j++) {
             if (row0 + i < p.m && col0 + j < p.n) {
-                y[base_y + (row0 + i) * p.n + col0 + j] = block[i][j];
+                y[base_y + (row0 + i) * p.n + col0 + j] = finish(block[i][j], col0 + j);
             }
         }
     }
@@ -158,10 +187,10 @@ fn store_block(base: u32, row4: u32, col4: u32, block: mat4x4f) {
     let nq = p.n / 4u;
     if (row4 >= p.m / 4u || col4 >= nq) { return; }
     let at = base + row4 * 4u * nq + col4;
-    y4[at] = block[0];
-    y4[at + nq] = block[1];
-    y4[at + 2u * nq] = block[2];
-    y4[at + 3u * nq] = block[3];
+    y4[at] = finish4(block[0], col4);
+    y4[at + nq] = finish4(block[1], col4);
+    y4[at + 2u * nq] = finish4(block[2], col4);
+    y4[at + 3u * nq] = finish4(block[3], col4);
 }
 
 // One 4×4 block of y per invocation, accumulated as a mat4x4 product (`b · a`: column r is
@@ -290,6 +319,130 @@ fn matmul_texels_16x16(@builtin(global_invocation_id) gid: vec3u) {
     tile16_store(gid.z * p.stride_y / 4u, t, c);
 }
 
+// An 8×8 tile of y: four 4×4 blocks, each load shared twice; a quarter of the 16×16 tile's
+// accumulators (what spills there may not here).
+struct Tile8 { c00: mat4x4f, c01: mat4x4f, c10: mat4x4f, c11: mat4x4f }
+
+fn tile8_at(gid: vec3u) -> TileAt {
+    return TileAt(gid.y * 2u, gid.x * 2u, p.m / 4u - 1u, p.n / 4u - 1u);
+}
+
+fn tile8_step(c: ptr<function, Tile8>, a0: mat4x4f, a1: mat4x4f, b0: mat4x4f, b1: mat4x4f) {
+    (*c).c00 += b0 * a0; (*c).c01 += b1 * a0;
+    (*c).c10 += b0 * a1; (*c).c11 += b1 * a1;
+}
+
+fn tile8_store(base: u32, t: TileAt, c: Tile8) {
+    store_block(base, t.row4, t.col4, c.c00);
+    store_block(base, t.row4, t.col4 + 1u, c.c01);
+    store_block(base, t.row4 + 1u, t.col4, c.c10);
+    store_block(base, t.row4 + 1u, t.col4 + 1u, c.c11);
+}
+
+// 8×8 tiles, A' and B' read from storage buffers.
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
+fn matmul_vec4_8x8(@builtin(global_invocation_id) gid: vec3u) {
+    let t = tile8_at(gid);
+    if (t.row4 > t.last_row4 || t.col4 > t.last_col4) { return; }
+    let base_a = batch_of(gid.z) * p.stride_a / 4u;
+    let base_b = batch_of(gid.z) * p.stride_b / 4u;
+    var c = Tile8();
+    let ks = k_range(gid.z, p.k / 4u);
+    for (var kq = ks.x; kq < ks.y; kq++) {
+        tile8_step(&c,
+            a_block(base_a, tile_row(t, 0u), kq), a_block(base_a, tile_row(t, 1u), kq),
+            b_block(base_b, kq, tile_col(t, 0u)), b_block(base_b, kq, tile_col(t, 1u)));
+    }
+    tile8_store(gid.z * p.stride_y / 4u, t, c);
+}
+
+// 8×8 tiles, A' and B' fetched from their texel copies.
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
+fn matmul_texels_8x8(@builtin(global_invocation_id) gid: vec3u) {
+    let t = tile8_at(gid);
+    if (t.row4 > t.last_row4 || t.col4 > t.last_col4) { return; }
+    let base_a = batch_of(gid.z) * p.stride_a / 4u;
+    let base_b = batch_of(gid.z) * p.stride_b / 4u;
+    var c = Tile8();
+    let ks = k_range(gid.z, p.k / 4u);
+    for (var kq = ks.x; kq < ks.y; kq++) {
+        tile8_step(&c,
+            a_block_texels(base_a, tile_row(t, 0u), kq), a_block_texels(base_a, tile_row(t, 1u), kq),
+            b_block_texels(base_b, kq, tile_col(t, 0u)), b_block_texels(base_b, kq, tile_col(t, 1u)));
+    }
+    tile8_store(gid.z * p.stride_y / 4u, t, c);
+}
+
+// The shared-memory kernel's tile: 64×64 outputs per workgroup of 16×16 invocations, 4×4
+// each, over K staged 16 at a time (A' as [16 k][64 rows], B' as [16 k][64 cols]).
+const WG_TILE: u32 = 64u;
+const WG_K: u32 = 16u;
+var<workgroup> a_stage: array<vec4f, 256>;
+var<workgroup> b_stage: array<vec4f, 256>;
+
+// A'[row, k] (0 past its edges).
+fn a_or_zero(base: u32, row: u32, k: u32) -> f32 {
+    if (row >= p.m || k >= p.k) { return 0.0; }
+    return a_at(base, row, k);
+}
+
+// B'[k, col] (0 past its edges).
+fn b_or_zero(base: u32, k: u32, col: u32) -> f32 {
+    if (k >= p.k || col >= p.n) { return 0.0; }
+    return b_at(base, k, col);
+}
+
+// Any shape. Each invocation stages one vec4 of A' (4 rows at one k) and one of B' (4 columns
+// at one k) per step of 16 k, then accumulates its 4×4 block from workgroup memory. With K
+// split, a step is 16 k and the slices count steps.
+@compute @workgroup_size(16, 16)
+fn matmul_workgroup(@builtin(global_invocation_id) gid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+                    @builtin(workgroup_id) wid: vec3u) {
+    let base_a = batch_of(wid.z) * p.stride_a;
+    let base_b = batch_of(wid.z) * p.stride_b;
+    let row0 = wid.y * WG_TILE;
+    let col0 = wid.x * WG_TILE;
+    // The vec4 this invocation stages: k = local index / 16, 4 rows (columns) from 4 · (index % 16).
+    let index = lid.y * 16u + lid.x;
+    let stage_k = index / 16u;
+    let stage_at = 4u * (index % 16u);
+    var c0 = vec4f(0.0);
+    var c1 = vec4f(0.0);
+    var c2 = vec4f(0.0);
+    var c3 = vec4f(0.0);
+    let ks = k_range(wid.z, (p.k + WG_K - 1u) / WG_K);
+    for (var s = ks.x; s < ks.y; s++) {
+        let k = s * WG_K + stage_k;
+        let r = row0 + stage_at;
+        a_stage[index] = vec4f(a_or_zero(base_a, r, k), a_or_zero(base_a, r + 1u, k),
+                               a_or_zero(base_a, r + 2u, k), a_or_zero(base_a, r + 3u, k));
+        let n = col0 + stage_at;
+        b_stage[index] = vec4f(b_or_zero(base_b, k, n), b_or_zero(base_b, k, n + 1u),
+                               b_or_zero(base_b, k, n + 2u), b_or_zero(base_b, k, n + 3u));
+        workgroupBarrier();
+        for (var kk = 0u; kk < WG_K; kk++) {
+            let av = a_stage[kk * 16u + lid.y];
+            let bv = b_stage[kk * 16u + lid.x];
+            c0 += av.x * bv;
+            c1 += av.y * bv;
+            c2 += av.z * bv;
+            c3 += av.w * bv;
+        }
+        workgroupBarrier();
+    }
+    let row = row0 + 4u * lid.y;
+    let col = col0 + 4u * lid.x;
+    let base_y = wid.z * p.stride_y;
+    let block = array<vec4f, 4>(c0, c1, c2, c3);
+    for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            if (row + i < p.m && col + j < p.n) {
+                y[base_y + (row + i) * p.n + col + j] = finish(block[i][j], col + j);
+            }
+        }
+    }
+}
+
 // y[b] = Σ_s partial[b · slices + s] (bound as a) over the p.slices slices of each of the
 // p.k batch elements of a split product, in order; scalar elements (M·N need not be a multiple
 // of 4).
@@ -303,5 +456,5 @@ fn matmul_sum_slices(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
     for (var s = 0u; s < p.slices; s++) {
         acc += a[first + s * plane];
     }
-    y[e] = acc;
+    y[e] = finish(acc, e % p.n);
 }

@@ -27,6 +27,9 @@ override PAD_H: u32;
 override PAD_W: u32;
 override COUNT_INCLUDE_PAD: u32;
 override KIND: u32;
+// 1: the backward kernels store the ReLU's gradient at x of what they compute (x is then a
+// ReLU's output: pool2d_backward_relu).
+override RELU: u32 = 0u;
 
 struct Params {
     n: u32,
@@ -40,6 +43,13 @@ struct Params {
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+// What a backward kernel stores at input element i for its gradient g: g, or with RELU the
+// ReLU's gradient at x[i], computed as relu_backward computes it.
+fn masked(g: f32, i: u32) -> f32 {
+    if (RELU != 0u) { return select(0.0, g, x[i] > 0.0); }
+    return g;
+}
 
 fn flat(gid: vec3u, groups: vec3u) -> u32 {
     return gid.y * groups.x * 64u + gid.x;
@@ -175,28 +185,28 @@ fn gather(e: u32, kind: u32) -> f32 {
 fn max_pool2d_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
     if (e >= p.n) { return; }
-    out[e] = gather(e, 0u);
+    out[e] = masked(gather(e, 0u), e);
 }
 
 @compute @workgroup_size(64)
 fn min_pool2d_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
     if (e >= p.n) { return; }
-    out[e] = gather(e, 1u);
+    out[e] = masked(gather(e, 1u), e);
 }
 
 @compute @workgroup_size(64)
 fn avg_pool2d_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
     if (e >= p.n) { return; }
-    out[e] = gather(e, 2u);
+    out[e] = masked(gather(e, 2u), e);
 }
 
 @compute @workgroup_size(64)
 fn lp_pool2d_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let e = flat(gid, groups);
     if (e >= p.n) { return; }
-    out[e] = gather(e, 3u);
+    out[e] = masked(gather(e, 3u), e);
 }
 
 @compute @workgroup_size(64)
@@ -217,7 +227,7 @@ fn pool2d_backward_tiled(@builtin(global_invocation_id) gid: vec3u, @builtin(num
                     g = select(0.0, dy[o] * sign(v) * pow(abs(v) / y[o], p.power - 1.0), y[o] > 0.0);
                 }
             }
-            out[i] = g;
+            out[i] = masked(g, i);
         }
     }
 }

@@ -39,15 +39,18 @@ fn phase(graph: &Graph, node: usize, backward_from: usize) -> &'static str {
 fn flops(op: &Op, inputs: &[&Shape], out: &Shape) -> u64 {
     let n = out.numel() as u64;
     match op {
-        Op::MatMul(m) => {
+        Op::MatMul(m) | Op::Linear { matmul: m, .. } => {
             let a = inputs[0].dims();
             let k = if m.trans_a { a[a.len() - 2] } else { a[a.len() - 1] };
             2 * n * k as u64
         }
-        Op::Conv2d(c) | Op::ConvTranspose2d { conv: c, .. } => {
+        Op::Conv2d(c) | Op::Conv2dRelu(c) | Op::ConvTranspose2d { conv: c, .. } => {
             let w = inputs[1].dims();
-            let per_output =
-                if matches!(op, Op::Conv2d(_)) { w[1] * w[2] * w[3] } else { w[0] / c.groups * w[2] * w[3] };
+            let per_output = if matches!(op, Op::Conv2d(_) | Op::Conv2dRelu(_)) {
+                w[1] * w[2] * w[3]
+            } else {
+                w[0] / c.groups * w[2] * w[3]
+            };
             2 * n * per_output as u64
         }
         Op::Conv2dBackwardInput { .. } => {
@@ -86,6 +89,7 @@ fn flops(op: &Op, inputs: &[&Shape], out: &Shape) -> u64 {
         | Op::LossBackward { .. }
         | Op::Pool2d(_)
         | Op::Pool2dBackward(_)
+        | Op::Pool2dBackwardRelu(_)
         | Op::BatchNormStats
         | Op::BatchNorm { .. }
         | Op::BatchNormBackwardReduce { .. }
@@ -185,8 +189,11 @@ pub fn render(rows: &[Row], steps: &[StepProfile]) -> String {
         );
     }
     let timer = steps.first().map_or("", |s| s.timer.as_str());
+    let dispatches = steps.first().map_or(0, |s| s.dispatches.len());
     out + &format!(
-        "kernels sum to {step_us:.0} µs per step; the step took {wall_us:.0} µs of wall time; timer: {timer}\n"
+        "{} kernels, {dispatches} dispatches per step; kernels sum to {step_us:.0} µs per step; the step took \
+         {wall_us:.0} µs of wall time; timer: {timer}\n",
+        rows.len()
     )
 }
 

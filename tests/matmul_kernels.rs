@@ -6,10 +6,20 @@ mod common;
 
 use kiln::core::{Backend, Bound, DType, HostTensor, MatMul, Shape};
 use kiln::cpu::Tensor;
-use kiln::kernels::{MatmulKernel, MatmulPlan};
+use kiln::kernels::{Epilogue, MatmulKernel, MatmulPlan};
 
 /// Checks one product; returns how many dispatches it took.
 fn check(kernel: Option<MatmulKernel>, m: MatMul, a: &HostTensor, b: &HostTensor) -> usize {
+    check_plan(m, a, b, |gpu, y| MatmulPlan::new(gpu, m, kernel, &a.shape, &b.shape, y).expect("plan"))
+}
+
+/// Checks the product the plan `plan` makes for the output shape it is given.
+fn check_plan(
+    m: MatMul,
+    a: &HostTensor,
+    b: &HostTensor,
+    plan: impl FnOnce(&kiln::gpu::Gpu, &Shape) -> MatmulPlan,
+) -> usize {
     let (ta, tb) = (Tensor::from_host(a), Tensor::from_host(b));
     let want =
         kiln::cpu::eval(&kiln::core::Op::MatMul(m), &[&ta, &tb]).expect("cpu")[0].to_host(DType::F32).expect("f32");
@@ -22,7 +32,8 @@ fn check(kernel: Option<MatmulKernel>, m: MatMul, a: &HostTensor, b: &HostTensor
     };
     let (ba, bb, by) = (upload(a), upload(b), gpu.alloc(want.shape.bytes(), "y").expect("alloc"));
     let sy = want.shape.clone();
-    let plan = MatmulPlan::new(gpu, m, kernel, &a.shape, &b.shape, &sy).expect("plan");
+    let plan = plan(gpu, &sy);
+    let kernel = plan.choice();
     let partial = plan.scratch_bytes().map(|bytes| gpu.alloc(bytes, "partial sums").expect("alloc"));
     let prepared = plan
         .kernel(gpu, &bound(&ba, &a.shape), &bound(&bb, &b.shape), &bound(&by, &sy), partial.as_ref())
@@ -31,7 +42,7 @@ fn check(kernel: Option<MatmulKernel>, m: MatMul, a: &HostTensor, b: &HostTensor
     let bytes = backend.run(&[prepared], &[(&by, sy.bytes())]).expect("run");
     let got = HostTensor::from_bytes(sy, DType::F32, &bytes[0]).expect("decode");
     let error = common::relative_error(got.as_f32().expect("f32"), want.as_f32().expect("f32"));
-    assert!(error < 1e-5, "{kernel:?} {m:?} {} · {}: off by {error:.2e}", a.shape, b.shape);
+    assert!(error < 1e-5, "{kernel} {m:?} {} · {}: off by {error:.2e}", a.shape, b.shape);
     dispatches
 }
 
@@ -55,6 +66,77 @@ fn every_kernel_in_every_layout() {
             check(Some(kernel), mm, &t(&a, 1), &t(&b, 2));
             check(Some(kernel), mm, &t(&[[3].as_slice(), &a].concat(), 3), &t(&b, 4));
             check(Some(kernel), mm, &t(&a, 5), &t(&[[2].as_slice(), &b].concat(), 6));
+        }
+    }
+}
+
+/// Whatever the tuner picks computes the product: every candidate plan (kernel and slices of
+/// K) of shapes aligned and not, batched and not, in every layout.
+#[test]
+fn every_candidate_of_the_tuner_matches_the_reference() {
+    let gpu = common::gpu();
+    let mut tried = std::collections::BTreeSet::new();
+    for (batch, m, k, n) in [(0, 20, 12, 36), (0, 36, 520, 20), (2, 8, 300, 12), (0, 17, 133, 9), (3, 5, 70, 66)] {
+        for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mm = MatMul { trans_a, trans_b };
+            let mut a = if trans_a { vec![k, m] } else { vec![m, k] };
+            let b = if trans_b { vec![n, k] } else { vec![k, n] };
+            if batch > 0 {
+                a.insert(0, batch);
+            }
+            let (a, b) = (t(&a, 9), t(&b, 10));
+            let y = Shape::new(if batch > 0 { vec![batch, m, n] } else { vec![m, n] });
+            let plans = MatmulPlan::candidates(gpu.gpu(), mm, &a.shape, &b.shape, &y).expect("candidates");
+            assert!(plans.len() >= 2, "{m}×{k}×{n}: {} candidates", plans.len());
+            for plan in plans {
+                tried.insert(plan.choice());
+                check_plan(mm, &a, &b, |_, _| plan);
+            }
+        }
+    }
+    for kernel in MatmulKernel::ALL.into_iter().filter(|&k| k != MatmulKernel::Naive) {
+        assert!(tried.iter().any(|c| c.starts_with(&format!("{}/", kernel.entry()))), "{kernel:?} never tried");
+        assert!(
+            tried.iter().any(|c| c.starts_with(&format!("{}/", kernel.entry())) && !c.ends_with("/1")),
+            "{kernel:?} never tried with K in slices"
+        );
+    }
+}
+
+/// Every candidate also stores a bias per column and its ReLU right (`linear`), K whole or
+/// summed in slices, against the CPU reference's linear layer.
+#[test]
+fn every_candidate_finishes_with_a_bias_and_relu() {
+    let backend = common::gpu();
+    let gpu = backend.gpu();
+    for (m, k, n) in [(20, 12, 36), (36, 520, 20), (17, 133, 9)] {
+        for trans_b in [false, true] {
+            let mm = MatMul { trans_a: false, trans_b };
+            let (a, b) = (t(&[m, k], 11), t(&if trans_b { [n, k] } else { [k, n] }, 12));
+            let bias = t(&[n], 13);
+            for relu in [false, true] {
+                let op = kiln::core::Op::Linear { matmul: mm, relu };
+                let host = [&a, &b, &bias].map(Tensor::from_host);
+                let want = kiln::cpu::eval(&op, &host.each_ref()).expect("cpu")[0].to_host(DType::F32).expect("f32");
+                let upload = |t: &HostTensor| {
+                    let buffer = gpu.alloc(t.shape.bytes(), "operand").expect("alloc");
+                    gpu.write(&buffer, &t.to_bytes()).expect("write");
+                    buffer
+                };
+                let (ba, bb, bbias) = (upload(&a), upload(&b), upload(&bias));
+                let by = gpu.alloc(want.shape.bytes(), "y").expect("alloc");
+                for plan in MatmulPlan::candidates(gpu, mm, &a.shape, &b.shape, &want.shape).expect("candidates") {
+                    let partial = plan.scratch_bytes().map(|bytes| gpu.alloc(bytes, "partial sums").expect("alloc"));
+                    let bias_bound = bound(&bbias, &bias.shape);
+                    let epilogue = Epilogue { bias: Some(&bias_bound), relu };
+                    let (ya, yb, yy) = (bound(&ba, &a.shape), bound(&bb, &b.shape), bound(&by, &want.shape));
+                    let kernel = plan.kernel_with(gpu, &ya, &yb, &yy, partial.as_ref(), epilogue).expect("kernel");
+                    let bytes = backend.run(&[kernel], &[(&by, want.shape.bytes())]).expect("run");
+                    let got = HostTensor::from_bytes(want.shape.clone(), DType::F32, &bytes[0]).expect("decode");
+                    let error = common::relative_error(got.as_f32().expect("f32"), want.as_f32().expect("f32"));
+                    assert!(error < 1e-5, "{} {mm:?} relu {relu}: off by {error:.2e}", plan.choice());
+                }
+            }
         }
     }
 }

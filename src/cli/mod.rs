@@ -468,10 +468,11 @@ fn profile(model: &str, batch: usize, steps: usize, trace: Option<&std::path::Pa
     exec.set(classifier.images, &images)?;
     exec.set(classifier.labels, &labels)?;
     let profiled = crate::profile::profile_steps(&mut exec, steps.max(1))?;
-    let rows = crate::profile::table(&classifier.graph, &profiled, backward_from);
+    // The compiled graph: fused nodes under their own names.
+    let rows = crate::profile::table(exec.graph(), &profiled, backward_from);
     print!("{}", crate::profile::render(&rows, &profiled));
     if let Some(path) = trace {
-        let text = serde_json::to_string(&crate::profile::chrome_trace(&classifier.graph, &profiled))
+        let text = serde_json::to_string(&crate::profile::chrome_trace(exec.graph(), &profiled))
             .map_err(|e| kiln_core::Error::data("trace", e.to_string()))?;
         kiln_nn::files::write_atomically(path, &text)?;
         println!("trace written to {}", path.display());
@@ -508,5 +509,13 @@ fn predict(checkpoint: &std::path::Path, invert: predict::Invert, images: &[Path
 fn info() -> kiln_core::Result<ExitCode> {
     let gpu = kiln_gpu::Gpu::new_blocking()?;
     println!("{}", gpu.description());
+    let features = gpu.device().features();
+    let has = |f: wgpu::Features| if features.contains(f) { "yes" } else { "no" };
+    println!(
+        "timestamps: {}, shader-f16: {}, subgroups: {}",
+        has(wgpu::Features::TIMESTAMP_QUERY),
+        has(wgpu::Features::SHADER_F16),
+        has(wgpu::Features::SUBGROUP)
+    );
     Ok(ExitCode::SUCCESS)
 }

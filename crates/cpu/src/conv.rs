@@ -70,6 +70,11 @@ pub fn conv2d(c: &Conv2d, x: &Tensor, w: &Tensor, b: Option<&Tensor>, out: &Shap
     Ok(y)
 }
 
+/// `max(conv2d(x, w, b), 0)`: the fused pair, computed as the two ops it stands for.
+pub fn conv2d_relu(c: &Conv2d, x: &Tensor, w: &Tensor, b: Option<&Tensor>, out: &Shape) -> Result<Tensor> {
+    crate::elementwise::activation(&kiln_core::Activation::Relu, &conv2d(c, x, w, b, out)?)
+}
+
 /// `dx = Σ dy·w` over the taps that read each input element; dy positions past its extent
 /// are zero.
 pub fn conv2d_backward_input(c: &Conv2d, dy: &Tensor, w: &Tensor, out: &Shape) -> Result<Tensor> {

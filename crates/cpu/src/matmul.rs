@@ -2,6 +2,18 @@ use kiln_core::{DType, MatMul, Op, Result};
 
 use crate::Tensor;
 
+/// `x·w + b`, with `relu` its ReLU: the fused linear layer, computed as the ops it stands for,
+/// the product rounded to f32 as the unfused graph would store it.
+pub fn linear(m: MatMul, relu: bool, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Op::Linear { matmul: m, relu }.output(&[(&x.shape, DType::F32), (&w.shape, DType::F32), (&b.shape, DType::F32)])?;
+    let mut product = matmul(m, x, w)?;
+    for v in &mut product.data {
+        *v = f64::from(*v as f32);
+    }
+    let y = crate::elementwise::binary("linear", |a, b| a + b, &product, b)?;
+    if relu { crate::elementwise::activation(&kiln_core::Activation::Relu, &y) } else { Ok(y) }
+}
+
 /// `y[b] = op(a[b]) · op(b[b])`, a 2-D operand shared by every batch.
 pub fn matmul(m: MatMul, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (shape, _) = Op::MatMul(m).output(&[(&a.shape, DType::F32), (&b.shape, DType::F32)])?;

@@ -60,6 +60,11 @@ pub fn pool2d(p: &Pool2d, x: &Tensor, out: &Shape) -> Result<Tensor> {
 
 /// Max/min: dy to the winning tap; avg: dy/divisor to every tap; Lp:
 /// `dy·sign(x)|x|^(p-1)/y^(p-1)` (0 where y = 0).
+/// The ReLU's gradient at `x` of the pooling's: the fused pair, computed as the two ops.
+pub fn pool2d_backward_relu(p: &Pool2d, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    crate::elementwise::activation_backward(&kiln_core::Activation::Relu, x, &pool2d_backward(p, x, y, dy)?)
+}
+
 pub fn pool2d_backward(p: &Pool2d, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     let mut dx = Tensor::zeros(x.shape.clone());
     for_each_window(p, x.dims(), &y.shape, |yi, taps| match p.kind {

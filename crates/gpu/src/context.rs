@@ -47,6 +47,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Gpu {
+    /// The optional features Kiln takes where an adapter has them: timestamps for profiles and
+    /// the tuner, and those `kiln info` reports for kernels that would use them.
+    pub const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
+        .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+        .union(wgpu::Features::SHADER_F16)
+        .union(wgpu::Features::SUBGROUP);
+
     /// Opens the adapter the environment asks for (see `AdapterChoice`), with its own limits.
     pub async fn new() -> Result<Self> {
         Self::open(&AdapterChoice::from_env()).await
@@ -58,8 +65,7 @@ impl Gpu {
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("kiln"),
             required_limits: adapter.limits(),
-            required_features: adapter.features()
-                & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS),
+            required_features: adapter.features() & Self::WANTED_FEATURES,
             ..Default::default()
         };
         let (device, queue) = adapter

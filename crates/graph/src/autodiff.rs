@@ -134,6 +134,12 @@ fn backward(g: &mut Graph, y: Value, dy: Value) -> Result<Vec<(Value, Value)>> {
             (x(1), g.push(Op::LossBackward { kind: *kind, wrt_target: true }, &[x(0), x(1), dy])?),
         ],
         Op::Conv2d(c) => conv2d_backward(g, c, &node.inputs, dy)?,
+        // y = max(conv, 0) ⇒ the ReLU's gradient (y > 0 exactly where the convolution's output
+        // is), then the convolution's
+        Op::Conv2dRelu(c) => {
+            let dz = g.push(Op::ActivationBackward(kiln_core::Activation::Relu), &[y, dy])?;
+            conv2d_backward(g, c, &node.inputs, dz)?
+        }
         Op::ConvTranspose2d { conv, .. } => conv_transpose2d_backward(g, conv, &node.inputs, dy)?,
         // y = pool(x) ⇒ dx gathers dy from every window holding each element
         Op::Pool2d(p) => vec![(x(0), g.push(Op::Pool2dBackward(*p), &[x(0), y, dy])?)],
@@ -161,6 +167,8 @@ fn backward(g: &mut Graph, y: Value, dy: Value) -> Result<Vec<(Value, Value)>> {
         | Op::Conv2dBackwardInput { .. }
         | Op::Conv2dBackwardWeight { .. }
         | Op::Pool2dBackward(_)
+        | Op::Pool2dBackwardRelu(_)
+        | Op::Linear { .. }
         | Op::BatchNormStats
         | Op::BatchNormBackwardReduce { .. }
         | Op::BatchNormBackwardInput { .. }

@@ -39,6 +39,14 @@ impl Graph {
         &self.nodes[v.0].shape
     }
 
+    /// Gives node `v` another op computing a value of the same shape and type from `inputs`,
+    /// all earlier nodes (a fusion's rewrite).
+    pub(crate) fn replace(&mut self, v: Value, op: Op, inputs: Vec<Value>) {
+        debug_assert!(inputs.iter().all(|i| i.0 < v.0), "a rewrite keeps the order topological");
+        self.nodes[v.0].op = op;
+        self.nodes[v.0].inputs = inputs;
+    }
+
     fn source(&mut self, op: Op, name: &str, shape: Shape, dtype: DType, init: Option<HostTensor>) -> Value {
         let node = Node { op, inputs: vec![], shape, dtype, name: name.into(), init };
         self.nodes.push(node);

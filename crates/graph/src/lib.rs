@@ -30,6 +30,7 @@
 
 mod autodiff;
 mod executor;
+mod fuse;
 mod graph;
 mod layers;
 mod losses;
@@ -39,6 +40,7 @@ mod store;
 
 pub use autodiff::{grad, grad_with};
 pub use executor::Executor;
+pub use fuse::{fuse, fusion_enabled};
 pub use graph::{Graph, Node, Value};
 pub use plan::{MemoryPlan, Slot};
 pub use program::{DispatchTime, Program, StepProfile};

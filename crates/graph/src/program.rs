@@ -36,9 +36,19 @@ pub struct Program<B: Backend> {
 
 impl<B: Backend> Program<B> {
     /// Binds the graph's variables to `store` (creating those it lacks from their initial
-    /// contents, or zeros; refusing one it holds with another shape), plans memory, allocates
-    /// the program's buffers and prepares every kernel.
+    /// contents, or zeros; refusing one it holds with another shape), fuses what `fuse` fuses
+    /// (unless `KILN_FUSE=off`), plans memory, allocates the program's buffers and prepares
+    /// every kernel.
     pub fn compile(store: &mut Store<B>, graph: &Graph, outputs: &[Value]) -> Result<Self> {
+        if crate::fusion_enabled()? {
+            Self::compile_unfused(store, &crate::fuse(graph, outputs), outputs)
+        } else {
+            Self::compile_unfused(store, graph, outputs)
+        }
+    }
+
+    /// `compile` with every node of `graph` its own kernel, as written.
+    pub fn compile_unfused(store: &mut Store<B>, graph: &Graph, outputs: &[Value]) -> Result<Self> {
         for (i, node) in graph.nodes().iter().enumerate() {
             node.shape.check_size(&format!("node {i} ({} `{}`)", node.op.name(), node.name))?;
         }

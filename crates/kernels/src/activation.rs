@@ -7,6 +7,8 @@ use crate::{ACTIVATION, B, Launch, grid_1d};
 pub const ENTRY_POINTS: &[&str] = &[
     "relu",
     "relu_backward",
+    "relu_x4",
+    "relu_backward_x4",
     "sigmoid",
     "sigmoid_backward",
     "tanh_forward",
@@ -69,13 +71,28 @@ fn launch(
     launch.build(gpu)
 }
 
-/// `out = f(x)` forward, or `out = f'(saved)·dy` backward when `dy` is given.
+/// The four-element form of an entry point, where it has one.
+fn four_wide(entry: &str) -> Option<&'static str> {
+    match entry {
+        "relu" => Some("relu_x4"),
+        "relu_backward" => Some("relu_backward_x4"),
+        _ => None,
+    }
+}
+
+/// `out = f(x)` forward, or `out = f'(saved)·dy` backward when `dy` is given; four elements per
+/// invocation where the activation has that form and the elements are whole fours.
 pub fn activation(gpu: &Gpu, a: &Activation, x: &B<'_>, dy: Option<&B<'_>>, out: &B<'_>) -> Result<Dispatch> {
     let n = out.shape.numel();
+    let entry = entry(a, dy.is_some());
+    let (entry, n) = match four_wide(entry) {
+        Some(four) if n.is_multiple_of(4) => (four, n / 4),
+        _ => (entry, n),
+    };
     let params = Params { n: n as u32, a: a.parameter(), inner: 1, channels: 1 };
     let mut bindings = vec![(1, x.buffer), (3, out.buffer)];
     bindings.extend(dy.map(|dy| (2, dy.buffer)));
-    launch(gpu, entry(a, dy.is_some()), params, bindings, n)
+    launch(gpu, entry, params, bindings, n)
 }
 
 /// The channel layout of `x [N,C,…]`.

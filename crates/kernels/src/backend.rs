@@ -7,8 +7,8 @@ use crate::norm::NormOp;
 use crate::optimizer::Update;
 use crate::softmax::SoftmaxOp;
 use crate::{
-    B, GpuKernel, MatmulPlan, activation, binary, conv, dropout, embedding, layout, loss, norm, optimizer, pool,
-    random, reduce, softmax,
+    B, Epilogue, GpuKernel, MatmulPlan, activation, binary, conv, dropout, embedding, layout, loss, norm, optimizer,
+    pool, random, reduce, softmax,
 };
 
 /// The GPU backend: every `Op` maps to a WGSL entry point of `shaders/`.
@@ -60,13 +60,13 @@ impl Backend for GpuBackend {
             None => Ok(vec![]),
         };
         match op {
-            Op::MatMul(m) => match out {
+            Op::MatMul(m) | Op::Linear { matmul: m, .. } => match out {
                 Some(y) => {
                     Ok(MatmulPlan::new(gpu, *m, None, shapes[0], shapes[1], y)?.scratch_bytes().into_iter().collect())
                 }
                 None => Ok(vec![]),
             },
-            Op::Conv2d(c) => conv(ConvOp::Forward(c)),
+            Op::Conv2d(c) | Op::Conv2dRelu(c) => conv(ConvOp::Forward(c)),
             Op::Conv2dBackwardInput { conv: c, .. } => conv(ConvOp::BackwardInput(c)),
             Op::Conv2dBackwardWeight { conv: c, .. } => conv(ConvOp::BackwardWeight(c)),
             Op::ConvTranspose2d { conv: c, .. } => conv(ConvOp::Transpose(c)),
@@ -113,6 +113,7 @@ impl Backend for GpuBackend {
             | Op::LossBackward { .. }
             | Op::Pool2d(_)
             | Op::Pool2dBackward(_)
+            | Op::Pool2dBackwardRelu(_)
             | Op::Dropout(_)
             | Op::DropoutBackward(_)
             | Op::RandomNormal { .. }
@@ -141,6 +142,11 @@ impl Backend for GpuBackend {
             Op::MatMul(m) => {
                 let plan = MatmulPlan::new(gpu, *m, None, x(0).shape, x(1).shape, out.shape)?;
                 plan.kernel(gpu, x(0), x(1), out, scratch.first().copied())
+            }
+            Op::Linear { matmul, relu } => {
+                let plan = MatmulPlan::new(gpu, *matmul, None, x(0).shape, x(1).shape, out.shape)?;
+                let epilogue = Epilogue { bias: Some(x(2)), relu: *relu };
+                plan.kernel_with(gpu, x(0), x(1), out, scratch.first().copied(), epilogue)
             }
             Op::Add | Op::Sub | Op::Mul | Op::Div => single(binary::binary(gpu, op, x(0), x(1), out)),
             Op::Activation(a) => single(activation::activation(gpu, a, x(0), None, out)),
@@ -178,7 +184,8 @@ impl Backend for GpuBackend {
             Op::LossBackward { kind, .. } => {
                 single(loss::elementwise(gpu, op.name(), *kind, x(0), x(1), Some(x(2)), out))
             }
-            Op::Conv2d(c) => conv::conv2d(gpu, c, [x(0), x(1)], inputs.get(2), out, scratch),
+            Op::Conv2d(c) => conv::conv2d(gpu, c, false, [x(0), x(1)], inputs.get(2), out, scratch),
+            Op::Conv2dRelu(c) => conv::conv2d(gpu, c, true, [x(0), x(1)], inputs.get(2), out, scratch),
             Op::Conv2dBackwardInput { conv, .. } => conv::conv2d_backward_input(gpu, conv, [x(0), x(1)], out, scratch),
             Op::Conv2dBackwardWeight { conv, .. } => {
                 conv::conv2d_backward_weight(gpu, conv, [x(0), x(1)], out, scratch)
@@ -187,7 +194,8 @@ impl Backend for GpuBackend {
                 conv::conv_transpose2d(gpu, conv, [x(0), x(1)], inputs.get(2), out, scratch)
             }
             Op::Pool2d(p) => single(pool::pool2d(gpu, p, x(0), out)),
-            Op::Pool2dBackward(p) => single(pool::pool2d_backward(gpu, p, x(0), x(1), x(2), out)),
+            Op::Pool2dBackward(p) => single(pool::pool2d_backward(gpu, p, false, x(0), x(1), x(2), out)),
+            Op::Pool2dBackwardRelu(p) => single(pool::pool2d_backward(gpu, p, true, x(0), x(1), x(2), out)),
             Op::BatchNormStats
             | Op::BatchNorm { .. }
             | Op::BatchNormBackwardReduce { .. }
@@ -224,6 +232,7 @@ impl Backend for GpuBackend {
             Op::Input
             | Op::Variable
             | Op::MatMul(_)
+            | Op::Linear { .. }
             | Op::Add
             | Op::Sub
             | Op::Mul
@@ -253,11 +262,13 @@ impl Backend for GpuBackend {
             | Op::Loss(_)
             | Op::LossBackward { .. }
             | Op::Conv2d(_)
+            | Op::Conv2dRelu(_)
             | Op::Conv2dBackwardInput { .. }
             | Op::Conv2dBackwardWeight { .. }
             | Op::ConvTranspose2d { .. }
             | Op::Pool2d(_)
             | Op::Pool2dBackward(_)
+            | Op::Pool2dBackwardRelu(_)
             | Op::BatchNormStats
             | Op::BatchNorm { .. }
             | Op::BatchNormBackwardReduce { .. }
@@ -324,6 +335,7 @@ fn norm_op(op: &Op) -> Result<NormOp> {
         Op::Input
         | Op::Variable
         | Op::MatMul(_)
+        | Op::Linear { .. }
         | Op::Add
         | Op::Sub
         | Op::Mul
@@ -353,11 +365,13 @@ fn norm_op(op: &Op) -> Result<NormOp> {
         | Op::Loss(_)
         | Op::LossBackward { .. }
         | Op::Conv2d(_)
+        | Op::Conv2dRelu(_)
         | Op::Conv2dBackwardInput { .. }
         | Op::Conv2dBackwardWeight { .. }
         | Op::ConvTranspose2d { .. }
         | Op::Pool2d(_)
         | Op::Pool2dBackward(_)
+        | Op::Pool2dBackwardRelu(_)
         | Op::Dropout(_)
         | Op::DropoutBackward(_)
         | Op::RandomNormal { .. }

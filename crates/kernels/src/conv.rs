@@ -13,6 +13,10 @@ pub const ENTRY_POINTS: &[&str] = &[
     "conv2d_col2im",
     "conv2d_from_rows",
     "conv2d_to_rows",
+    "conv2d_im2col_x4",
+    "conv2d_col2im_x4",
+    "conv2d_from_rows_x4",
+    "conv2d_to_rows_x4",
     "depthwise_conv2d",
     "depthwise_conv2d_backward_input",
     "depthwise_conv2d_backward_weight",
@@ -46,6 +50,8 @@ struct Geometry {
     pad_w: u32,
     dil_h: u32,
     dil_w: u32,
+    /// Whether the forward kernels apply a ReLU to what they store (a fused `conv2d_relu`).
+    relu: bool,
 }
 
 impl Geometry {
@@ -68,6 +74,7 @@ impl Geometry {
             ("PAD_W", g.pad_w),
             ("DIL_H", g.dil_h),
             ("DIL_W", g.dil_w),
+            ("RELU", u32::from(g.relu)),
         ]
         .into_iter()
         .map(|(name, v)| (name, f64::from(v)))
@@ -103,8 +110,15 @@ fn params(c: &Conv2d, x: &[usize], y: &[usize], kernel: &[usize], has_bias: bool
         pad_w: u(c.padding[1]),
         dil_h: u(c.dilation[0]),
         dil_w: u(c.dilation[1]),
+        relu: false,
     };
     ConvLaunch { geometry, params: Params { has_bias: u32::from(has_bias), n: u(n), _pad: [0; 2] } }
+}
+
+/// `conv` with its forward kernels' ReLU epilogue on or off.
+fn with_relu(mut conv: ConvLaunch, relu: bool) -> ConvLaunch {
+    conv.geometry.relu = relu;
+    conv
 }
 
 fn launch(
@@ -147,7 +161,9 @@ fn check(gpu: &Gpu, entry: &str, p: &Geometry, shapes: &[&kiln_core::Shape]) -> 
         "conv2d_backward_input" | "conv_transpose2d" => looped(kh, looped(kw, u(p.y_c / p.groups) + 1)),
         "conv2d_backward_weight" => looped(u(p.y_h * p.y_w).div_ceil(64), u(p.batch) + 1) + tree,
         "conv2d_col2im" => looped(kh, kw + 1),
+        "conv2d_col2im_x4" => 4 * looped(kh, kw + 1),
         "conv2d_im2col" | "conv2d_from_rows" | "conv2d_to_rows" => 0,
+        "conv2d_im2col_x4" | "conv2d_from_rows_x4" | "conv2d_to_rows_x4" => 0,
         "depthwise_conv2d" => looped(kh, row(span)) + 5,
         "depthwise_conv2d_backward_input" => looped(u(p.y_c / p.x_c.max(1)), looped(kh, row(back_span))) + 5,
         "depthwise_conv2d_backward_weight" => {
@@ -358,8 +374,16 @@ fn padded_taps(taps: usize, outputs: usize, positions: usize) -> usize {
 fn im2col(gpu: &Gpu, c: &Conv2d, x: &B<'_>, kernel: &[usize], y_hw: [usize; 2], cols: &B<'_>) -> Result<Dispatch> {
     let xd = x.shape.dims();
     let yd = [xd[0], 1, y_hw[0], y_hw[1]];
-    let params = params(c, xd, &yd, kernel, false, cols.shape.numel());
-    launch(gpu, "conv2d_im2col", params, vec![(1, x.buffer), (3, cols.buffer)], &[x.shape])
+    let (entry, n) = fours("conv2d_im2col", "conv2d_im2col_x4", cols.shape.numel(), true);
+    let params = params(c, xd, &yd, kernel, false, n);
+    launch(gpu, entry, params, vec![(1, x.buffer), (3, cols.buffer)], &[x.shape])
+}
+
+/// The four-element form of a lowering kernel and the fours it writes, where the `n` elements
+/// it writes are whole fours and `aligned` (its runs of positions are); else the one-element
+/// form and `n`.
+fn fours(one: &'static str, four: &'static str, n: usize, aligned: bool) -> (&'static str, usize) {
+    if aligned && n.is_multiple_of(4) { (four, n / 4) } else { (one, n) }
 }
 
 /// `w [O, C, kH, kW]` as the `[O, taps]` matrix a lowered product reads: the weights
@@ -378,8 +402,9 @@ fn weights<'a>(
 /// `rows [O, N·H'·W']` of `dy [N, O, H', W']`.
 fn to_rows(gpu: &Gpu, c: &Conv2d, dy: &B<'_>, rows: &B<'_>) -> Result<Dispatch> {
     let d = dy.shape.dims();
-    let params = params(c, d, d, &[1, 1], false, rows.shape.numel());
-    launch(gpu, "conv2d_to_rows", params, vec![(3, rows.buffer), (5, dy.buffer)], &[dy.shape])
+    let (entry, n) = fours("conv2d_to_rows", "conv2d_to_rows_x4", rows.shape.numel(), (d[2] * d[3]).is_multiple_of(4));
+    let params = params(c, d, d, &[1, 1], false, n);
+    launch(gpu, entry, params, vec![(3, rows.buffer), (5, dy.buffer)], &[dy.shape])
 }
 
 /// `[O, C·kH·kW]`: the weights (or their gradient) as the matrix they are.
@@ -387,10 +412,12 @@ fn flat_weights(w: &[usize]) -> Shape {
     Shape::new([w[0], w[1] * w[2] * w[3]])
 }
 
-/// `y = conv(x, w) + b`; without a bias, w is bound in its place (and never read there).
+/// `y = conv(x, w) + b`, or with `relu` its ReLU; without a bias, w is bound in its place (and
+/// never read there).
 pub fn conv2d(
     gpu: &Gpu,
     c: &Conv2d,
+    relu: bool,
     [x, w]: [&B<'_>; 2],
     b: Option<&B<'_>>,
     y: &B<'_>,
@@ -401,12 +428,12 @@ pub fn conv2d(
     let lowering = match path(gpu, ConvOp::Forward(c), &[x.shape, w.shape], y.shape)? {
         Path::Depthwise => {
             let quads = y.shape.numel() / yd[3] * yd[3].div_ceil(4);
-            let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), quads);
+            let params = with_relu(params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), quads), relu);
             let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
             return launch(gpu, "depthwise_conv2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
         }
         Path::Direct => {
-            let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), y.shape.numel());
+            let params = with_relu(params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), y.shape.numel()), relu);
             let bindings = vec![(1, x.buffer), (2, w.buffer), (3, y.buffer), (4, bias)];
             return launch(gpu, "conv2d", params, bindings, &[x.shape, w.shape]).map(GpuKernel::from);
         }
@@ -418,9 +445,11 @@ pub fn conv2d(
     let own = flat_weights(wd);
     let (padding, weights) = weights(gpu, w, &own, buffers.padded.zip(lowering.padded.as_ref()))?;
     let product = lowering.product.kernel(gpu, &weights, &cols, &rows, buffers.partial)?;
-    let params = params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), y.shape.numel());
+    let aligned = (yd[2] * yd[3]).is_multiple_of(4);
+    let (entry, n) = fours("conv2d_from_rows", "conv2d_from_rows_x4", y.shape.numel(), aligned);
+    let params = with_relu(params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), n), relu);
     let bindings = vec![(1, buffers.rows), (3, y.buffer), (4, bias)];
-    let back = launch(gpu, "conv2d_from_rows", params, bindings, &[y.shape])?;
+    let back = launch(gpu, entry, params, bindings, &[y.shape])?;
     Ok(padding.then(columns).then(product).then(back))
 }
 
@@ -443,10 +472,11 @@ fn input_gradient(
     let own = flat_weights(wd);
     let (padding, weights) = weights(gpu, w, &own, buffers.padded.zip(lowering.padded.as_ref()))?;
     let product = lowering.product.kernel(gpu, &weights, &rows, &cols, buffers.partial)?;
-    let params = params(c, dxd, dyd, &wd[2..], b.is_some(), dx.shape.numel());
+    let (entry, n) = fours("conv2d_col2im", "conv2d_col2im_x4", dx.shape.numel(), true);
+    let params = params(c, dxd, dyd, &wd[2..], b.is_some(), n);
     let bias = b.map_or(w.buffer, |b| b.buffer);
     let bindings = vec![(1, buffers.cols), (3, dx.buffer), (4, bias)];
-    let scatter = launch(gpu, "conv2d_col2im", params, bindings, &[dy.shape, w.shape])?;
+    let scatter = launch(gpu, entry, params, bindings, &[dy.shape, w.shape])?;
     Ok(padding.then(gather).then(product).then(scatter))
 }
 

@@ -16,9 +16,11 @@ mod pool;
 mod random;
 mod reduce;
 mod softmax;
+mod tune;
 
 pub use backend::GpuBackend;
-pub use matmul::{MatmulKernel, MatmulPlan};
+pub use matmul::{Epilogue, MatmulKernel, MatmulPlan};
+pub use tune::TuneMode;
 
 use kiln_core::{Bound, Result};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer, PipelineKey, Upload, fold_workgroups};

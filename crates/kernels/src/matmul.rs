@@ -1,11 +1,22 @@
+use std::collections::HashMap;
+
 use bytemuck::{Pod, Zeroable};
 use kiln_core::{DType, Error, MatMul, Result, Shape};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer, TEXELS_PER_ROW, Upload};
 
 use crate::{B, GpuKernel, Launch, MATMUL, grid_1d};
 
-pub const ENTRY_POINTS: &[&str] =
-    &["matmul_naive", "matmul", "matmul_vec4", "matmul_vec4_16x16", "matmul_texels_16x16", "matmul_sum_slices"];
+pub const ENTRY_POINTS: &[&str] = &[
+    "matmul_naive",
+    "matmul",
+    "matmul_vec4",
+    "matmul_vec4_8x8",
+    "matmul_vec4_16x16",
+    "matmul_texels_8x8",
+    "matmul_texels_16x16",
+    "matmul_workgroup",
+    "matmul_sum_slices",
+];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
 #[repr(C)]
@@ -21,8 +32,8 @@ struct Params {
     slices: u32,
 }
 
-/// Which matmul kernel to run; `None` lets the shapes choose.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which matmul kernel to run; `None` lets the tuner (or, untuned, the shapes) choose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulKernel {
     /// One output per invocation, the benchmarks' baseline.
     Naive,
@@ -30,39 +41,97 @@ pub enum MatmulKernel {
     Blocked,
     /// 4×4 blocks, 4-wide loads; M, K and N multiples of 4.
     Vec4,
+    /// 8×8 tiles of 4×4 blocks, 4-wide loads; M, K and N multiples of 4.
+    Vec4Tile8,
     /// 16×16 tiles of 4×4 blocks, 4-wide loads; M, K and N multiples of 4.
     Vec4Tile16,
-    /// The same, reading A and B from texel copies (see `Gpu::texel_upload`).
+    /// 8×8 tiles reading A and B from texel copies (see `Gpu::texel_upload`).
+    Texels8,
+    /// 16×16 tiles reading A and B from texel copies.
     Texels16,
+    /// Any shape: 64×64 tiles per workgroup, operands staged through workgroup memory.
+    Workgroup,
 }
 
 impl MatmulKernel {
     /// Every kernel, for tests and benchmarks.
-    pub const ALL: [MatmulKernel; 5] = [
+    pub const ALL: [MatmulKernel; 8] = [
         MatmulKernel::Naive,
         MatmulKernel::Blocked,
         MatmulKernel::Vec4,
+        MatmulKernel::Vec4Tile8,
         MatmulKernel::Vec4Tile16,
+        MatmulKernel::Texels8,
         MatmulKernel::Texels16,
+        MatmulKernel::Workgroup,
     ];
 
-    fn entry(self) -> &'static str {
+    /// The kernel's entry point in matmul.wgsl.
+    pub fn entry(self) -> &'static str {
         match self {
             MatmulKernel::Naive => "matmul_naive",
             MatmulKernel::Blocked => "matmul",
             MatmulKernel::Vec4 => "matmul_vec4",
+            MatmulKernel::Vec4Tile8 => "matmul_vec4_8x8",
             MatmulKernel::Vec4Tile16 => "matmul_vec4_16x16",
+            MatmulKernel::Texels8 => "matmul_texels_8x8",
             MatmulKernel::Texels16 => "matmul_texels_16x16",
+            MatmulKernel::Workgroup => "matmul_workgroup",
         }
     }
 
-    /// Outputs per invocation along x (columns) and y (rows).
+    /// The kernel whose entry point is `entry`.
+    pub fn from_entry(entry: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.entry() == entry)
+    }
+
+    /// Outputs per invocation along x (columns) and y (rows); per workgroup for `Workgroup`.
     fn block(self) -> (u32, u32) {
         match self {
             MatmulKernel::Naive => (1, 1),
-            MatmulKernel::Blocked => (4, 4),
-            MatmulKernel::Vec4 => (4, 4),
+            MatmulKernel::Blocked | MatmulKernel::Vec4 => (4, 4),
+            MatmulKernel::Vec4Tile8 | MatmulKernel::Texels8 => (8, 8),
             MatmulKernel::Vec4Tile16 | MatmulKernel::Texels16 => (16, 16),
+            MatmulKernel::Workgroup => (64, 64),
+        }
+    }
+
+    /// Whether it loads 4-wide, needing M, K and N multiples of 4.
+    fn wide(self) -> bool {
+        match self {
+            MatmulKernel::Naive | MatmulKernel::Blocked | MatmulKernel::Workgroup => false,
+            MatmulKernel::Vec4
+            | MatmulKernel::Vec4Tile8
+            | MatmulKernel::Vec4Tile16
+            | MatmulKernel::Texels8
+            | MatmulKernel::Texels16 => true,
+        }
+    }
+
+    /// The values of k one step of its loop over K takes.
+    fn k_per_step(self) -> u32 {
+        match self {
+            MatmulKernel::Naive | MatmulKernel::Blocked => 1,
+            MatmulKernel::Workgroup => 16,
+            MatmulKernel::Vec4
+            | MatmulKernel::Vec4Tile8
+            | MatmulKernel::Vec4Tile16
+            | MatmulKernel::Texels8
+            | MatmulKernel::Texels16 => 4,
+        }
+    }
+
+    /// Loop passes one step of k costs (the shared-memory kernel runs 16 k in an inner loop).
+    fn passes_per_step(self) -> u32 {
+        match self {
+            MatmulKernel::Workgroup => 18,
+            MatmulKernel::Naive
+            | MatmulKernel::Blocked
+            | MatmulKernel::Vec4
+            | MatmulKernel::Vec4Tile8
+            | MatmulKernel::Vec4Tile16
+            | MatmulKernel::Texels8
+            | MatmulKernel::Texels16 => 1,
         }
     }
 }
@@ -105,19 +174,34 @@ pub struct MatmulPlan {
 }
 
 impl MatmulPlan {
-    /// The plan for `a` and `y` of these shapes with `kernel`, or the fastest kernel the
-    /// shapes allow.
+    /// The plan for `a` and `y` of these shapes with `kernel`; without one, the kernel and
+    /// slicing the tuner measured fastest on this adapter (see `tune`), or where it does not
+    /// measure, the one the shapes' rules pick.
     pub fn new(gpu: &Gpu, m: MatMul, kernel: Option<MatmulKernel>, a: &Shape, b: &Shape, y: &Shape) -> Result<Self> {
         let sizes = Sizes::of(m, a, y);
-        let kernel = kernel.unwrap_or(match sizes.aligned() {
-            // A CPU adapter runs an invocation as one SIMD lane: heavy tiles pay there, and
-            // texel fetches beat its buffer loads.
-            true if gpu.info().device_type == wgpu::DeviceType::Cpu => MatmulKernel::Texels16,
-            true => MatmulKernel::Vec4,
-            false => MatmulKernel::Blocked,
-        });
-        let wide = matches!(kernel, MatmulKernel::Vec4 | MatmulKernel::Vec4Tile16 | MatmulKernel::Texels16);
-        if wide && !sizes.aligned() {
+        let kernel = match kernel {
+            Some(kernel) => kernel,
+            None => match tuned(gpu, m, sizes, a, b, y)? {
+                Some(plan) => return Ok(plan),
+                None => ruled_kernel(gpu, sizes),
+            },
+        };
+        Self::sliced(gpu, m, kernel, k_slicing(kernel, sizes), a, b, y)
+    }
+
+    /// The plan with `kernel` and K cut into `slicing` (or whole), cut further where the
+    /// adapter's loop budget needs it.
+    fn sliced(
+        gpu: &Gpu,
+        m: MatMul,
+        kernel: MatmulKernel,
+        slicing: Option<Slicing>,
+        a: &Shape,
+        b: &Shape,
+        y: &Shape,
+    ) -> Result<Self> {
+        let sizes = Sizes::of(m, a, y);
+        if kernel.wide() && !sizes.aligned() {
             return Err(Error::attribute(
                 "matmul",
                 format!(
@@ -129,8 +213,54 @@ impl MatmulPlan {
                 ),
             ));
         }
-        let slicing = within_budget(gpu, kernel, sizes, k_slicing(kernel, sizes), &[a, b])?;
+        let slicing = within_budget(gpu, kernel, sizes, slicing, &[a, b])?;
         Ok(MatmulPlan { m, kernel, sizes, slicing })
+    }
+
+    /// Every plan the tuner may time for these shapes: each kernel the shapes allow except the
+    /// naive baseline, with K whole, and where there are few invocations to share the work,
+    /// also cut into 2 to 32 slices.
+    pub fn candidates(gpu: &Gpu, m: MatMul, a: &Shape, b: &Shape, y: &Shape) -> Result<Vec<Self>> {
+        let sizes = Sizes::of(m, a, y);
+        let limit = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
+        let mut plans = Vec::new();
+        for kernel in MatmulKernel::ALL {
+            if kernel == MatmulKernel::Naive || (kernel.wide() && !sizes.aligned()) {
+                continue;
+            }
+            let steps = steps(kernel, sizes);
+            let (bx, by) = kernel.block();
+            let parallel = sizes.cols.div_ceil(bx) * sizes.rows.div_ceil(by) * sizes.batch;
+            let few = if kernel == MatmulKernel::Workgroup { parallel < 512 } else { parallel < 4096 };
+            for wanted in [1, 2, 4, 8, 16, 32] {
+                let slicing = (wanted > 1).then(|| Slicing::of(steps, wanted));
+                let partial = u64::from(sizes.batch * wanted * sizes.rows * sizes.cols) * 4;
+                let worth = wanted == 1 || (few && steps / wanted >= 8 && partial <= limit);
+                if !worth || plans.iter().any(|p: &MatmulPlan| p.kernel == kernel && p.slicing == slicing) {
+                    continue;
+                }
+                if let Ok(plan) = Self::sliced(gpu, m, kernel, slicing, a, b, y) {
+                    plans.push(plan);
+                }
+            }
+        }
+        Ok(plans)
+    }
+
+    /// The kernel this plan runs.
+    pub fn kernel_choice(&self) -> MatmulKernel {
+        self.kernel
+    }
+
+    /// The slices K is cut into (1: whole).
+    pub fn slices(&self) -> u32 {
+        self.slicing.map_or(1, |k| k.slices)
+    }
+
+    /// The plan's name in the tuner's cache and in profiles: its entry point and the slices of
+    /// K (`matmul_texels_16x16/4`).
+    pub fn choice(&self) -> String {
+        format!("{}/{}", self.kernel.entry(), self.slices())
     }
 
     /// The bytes of the partial products of a product split into slices of K.
@@ -145,19 +275,153 @@ impl MatmulPlan {
 
     /// The product's dispatches; `partial` is the scratch `scratch_bytes` asked for.
     pub fn kernel(&self, gpu: &Gpu, a: &B<'_>, b: &B<'_>, y: &B<'_>, partial: Option<&GpuBuffer>) -> Result<GpuKernel> {
+        self.kernel_with(gpu, a, b, y, partial, Epilogue::default())
+    }
+
+    /// The product's dispatches, storing what `epilogue` makes of each sum.
+    pub fn kernel_with(
+        &self,
+        gpu: &Gpu,
+        a: &B<'_>,
+        b: &B<'_>,
+        y: &B<'_>,
+        partial: Option<&GpuBuffer>,
+        epilogue: Epilogue<'_>,
+    ) -> Result<GpuKernel> {
+        if let Some(bias) = epilogue.bias
+            && (self.sizes.batch != 1 || bias.shape.numel() != self.sizes.cols as usize)
+        {
+            return Err(Error::attribute(
+                "linear",
+                format!("a bias of {} for y {}: one value per column of a 2-D product", bias.shape, y.shape),
+            ));
+        }
         let (Some(slicing), Some(shape)) = (self.slicing, self.partial_shape()) else {
-            return product(gpu, self.m, self.kernel, self.sizes, None, [a, b, y]).map(GpuKernel::from);
+            return product(gpu, self.m, self.kernel, self.sizes, None, epilogue, [a, b, y]).map(GpuKernel::from);
         };
         let partial = crate::fits(partial, shape.bytes(), "matmul partial products")?;
         let partial_bound = B { buffer: partial, shape: &shape, dtype: DType::F32 };
-        let first = product(gpu, self.m, self.kernel, self.sizes, Some(slicing), [a, b, &partial_bound])?;
-        let sum = sum_slices(gpu, partial, slicing.slices, self.sizes, y)?;
+        let plain = Epilogue::default();
+        let mut first = product(gpu, self.m, self.kernel, self.sizes, Some(slicing), plain, [a, b, &partial_bound])?;
+        first.label = format!("{}/{}", first.label, slicing.slices);
+        let sum = sum_slices(gpu, partial, slicing.slices, self.sizes, epilogue, y)?;
         Ok(GpuKernel::new(vec![first, sum]))
     }
 }
 
-/// A product's K cut into `slices` runs of `steps_per_slice` steps of k (4 k for the 4-wide
-/// kernels, one for the scalar ones; the last run possibly shorter, none empty).
+/// What a product stores for each sum: the sum itself, or plus a bias per column of y, or the
+/// ReLU of either (a fused `linear` op).
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    pub bias: Option<&'a B<'a>>,
+    pub relu: bool,
+}
+
+impl<'a> Epilogue<'a> {
+    fn constants(&self) -> [(&'static str, f64); 2] {
+        [("BIAS", f64::from(u8::from(self.bias.is_some()))), ("RELU", f64::from(u8::from(self.relu)))]
+    }
+
+    /// Binding 4: the bias, or where there is none `placeholder` (read-only, never read).
+    fn binding<'b>(&self, placeholder: &'b GpuBuffer) -> (u32, &'b GpuBuffer)
+    where
+        'a: 'b,
+    {
+        (4, self.bias.map_or(placeholder, |b| b.buffer))
+    }
+}
+
+/// Today's rules, for shapes the tuner leaves alone: on a CPU adapter the 16×16 texel tiles,
+/// elsewhere 4×4 blocks, scalar loads where the shapes are not multiples of 4.
+fn ruled_kernel(gpu: &Gpu, sizes: Sizes) -> MatmulKernel {
+    match sizes.aligned() {
+        // A CPU adapter runs an invocation as one SIMD lane: heavy tiles pay there, and
+        // texel fetches beat its buffer loads.
+        true if gpu.info().device_type == wgpu::DeviceType::Cpu => MatmulKernel::Texels16,
+        true => MatmulKernel::Vec4,
+        false => MatmulKernel::Blocked,
+    }
+}
+
+/// The plan the tuner keeps for this product, or `None` where it does not tune (turned off,
+/// a product too small to time, or no filesystem and no blocking waits, as in a browser).
+fn tuned(gpu: &Gpu, m: MatMul, sizes: Sizes, a: &Shape, b: &Shape, y: &Shape) -> Result<Option<MatmulPlan>> {
+    let flops = 2 * u64::from(sizes.rows) * u64::from(sizes.cols) * u64::from(sizes.inner) * u64::from(sizes.batch);
+    if flops < crate::tune::MIN_FLOPS {
+        return Ok(None);
+    }
+    let key = format!(
+        "matmul {}{} {}x{}x{}x{} {}{}",
+        u8::from(m.trans_a),
+        u8::from(m.trans_b),
+        sizes.batch,
+        sizes.rows,
+        sizes.inner,
+        sizes.cols,
+        a.rank(),
+        b.rank()
+    );
+    // The rules' kernel first: the others' warm-up runs are measured against it.
+    let mut candidates = MatmulPlan::candidates(gpu, m, a, b, y)?;
+    let rule = ruled_kernel(gpu, sizes);
+    candidates.sort_by_key(|plan| plan.kernel != rule);
+    let named: Vec<(String, MatmulPlan)> = candidates.iter().map(|plan| (plan.choice(), *plan)).collect();
+    let names: Vec<&str> = named.iter().map(|(name, _)| name.as_str()).collect();
+    let mut bench = None;
+    let chosen = crate::tune::choose(gpu, &key, &names, |name| {
+        let Some(index) = named.iter().position(|(n, _)| n == name) else { return Ok(None) };
+        let bench = match &mut bench {
+            Some(bench) => bench,
+            None => bench.insert(Bench::new(gpu, a, b, y, &named)?),
+        };
+        bench.time(gpu, index, &named[index].1).map(Some)
+    })?;
+    Ok(chosen.and_then(|name| named.into_iter().find(|(n, _)| *n == name).map(|(_, plan)| plan)))
+}
+
+/// Operands and output of one product's shapes on the device, zero-filled, for timing its
+/// candidate plans.
+struct Bench {
+    a: (GpuBuffer, Shape),
+    b: (GpuBuffer, Shape),
+    y: (GpuBuffer, Shape),
+    partial: Option<GpuBuffer>,
+    /// Each candidate's kernel, by its index, built on its first run.
+    kernels: HashMap<usize, GpuKernel>,
+}
+
+impl Bench {
+    fn new(gpu: &Gpu, a: &Shape, b: &Shape, y: &Shape, plans: &[(String, MatmulPlan)]) -> Result<Self> {
+        let alloc =
+            |shape: &Shape, label: &str| Ok::<_, Error>((gpu.alloc(shape.bytes().max(4), label)?, shape.clone()));
+        let partial = plans.iter().filter_map(|(_, p)| p.scratch_bytes()).max();
+        Ok(Bench {
+            a: alloc(a, "tuning a")?,
+            b: alloc(b, "tuning b")?,
+            y: alloc(y, "tuning y")?,
+            partial: partial.map(|bytes| gpu.alloc(bytes, "tuning partial products")).transpose()?,
+            kernels: HashMap::new(),
+        })
+    }
+
+    /// Seconds one run of candidate `index`, `plan`, takes on the device.
+    fn time(&mut self, gpu: &Gpu, index: usize, plan: &MatmulPlan) -> Result<f64> {
+        if !self.kernels.contains_key(&index) {
+            let (a, b, y) = (bound(&self.a), bound(&self.b), bound(&self.y));
+            let kernel = plan.kernel(gpu, &a, &b, &y, self.partial.as_ref())?;
+            self.kernels.insert(index, kernel);
+        }
+        let dispatches: Vec<&Dispatch> = self.kernels[&index].dispatches.iter().collect();
+        crate::tune::time(gpu, &dispatches)
+    }
+}
+
+fn bound((buffer, shape): &(GpuBuffer, Shape)) -> B<'_> {
+    B { buffer, shape, dtype: DType::F32 }
+}
+
+/// A product's K cut into `slices` runs of `steps_per_slice` steps of k (see
+/// `MatmulKernel::k_per_step`; the last run possibly shorter, none empty).
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Slicing {
     steps_per_slice: u32,
@@ -175,10 +439,7 @@ impl Slicing {
 
 /// The steps of k an invocation of `kernel` takes.
 fn steps(kernel: MatmulKernel, s: Sizes) -> u32 {
-    match kernel {
-        MatmulKernel::Naive | MatmulKernel::Blocked => s.inner,
-        MatmulKernel::Vec4 | MatmulKernel::Vec4Tile16 | MatmulKernel::Texels16 => s.inner / 4,
-    }
+    s.inner.div_ceil(kernel.k_per_step())
 }
 
 /// `slicing`, or where an invocation's loop over k would pass the adapter's loop budget, K cut
@@ -192,11 +453,12 @@ fn within_budget(
 ) -> Result<Option<Slicing>> {
     let Some(budget) = crate::loop_budget(gpu) else { return Ok(slicing) };
     let total = steps(kernel, s);
-    let longest = slicing.map_or(total, |k| k.steps_per_slice) as usize;
-    if longest < budget {
+    let per_step = kernel.passes_per_step();
+    let longest = slicing.map_or(total, |k| k.steps_per_slice);
+    if (longest * per_step) < budget as u32 {
         return Ok(slicing);
     }
-    let split = Slicing::of(total, total.div_ceil(budget as u32 - 1));
+    let split = Slicing::of(total, (total * per_step).div_ceil(budget as u32 - 1));
     crate::check_loops(gpu, "matmul_sum_slices", split.slices as usize + 1, shapes)?;
     Ok(Some(split))
 }
@@ -226,6 +488,7 @@ fn product(
     kernel: MatmulKernel,
     s: Sizes,
     slicing: Option<Slicing>,
+    epilogue: Epilogue<'_>,
     [a, b, y]: [&B<'_>; 3],
 ) -> Result<Dispatch> {
     let params = Params {
@@ -241,7 +504,8 @@ fn product(
     let depth = s.batch * slicing.map_or(1, |k| k.slices);
     let (block_x, block_y) = kernel.block();
     let invocations = [s.cols.div_ceil(block_x), s.rows.div_ceil(block_y)];
-    let [wx, wy] = workgroup_shape(invocations, depth);
+    // The shared-memory kernel's workgroup is its tile; the others' is chosen to fit.
+    let [wx, wy] = if kernel == MatmulKernel::Workgroup { [1, 1] } else { workgroup_shape(invocations, depth) };
     let workgroups = [invocations[0].div_ceil(wx), invocations[1].div_ceil(wy), depth];
     let max = gpu.limits().max_compute_workgroups_per_dimension;
     if workgroups.iter().any(|&w| w > max) {
@@ -250,9 +514,11 @@ fn product(
             format!("grid {workgroups:?} for y {} exceeds {max} workgroups per axis", y.shape),
         ));
     }
-    let texels = if kernel == MatmulKernel::Texels16 { texel_uploads(gpu, a, b)? } else { None };
+    let texels =
+        if matches!(kernel, MatmulKernel::Texels8 | MatmulKernel::Texels16) { texel_uploads(gpu, a, b)? } else { None };
     let kernel = match (kernel, &texels) {
         (MatmulKernel::Texels16, None) => MatmulKernel::Vec4Tile16,
+        (MatmulKernel::Texels8, None) => MatmulKernel::Vec4Tile8,
         (kernel, _) => kernel,
     };
     let mut constants = vec![
@@ -261,13 +527,15 @@ fn product(
         ("WORKGROUP_X", f64::from(wx)),
         ("WORKGROUP_Y", f64::from(wy)),
     ];
-    let bindings = match texels {
+    constants.extend(epilogue.constants());
+    let mut bindings = match texels {
         Some(_) => {
             constants.push(("TEXELS_PER_ROW", f64::from(TEXELS_PER_ROW)));
             vec![(3, y.buffer)]
         }
         None => vec![(1, a.buffer), (2, b.buffer), (3, y.buffer)],
     };
+    bindings.push(epilogue.binding(a.buffer));
     let launch = Launch {
         shader: MATMUL,
         entry: kernel.entry(),
@@ -282,16 +550,26 @@ fn product(
     }
 }
 
-/// `y[b] = Σ_s partial[b · slices + s]` over the K-slices of a split product, in order.
-fn sum_slices(gpu: &Gpu, partial: &GpuBuffer, slices: u32, s: Sizes, y: &B<'_>) -> Result<Dispatch> {
+/// `y[b] = Σ_s partial[b · slices + s]` over the K-slices of a split product, in order, finished
+/// by `epilogue`.
+fn sum_slices(
+    gpu: &Gpu,
+    partial: &GpuBuffer,
+    slices: u32,
+    s: Sizes,
+    epilogue: Epilogue<'_>,
+    y: &B<'_>,
+) -> Result<Dispatch> {
     let params =
         Params { m: s.rows, n: s.cols, k: s.batch, steps_per_slice: 0, stride_a: 0, stride_b: 0, stride_y: 0, slices };
+    let mut constants = vec![("WORKGROUP_X", 64.0), ("WORKGROUP_Y", 1.0)];
+    constants.extend(epilogue.constants());
     let launch = Launch {
         shader: MATMUL,
         entry: "matmul_sum_slices",
-        constants: vec![("WORKGROUP_X", 64.0), ("WORKGROUP_Y", 1.0)],
+        constants,
         params: bytemuck::bytes_of(&params),
-        bindings: vec![(1, partial), (3, y.buffer)],
+        bindings: vec![(1, partial), (3, y.buffer), epilogue.binding(partial)],
         workgroups: grid_1d(gpu, (s.batch * s.rows * s.cols) as usize),
     };
     launch.build(gpu)

@@ -80,7 +80,16 @@ fn tiles(pool: &Pool2d, x: &[usize]) -> bool {
 
 /// `dx` gathered from the windows over each element of x, or written window by window where
 /// the windows tile x.
-pub fn pool2d_backward(gpu: &Gpu, pool: &Pool2d, x: &B<'_>, y: &B<'_>, dy: &B<'_>, dx: &B<'_>) -> Result<Dispatch> {
+/// `dx` of the pooling, or with `relu` the ReLU's gradient at `x` of it (`pool2d_backward_relu`).
+pub fn pool2d_backward(
+    gpu: &Gpu,
+    pool: &Pool2d,
+    relu: bool,
+    x: &B<'_>,
+    y: &B<'_>,
+    dy: &B<'_>,
+    dx: &B<'_>,
+) -> Result<Dispatch> {
     let tiled = tiles(pool, x.shape.dims());
     // Tiled: a window scanned twice (its extreme, then its gradient); else every window over
     // an element scanned (as many as fit in a kernel row and column, stride apart).
@@ -89,7 +98,8 @@ pub fn pool2d_backward(gpu: &Gpu, pool: &Pool2d, x: &B<'_>, y: &B<'_>, dy: &B<'_
         if tiled { 2 * window_passes(pool) } else { rows + 1 + rows * (cols + 1 + cols * window_passes(pool)) };
     crate::check_loops(gpu, pool.backward_name(), passes, &[x.shape])?;
     let n = if tiled { y.shape.numel() } else { dx.shape.numel() };
-    let (params, constants) = params(pool, x.shape.dims(), y.shape.dims(), n);
+    let (params, mut constants) = params(pool, x.shape.dims(), y.shape.dims(), n);
+    constants.push(("RELU", f64::from(u8::from(relu))));
     let launch = Launch {
         shader: POOL,
         entry: if tiled { "pool2d_backward_tiled" } else { pool.backward_name() },

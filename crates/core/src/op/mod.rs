@@ -37,6 +37,13 @@ pub enum Op {
     /// Persistent state: parameters, optimizer buffers, running statistics, constants.
     Variable,
     MatMul(MatMul),
+    /// `(x, w, b [N])` → `matmul(x, w) + b` over a 2-D product's columns, with `relu` its
+    /// ReLU: a linear layer in one kernel. Formed by `kiln_graph::fuse` after differentiation
+    /// (the unfused nodes carry its gradient), never by a model.
+    Linear {
+        matmul: MatMul,
+        relu: bool,
+    },
     Add,
     Sub,
     Mul,
@@ -104,6 +111,10 @@ pub enum Op {
     },
     /// `(x [N,C,H,W], w [O,C/g,kH,kW], b [O]?)` → `[N,O,H',W']`.
     Conv2d(Conv2d),
+    /// `(x, w, b?)` → `max(conv2d(x, w, b), 0)`: a convolution and the ReLU after it in one
+    /// kernel. Formed by `kiln_graph::fuse` after differentiation (its gradient is the pair's,
+    /// which the unfused nodes carry), never by a model.
+    Conv2dRelu(Conv2d),
     /// `(dy [N,O,H',W'], w)` → dx `[N,C,H,W]` with `H,W = input_hw`; output positions past
     /// dy's extent count as zero (so it also serves `conv_transpose2d`).
     Conv2dBackwardInput {
@@ -123,6 +134,10 @@ pub enum Op {
     Pool2d(Pool2d),
     /// `(x, y, dy)` → dx.
     Pool2dBackward(Pool2d),
+    /// `(x, y, dy)` → the ReLU's gradient at `x` of the pooling's: `dx` where `x > 0`, else 0.
+    /// The pooling of a ReLU's output and the ReLU's gradient after it in one kernel, formed
+    /// by `kiln_graph::fuse`.
+    Pool2dBackwardRelu(Pool2d),
     /// `x [N,C,…]` → `[2,C]`: per-channel mean and biased variance over every other axis.
     BatchNormStats,
     /// `(x, stats [2,C], gamma [C], beta [C])`: `γ(x - mean)/√(var + eps) + β`.
@@ -236,6 +251,8 @@ impl Op {
             Op::Input => "input",
             Op::Variable => "variable",
             Op::MatMul(_) => "matmul",
+            Op::Linear { relu: false, .. } => "linear",
+            Op::Linear { relu: true, .. } => "linear_relu",
             Op::Add => "add",
             Op::Sub => "sub",
             Op::Mul => "mul",
@@ -265,11 +282,13 @@ impl Op {
             Op::Loss(kind) => kind.name(),
             Op::LossBackward { kind, wrt_target } => kind.backward_name(*wrt_target),
             Op::Conv2d(_) => "conv2d",
+            Op::Conv2dRelu(_) => "conv2d_relu",
             Op::Conv2dBackwardInput { .. } => "conv2d_backward_input",
             Op::Conv2dBackwardWeight { .. } => "conv2d_backward_weight",
             Op::ConvTranspose2d { .. } => "conv_transpose2d",
             Op::Pool2d(p) => p.name(),
             Op::Pool2dBackward(p) => p.backward_name(),
+            Op::Pool2dBackwardRelu(_) => "pool2d_backward_relu",
             Op::BatchNormStats => "batch_norm_stats",
             Op::BatchNorm { .. } => "batch_norm",
             Op::BatchNormBackwardReduce { .. } => "batch_norm_backward_reduce",
@@ -300,6 +319,7 @@ impl Op {
             Op::Variable => Role::Variable,
             Op::Reshape(_) => Role::View,
             Op::MatMul(_)
+            | Op::Linear { .. }
             | Op::Add
             | Op::Sub
             | Op::Mul
@@ -328,11 +348,13 @@ impl Op {
             | Op::Loss(_)
             | Op::LossBackward { .. }
             | Op::Conv2d(_)
+            | Op::Conv2dRelu(_)
             | Op::Conv2dBackwardInput { .. }
             | Op::Conv2dBackwardWeight { .. }
             | Op::ConvTranspose2d { .. }
             | Op::Pool2d(_)
             | Op::Pool2dBackward(_)
+            | Op::Pool2dBackwardRelu(_)
             | Op::BatchNormStats
             | Op::BatchNorm { .. }
             | Op::BatchNormBackwardReduce { .. }
@@ -365,6 +387,7 @@ impl Op {
             Op::Input
             | Op::Variable
             | Op::MatMul(_)
+            | Op::Linear { .. }
             | Op::Add
             | Op::Sub
             | Op::Mul
@@ -394,11 +417,13 @@ impl Op {
             | Op::Loss(_)
             | Op::LossBackward { .. }
             | Op::Conv2d(_)
+            | Op::Conv2dRelu(_)
             | Op::Conv2dBackwardInput { .. }
             | Op::Conv2dBackwardWeight { .. }
             | Op::ConvTranspose2d { .. }
             | Op::Pool2d(_)
             | Op::Pool2dBackward(_)
+            | Op::Pool2dBackwardRelu(_)
             | Op::BatchNormStats
             | Op::BatchNorm { .. }
             | Op::BatchNormBackwardReduce { .. }
@@ -443,6 +468,7 @@ impl Op {
             Op::Input
             | Op::Variable
             | Op::MatMul(_)
+            | Op::Linear { .. }
             | Op::Add
             | Op::Sub
             | Op::Mul
@@ -468,11 +494,13 @@ impl Op {
             | Op::Loss(_)
             | Op::LossBackward { .. }
             | Op::Conv2d(_)
+            | Op::Conv2dRelu(_)
             | Op::Conv2dBackwardInput { .. }
             | Op::Conv2dBackwardWeight { .. }
             | Op::ConvTranspose2d { .. }
             | Op::Pool2d(_)
             | Op::Pool2dBackward(_)
+            | Op::Pool2dBackwardRelu(_)
             | Op::BatchNormStats
             | Op::BatchNorm { .. }
             | Op::BatchNormBackwardReduce { .. }
@@ -518,6 +546,7 @@ impl Op {
             Op::Input
             | Op::Variable
             | Op::MatMul(_)
+            | Op::Linear { .. }
             | Op::Add
             | Op::Sub
             | Op::Mul
@@ -547,11 +576,13 @@ impl Op {
             | Op::Loss(_)
             | Op::LossBackward { .. }
             | Op::Conv2d(_)
+            | Op::Conv2dRelu(_)
             | Op::Conv2dBackwardInput { .. }
             | Op::Conv2dBackwardWeight { .. }
             | Op::ConvTranspose2d { .. }
             | Op::Pool2d(_)
             | Op::Pool2dBackward(_)
+            | Op::Pool2dBackwardRelu(_)
             | Op::BatchNormStats
             | Op::BatchNorm { .. }
             | Op::BatchNormBackwardReduce { .. }
@@ -583,6 +614,7 @@ impl Op {
                 shape.clone()
             }
             Op::MatMul(m) => matmul_shape(*m, inputs)?,
+            Op::Linear { matmul, .. } => linear_shape(*matmul, inputs)?,
             Op::Add | Op::Sub | Op::Mul | Op::Div => {
                 let [a, b] = floats::<2>(name, inputs)?;
                 crate::broadcast_shapes(name, a, b)?
@@ -624,7 +656,7 @@ impl Op {
                 same(name, "pred and target must have the same shape", pred, target)?;
                 pred.clone()
             }
-            Op::Conv2d(c) => spatial::conv2d_shape(name, c, inputs)?,
+            Op::Conv2d(c) | Op::Conv2dRelu(c) => spatial::conv2d_shape(name, c, inputs)?,
             Op::Conv2dBackwardInput { conv, input_hw } => spatial::conv2d_input_shape(name, conv, *input_hw, inputs)?,
             Op::Conv2dBackwardWeight { conv, kernel_hw } => {
                 spatial::conv2d_weight_shape(name, conv, *kernel_hw, inputs)?
@@ -633,7 +665,7 @@ impl Op {
                 spatial::conv_transpose2d_shape(name, conv, *output_padding, inputs)?
             }
             Op::Pool2d(p) => spatial::pool2d_shape(name, p, inputs)?,
-            Op::Pool2dBackward(p) => spatial::pool2d_backward_shape(name, p, inputs)?,
+            Op::Pool2dBackward(p) | Op::Pool2dBackwardRelu(p) => spatial::pool2d_backward_shape(name, p, inputs)?,
             Op::BatchNormStats => norm::batch_norm_shape(name, BatchNormPart::Stats, inputs)?,
             Op::BatchNorm { .. } => norm::batch_norm_shape(name, BatchNormPart::Apply, inputs)?,
             Op::BatchNormBackwardReduce { .. } => norm::batch_norm_shape(name, BatchNormPart::BackwardReduce, inputs)?,

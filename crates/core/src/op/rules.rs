@@ -74,6 +74,21 @@ pub(super) fn matmul_shape(m: MatMul, inputs: &[In<'_>]) -> Result<Shape> {
     Ok(Shape(batch.into_iter().chain([rows, cols]).collect()))
 }
 
+/// `linear`'s `(x, w, b)`: a 2-D product and one bias value per column of it.
+pub(super) fn linear_shape(m: MatMul, inputs: &[In<'_>]) -> Result<Shape> {
+    let [_, _, b] = floats::<3>("linear", inputs)?;
+    let y = matmul_shape(m, &inputs[..2])?;
+    if y.rank() != 2 || b.0 != [y.0[1]] {
+        return Err(Error::shape(
+            "linear",
+            "the bias holds one value per column of a 2-D product",
+            format!("[{}]", y.0[y.rank() - 1]),
+            b,
+        ));
+    }
+    Ok(y)
+}
+
 /// The ops of PReLU's family.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum PreluPart {
