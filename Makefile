@@ -25,10 +25,11 @@ demo: deps
 	cargo run --release -- train --model mlp --optimizer adam --lr 1e-3 --schedule cosine --batch 64 --epochs 10 --validation 0 --seed 1 \
 		--data $(DATA) --metrics-json target/demo-metrics.json --checkpoint target/demo-mlp.safetensors --plots target/demo-plots
 
-# Ends with one 'N passed, M failed' line summed over every test binary.
+# Ends with one 'N passed, M failed' line summed over every test binary. The tests keep their
+# own tuning cache: kernels timed while tests share the cores are no choice for real runs.
 test: deps web-build
 	@mkdir -p target
-	set -o pipefail; cargo test --workspace --features mpi 2>&1 | tee target/test.log
+	set -o pipefail; KILN_TUNE_CACHE=$(CURDIR)/target/test-tune.json cargo test --workspace --features mpi 2>&1 | tee target/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {print p " passed, " f " failed"}' target/test.log
 
 deps: toolchain vulkan data text mpi

@@ -120,6 +120,30 @@ fn options(data: &str) -> kiln::cli::train::TrainArgs {
     Wrapper::parse_from(["kiln", "--data", data, "--validation", "200", "--batch", "50", "--epochs", "1"]).opts
 }
 
+/// The tuner's and the fusion's switches: an unknown value is refused by name with the values
+/// it takes; a damaged or unwritable tuning cache is measured around (a warning), never fatal,
+/// and a damaged one is replaced by a valid cache.
+#[test]
+fn tuning_and_fusion_settings_are_checked_and_a_bad_cache_is_survived() {
+    let profile = ["profile", "--model", "cnn", "--batch", "8", "--steps", "1"];
+    refused(&profile, &[("KILN_TUNE", "sometimes")], &["KILN_TUNE=sometimes", "off", "cached", "full"]);
+    refused(&profile, &[("KILN_FUSE", "maybe")], &["KILN_FUSE=maybe", "on", "off"]);
+    let dir = scratch("tune-cache");
+    let damaged = dir.join("tune.json");
+    std::fs::write(&damaged, "{\"version\": 1, \"choices\": [not json").expect("write");
+    let cache = damaged.to_string_lossy().to_string();
+    let (ok, text) = kiln(&profile, &[("KILN_TUNE_CACHE", &cache), ("RUST_LOG", "warn")]);
+    assert!(ok && !text.contains("panicked"), "{text}");
+    assert!(text.contains("not a version-1 tuning cache"), "the damage is reported: {text}");
+    let replaced: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&damaged).expect("read")).expect("valid JSON again");
+    assert!(replaced["choices"].as_object().is_some_and(|c| !c.is_empty()), "{replaced}");
+    // A cache under a file cannot be written: the choices stay in the process.
+    let unwritable = damaged.join("below-a-file.json").to_string_lossy().to_string();
+    let (ok, text) = kiln(&profile, &[("KILN_TUNE_CACHE", &unwritable), ("KILN_TUNE", "full")]);
+    assert!(ok && !text.contains("panicked"), "{text}");
+}
+
 #[test]
 fn environment_variables_out_of_range_are_refused_by_name() {
     for value in ["-1", "inf", "nan", "1e20", "abc", "0"] {

@@ -232,6 +232,9 @@ impl MatmulPlan {
             let (bx, by) = kernel.block();
             let parallel = sizes.cols.div_ceil(bx) * sizes.rows.div_ceil(by) * sizes.batch;
             let few = if kernel == MatmulKernel::Workgroup { parallel < 512 } else { parallel < 4096 };
+            // A long K also reads more of A and B than a cache holds: slices keep each pass's
+            // rows and columns cached (the partial products cost a write and a read of y each).
+            let few = few || steps >= 256;
             for wanted in [1, 2, 4, 8, 16, 32] {
                 let slicing = (wanted > 1).then(|| Slicing::of(steps, wanted));
                 let partial = u64::from(sizes.batch * wanted * sizes.rows * sizes.cols) * 4;
