@@ -101,6 +101,9 @@ fn every_candidate_of_the_tuner_matches_the_reference() {
             "{kernel:?} never tried with K in slices"
         );
     }
+    for rows in ["/rows4", "/rows2"] {
+        assert!(tried.iter().any(|c| c.ends_with(rows)), "no candidate in workgroups {rows}");
+    }
 }
 
 /// Every candidate also stores a bias per column and its ReLU right (`linear`), K whole or

@@ -163,15 +163,22 @@ impl Sizes {
     }
 }
 
-/// How a product `y = op(a)·op(b)` runs: its kernel, and whether K is cut into slices summed
-/// by a second dispatch (their partial products then need a scratch buffer).
+/// How a product `y = op(a)·op(b)` runs: its kernel, whether K is cut into slices summed by a
+/// second dispatch (their partial products then need a scratch buffer), and how many rows of
+/// invocations a workgroup spans at most.
 #[derive(Clone, Copy, Debug)]
 pub struct MatmulPlan {
     m: MatMul,
     kernel: MatmulKernel,
     sizes: Sizes,
     slicing: Option<Slicing>,
+    workgroup_rows: u32,
 }
+
+/// The rows of invocations a workgroup spans at most, unless the tuner measured fewer better
+/// (a product whose rows of tiles are not a multiple of 8 leaves the last workgroups' rows
+/// idle: 18 rows of tiles take 24 in workgroups 8 rows tall, 18 in workgroups 2 rows tall).
+const WORKGROUP_ROWS: u32 = 8;
 
 impl MatmulPlan {
     /// The plan for `a` and `y` of these shapes with `kernel`; without one, the kernel and
@@ -214,12 +221,12 @@ impl MatmulPlan {
             ));
         }
         let slicing = within_budget(gpu, kernel, sizes, slicing, &[a, b])?;
-        Ok(MatmulPlan { m, kernel, sizes, slicing })
+        Ok(MatmulPlan { m, kernel, sizes, slicing, workgroup_rows: WORKGROUP_ROWS })
     }
 
     /// Every plan the tuner may time for these shapes: each kernel the shapes allow except the
-    /// naive baseline, with K whole, and where there are few invocations to share the work,
-    /// also cut into 2 to 32 slices.
+    /// naive baseline, with K whole, and where there are few invocations to share the work or K
+    /// is long, also cut into 2 to 32 slices; K whole also in workgroups 4 and 2 rows tall.
     pub fn candidates(gpu: &Gpu, m: MatMul, a: &Shape, b: &Shape, y: &Shape) -> Result<Vec<Self>> {
         let sizes = Sizes::of(m, a, y);
         let limit = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
@@ -246,6 +253,13 @@ impl MatmulPlan {
                     plans.push(plan);
                 }
             }
+            let whole = plans.iter().find(|p| p.kernel == kernel && p.slicing.is_none()).copied();
+            if let Some(whole) = whole
+                && kernel != MatmulKernel::Workgroup
+                && sizes.rows.div_ceil(by) > 2
+            {
+                plans.extend([4, 2].map(|rows| MatmulPlan { workgroup_rows: rows, ..whole }));
+            }
         }
         Ok(plans)
     }
@@ -260,10 +274,12 @@ impl MatmulPlan {
         self.slicing.map_or(1, |k| k.slices)
     }
 
-    /// The plan's name in the tuner's cache and in profiles: its entry point and the slices of
-    /// K (`matmul_texels_16x16/4`).
+    /// The plan's name in the tuner's cache: its entry point, the slices of K and, where not 8,
+    /// the workgroup's rows (`matmul_texels_16x16/4`, `matmul_texels_16x16/1/rows2`).
     pub fn choice(&self) -> String {
-        format!("{}/{}", self.kernel.entry(), self.slices())
+        let rows =
+            if self.workgroup_rows == WORKGROUP_ROWS { String::new() } else { format!("/rows{}", self.workgroup_rows) };
+        format!("{}/{}{rows}", self.kernel.entry(), self.slices())
     }
 
     /// The bytes of the partial products of a product split into slices of K.
@@ -300,12 +316,12 @@ impl MatmulPlan {
             ));
         }
         let (Some(slicing), Some(shape)) = (self.slicing, self.partial_shape()) else {
-            return product(gpu, self.m, self.kernel, self.sizes, None, epilogue, [a, b, y]).map(GpuKernel::from);
+            return product(gpu, self, None, epilogue, [a, b, y]).map(GpuKernel::from);
         };
         let partial = crate::fits(partial, shape.bytes(), "matmul partial products")?;
         let partial_bound = B { buffer: partial, shape: &shape, dtype: DType::F32 };
         let plain = Epilogue::default();
-        let mut first = product(gpu, self.m, self.kernel, self.sizes, Some(slicing), plain, [a, b, &partial_bound])?;
+        let mut first = product(gpu, self, Some(slicing), plain, [a, b, &partial_bound])?;
         first.label = format!("{}/{}", first.label, slicing.slices);
         let sum = sum_slices(gpu, partial, slicing.slices, self.sizes, epilogue, y)?;
         Ok(GpuKernel::new(vec![first, sum]))
@@ -487,13 +503,12 @@ fn k_slicing(kernel: MatmulKernel, s: Sizes) -> Option<Slicing> {
 /// its slice's steps of k into plane z of `y`.
 fn product(
     gpu: &Gpu,
-    m: MatMul,
-    kernel: MatmulKernel,
-    s: Sizes,
+    plan: &MatmulPlan,
     slicing: Option<Slicing>,
     epilogue: Epilogue<'_>,
     [a, b, y]: [&B<'_>; 3],
 ) -> Result<Dispatch> {
+    let (m, kernel, s) = (plan.m, plan.kernel, plan.sizes);
     let params = Params {
         m: s.rows,
         n: s.cols,
@@ -508,7 +523,10 @@ fn product(
     let (block_x, block_y) = kernel.block();
     let invocations = [s.cols.div_ceil(block_x), s.rows.div_ceil(block_y)];
     // The shared-memory kernel's workgroup is its tile; the others' is chosen to fit.
-    let [wx, wy] = if kernel == MatmulKernel::Workgroup { [1, 1] } else { workgroup_shape(invocations, depth) };
+    let [wx, wy] = match kernel {
+        MatmulKernel::Workgroup => [1, 1],
+        _ => workgroup_shape(invocations, depth, plan.workgroup_rows),
+    };
     let workgroups = [invocations[0].div_ceil(wx), invocations[1].div_ceil(wy), depth];
     let max = gpu.limits().max_compute_workgroups_per_dimension;
     if workgroups.iter().any(|&w| w > max) {
@@ -591,11 +609,11 @@ fn texel_uploads(gpu: &Gpu, a: &B<'_>, b: &B<'_>) -> Result<Option<Vec<(u32, Upl
     Ok(Some(texels))
 }
 
-/// The workgroup's shape over `[x, y]` invocations: 64 of them, no taller than the rows of
-/// tiles there are (so none idles), halved while that leaves fewer than 16 workgroups, so that
-/// every core of a CPU adapter stays busy.
-fn workgroup_shape([x, y]: [u32; 2], batch: u32) -> [u32; 2] {
-    let wy = y.next_power_of_two().clamp(1, 8);
+/// The workgroup's shape over `[x, y]` invocations: 64 of them, at most `rows` tall and no
+/// taller than the rows of tiles there are (so none idles), halved while that leaves fewer than
+/// 16 workgroups, so that every core of a CPU adapter stays busy.
+fn workgroup_shape([x, y]: [u32; 2], batch: u32, rows: u32) -> [u32; 2] {
+    let wy = y.next_power_of_two().clamp(1, rows);
     let mut shape = [(64 / wy).min(x.next_power_of_two().max(1)), wy];
     while shape[0] * shape[1] > 1 && x.div_ceil(shape[0]) * y.div_ceil(shape[1]) * batch < 16 {
         let larger = usize::from(shape[1] > shape[0]);
