@@ -18,10 +18,12 @@
 // Register blocking wins on lavapipe (a workgroup runs on one CPU thread, barriers are
 // coroutine switches), where shared-memory tiling measured slower than the naive kernel.
 // Every kernel stores through `finish`, which can add a bias per column of y and apply a ReLU
-// (BIAS, RELU: a fused `linear` op), computed as the `add` and `relu` kernels compute them;
-// with K split, the partial products store plain sums and matmul_sum_slices finishes them.
+// (BIAS, RELU: a fused `linear` op), or keep the sum only where a tensor of y's shape is
+// positive (RELU_MASK: ReLU's gradient there, a fused `matmul_relu_backward`), computed as the
+// `add`, `relu` and `relu_backward` kernels compute them; with K split, the partial products
+// store plain sums and matmul_sum_slices finishes them.
 // Bindings: 0 params, 1 a, 2 b, 3 y (as f32 or vec4 arrays, a and b as textures for the texel
-// kernel), 4 the bias (another read-only buffer in its place when BIAS is off).
+// kernel), 4 the bias, 5 the mask (another read-only buffer in the place of either when off).
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -32,6 +34,7 @@ override WORKGROUP_X: u32 = 8u;
 override WORKGROUP_Y: u32 = 8u;
 override BIAS: bool = false;
 override RELU: bool = false;
+override RELU_MASK: bool = false;
 
 
 struct Params {
@@ -56,20 +59,24 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y4: array<vec4f>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> bias4: array<vec4f>;
+@group(0) @binding(5) var<storage, read> mask: array<f32>;
+@group(0) @binding(5) var<storage, read> mask4: array<vec4f>;
 
-// The value stored for sum v at column col of y.
-fn finish(v: f32, col: u32) -> f32 {
+// The value stored for sum v at element at, column col of y.
+fn finish(v: f32, at: u32, col: u32) -> f32 {
     var r = v;
     if (BIAS) { r = r + bias[col]; }
     if (RELU) { r = max(r, 0.0); }
+    if (RELU_MASK) { r = select(0.0, r, mask[at] > 0.0); }
     return r;
 }
 
-// The same for columns 4·col4 .. 4·col4 + 3.
-fn finish4(v: vec4f, col4: u32) -> vec4f {
+// The same for the vec4 at (columns 4·col4 .. 4·col4 + 3).
+fn finish4(v: vec4f, at: u32, col4: u32) -> vec4f {
     var r = v;
     if (BIAS) { r = r + bias4[col4]; }
     if (RELU) { r = max(r, vec4f(0.0)); }
+    if (RELU_MASK) { r = select(vec4f(0.0), r, mask4[at] > vec4f(0.0)); }
     return r;
 }
 
@@ -108,7 +115,8 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3u) {
     for (var k = ks.x; k < ks.y; k++) {
         acc += a_at(base_a, row, k) * b_at(base_b, k, col);
     }
-    y[gid.z * p.stride_y + row * p.n + col] = finish(acc, col);
+    let at = gid.z * p.stride_y + row * p.n + col;
+    y[at] = finish(acc, at, col);
 }
 
 // Edge indices are clamped so the inner loop has no branches; only valid outputs are stored.
@@ -138,7 +146,8 @@ fn matmul(@builtin(global_invocation_id) gid: vec3u) {
     for (var i = 0u; i < 4u; i++) {
         for (var j = 0u; j < 4u; j++) {
             if (row0 + i < p.m && col0 + j < p.n) {
-                y[base_y + (row0 + i) * p.n + col0 + j] = finish(block[i][j], col0 + j);
+                let at = base_y + (row0 + i) * p.n + col0 + j;
+                y[at] = finish(block[i][j], at, col0 + j);
             }
         }
     }
@@ -187,10 +196,10 @@ fn store_block(base: u32, row4: u32, col4: u32, block: mat4x4f) {
     let nq = p.n / 4u;
     if (row4 >= p.m / 4u || col4 >= nq) { return; }
     let at = base + row4 * 4u * nq + col4;
-    y4[at] = finish4(block[0], col4);
-    y4[at + nq] = finish4(block[1], col4);
-    y4[at + 2u * nq] = finish4(block[2], col4);
-    y4[at + 3u * nq] = finish4(block[3], col4);
+    y4[at] = finish4(block[0], at, col4);
+    y4[at + nq] = finish4(block[1], at + nq, col4);
+    y4[at + 2u * nq] = finish4(block[2], at + 2u * nq, col4);
+    y4[at + 3u * nq] = finish4(block[3], at + 3u * nq, col4);
 }
 
 // One 4×4 block of y per invocation, accumulated as a mat4x4 product (`b · a`: column r is
@@ -437,7 +446,8 @@ fn matmul_workgroup(@builtin(global_invocation_id) gid: vec3u, @builtin(local_in
     for (var i = 0u; i < 4u; i++) {
         for (var j = 0u; j < 4u; j++) {
             if (row + i < p.m && col + j < p.n) {
-                y[base_y + (row + i) * p.n + col + j] = finish(block[i][j], col + j);
+                let at = base_y + (row + i) * p.n + col + j;
+                y[at] = finish(block[i][j], at, col + j);
             }
         }
     }
@@ -456,5 +466,5 @@ fn matmul_sum_slices(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
     for (var s = 0u; s < p.slices; s++) {
         acc += a[first + s * plane];
     }
-    y[e] = finish(acc, e % p.n);
+    y[e] = finish(acc, e, e % p.n);
 }

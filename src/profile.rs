@@ -39,7 +39,7 @@ fn phase(graph: &Graph, node: usize, backward_from: usize) -> &'static str {
 fn flops(op: &Op, inputs: &[&Shape], out: &Shape) -> u64 {
     let n = out.numel() as u64;
     match op {
-        Op::MatMul(m) | Op::Linear { matmul: m, .. } => {
+        Op::MatMul(m) | Op::Linear { matmul: m, .. } | Op::MatMulReluBackward(m) => {
             let a = inputs[0].dims();
             let k = if m.trans_a { a[a.len() - 2] } else { a[a.len() - 1] };
             2 * n * k as u64

@@ -1,7 +1,8 @@
 //! Fusion changes kernels, never numbers: the reference CNN's training steps give the same
 //! bits fused and unfused, on the GPU and on the CPU reference, with one kernel fewer per
 //! fused pair (convolution and ReLU, pooling gradient and ReLU gradient, product and bias,
-//! linear layer and ReLU); values the caller reads are never fused away.
+//! linear layer and ReLU, product and ReLU gradient); values the caller reads are never fused
+//! away.
 
 mod common;
 
@@ -46,8 +47,9 @@ fn assert_fusion_keeps_the_numbers<B: Backend + Clone>(backend: B) {
     assert_eq!(fused_losses, losses, "losses, fused and not");
     assert!(fused_params == params, "parameters differ fused and not");
     // Two convolution–ReLU pairs and two pooling–ReLU gradient pairs (a kernel fewer each), a
-    // product, bias and ReLU (two fewer), a product and bias (one fewer).
-    assert_eq!(fused_kernels + 7, kernels, "kernels fused {fused_kernels}, unfused {kernels}");
+    // product, bias and ReLU (two fewer), a product and bias, and the gradient product into
+    // the hidden layer's ReLU gradient (one fewer each).
+    assert_eq!(fused_kernels + 8, kernels, "kernels fused {fused_kernels}, unfused {kernels}");
 }
 
 #[test]
@@ -142,9 +144,32 @@ fn fused_mlp_steps_give_the_same_bits() {
         (mlp_steps(kiln::cpu::Cpu, true), mlp_steps(kiln::cpu::Cpu, false)),
     ] {
         assert!(fused.0 == unfused.0, "losses or parameters differ fused and not");
-        // Two product, bias and ReLU triples (two kernels fewer each), one product and bias.
-        assert_eq!(fused.1 + 5, unfused.1, "kernels fused {}, unfused {}", fused.1, unfused.1);
+        // Two product, bias and ReLU triples (two kernels fewer each), one product and bias,
+        // two gradient products and the ReLU gradients after them (one fewer each).
+        assert_eq!(fused.1 + 7, unfused.1, "kernels fused {}, unfused {}", fused.1, unfused.1);
     }
+}
+
+/// A ReLU's gradient of a product used by nothing else fuses into `matmul_relu_backward`; one
+/// of a product the caller reads, or that has another use, does not.
+#[test]
+fn a_relu_gradient_of_a_product_fuses() {
+    let mut g = Graph::new();
+    let dz = g.input("dz", vec![6, 5], DType::F32);
+    let w = g.variable("w", vec![5, 8]);
+    let h = g.input("h", vec![6, 8], DType::F32);
+    let product = |g: &mut Graph| g.matmul(dz, w).expect("dz·w");
+    let (p1, p2, p3) = (product(&mut g), product(&mut g), product(&mut g));
+    let relu_gradient =
+        |g: &mut Graph, d: Value| g.push(Op::ActivationBackward(Activation::Relu), &[h, d]).expect("relu gradient");
+    let (r1, r2, r3) = (relu_gradient(&mut g, p1), relu_gradient(&mut g, p2), relu_gradient(&mut g, p3));
+    let also_p3 = g.push(Op::Activation(Activation::Relu), &[p3]).expect("relu");
+    let fused = fuse(&g, &[r1, r2, p2, r3, also_p3]);
+    let plain = kiln::core::MatMul { trans_a: false, trans_b: false };
+    assert_eq!(fused.node(r1).op, Op::MatMulReluBackward(plain));
+    assert_eq!(fused.node(r1).inputs, [dz, w, h]);
+    assert_eq!(fused.node(r2).op, Op::ActivationBackward(Activation::Relu), "p2 is read by the caller");
+    assert_eq!(fused.node(r3).op, Op::ActivationBackward(Activation::Relu), "p3 has another use");
 }
 
 /// A ReLU's gradient of a pooling's gradient at the same input fuses; one at another input,

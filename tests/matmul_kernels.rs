@@ -106,38 +106,50 @@ fn every_candidate_of_the_tuner_matches_the_reference() {
     }
 }
 
-/// Every candidate also stores a bias per column and its ReLU right (`linear`), K whole or
-/// summed in slices, against the CPU reference's linear layer.
+/// Every candidate also stores a bias per column and its ReLU right (`linear`), and ReLU's
+/// gradient at a tensor of y's shape (`matmul_relu_backward`), K whole or summed in slices,
+/// against the CPU reference's fused ops.
 #[test]
-fn every_candidate_finishes_with_a_bias_and_relu() {
+fn every_candidate_finishes_with_a_bias_relu_or_relu_gradient() {
+    use kiln::core::Op;
     let backend = common::gpu();
     let gpu = backend.gpu();
     for (m, k, n) in [(20, 12, 36), (36, 520, 20), (17, 133, 9)] {
         for trans_b in [false, true] {
             let mm = MatMul { trans_a: false, trans_b };
             let (a, b) = (t(&[m, k], 11), t(&if trans_b { [n, k] } else { [k, n] }, 12));
-            let bias = t(&[n], 13);
-            for relu in [false, true] {
-                let op = kiln::core::Op::Linear { matmul: mm, relu };
-                let host = [&a, &b, &bias].map(Tensor::from_host);
+            let (bias, mask) = (t(&[n], 13), t(&[m, n], 14));
+            let fused = [
+                (Op::Linear { matmul: mm, relu: false }, &bias),
+                (Op::Linear { matmul: mm, relu: true }, &bias),
+                (Op::MatMulReluBackward(mm), &mask),
+            ];
+            for (op, third) in fused {
+                let host = [&a, &b, third].map(Tensor::from_host);
                 let want = kiln::cpu::eval(&op, &host.each_ref()).expect("cpu")[0].to_host(DType::F32).expect("f32");
                 let upload = |t: &HostTensor| {
                     let buffer = gpu.alloc(t.shape.bytes(), "operand").expect("alloc");
                     gpu.write(&buffer, &t.to_bytes()).expect("write");
                     buffer
                 };
-                let (ba, bb, bbias) = (upload(&a), upload(&b), upload(&bias));
+                let (ba, bb, bthird) = (upload(&a), upload(&b), upload(third));
                 let by = gpu.alloc(want.shape.bytes(), "y").expect("alloc");
                 for plan in MatmulPlan::candidates(gpu, mm, &a.shape, &b.shape, &want.shape).expect("candidates") {
                     let partial = plan.scratch_bytes().map(|bytes| gpu.alloc(bytes, "partial sums").expect("alloc"));
-                    let bias_bound = bound(&bbias, &bias.shape);
-                    let epilogue = Epilogue { bias: Some(&bias_bound), relu };
+                    let third_bound = bound(&bthird, &third.shape);
+                    let epilogue = match op {
+                        Op::Linear { relu, .. } => Epilogue { bias: Some(&third_bound), relu, relu_mask: None },
+                        _ => Epilogue { relu_mask: Some(&third_bound), ..Epilogue::default() },
+                    };
                     let (ya, yb, yy) = (bound(&ba, &a.shape), bound(&bb, &b.shape), bound(&by, &want.shape));
                     let kernel = plan.kernel_with(gpu, &ya, &yb, &yy, partial.as_ref(), epilogue).expect("kernel");
                     let bytes = backend.run(&[kernel], &[(&by, want.shape.bytes())]).expect("run");
                     let got = HostTensor::from_bytes(want.shape.clone(), DType::F32, &bytes[0]).expect("decode");
-                    let error = common::relative_error(got.as_f32().expect("f32"), want.as_f32().expect("f32"));
-                    assert!(error < 1e-5, "{} {mm:?} relu {relu}: off by {error:.2e}", plan.choice());
+                    let (got, want) = (got.as_f32().expect("f32"), want.as_f32().expect("f32"));
+                    let zeros = got.iter().filter(|&&v| v == 0.0).count();
+                    assert!(zeros < got.len(), "{} {}: all zero", plan.choice(), op.name());
+                    let error = common::relative_error(got, want);
+                    assert!(error < 1e-5, "{} {mm:?} {}: off by {error:.2e}", plan.choice(), op.name());
                 }
             }
         }

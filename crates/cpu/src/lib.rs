@@ -38,6 +38,7 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         Op::Input | Op::Variable => Err(Error::attribute(op.name(), "a source node is not evaluated")),
         Op::MatMul(m) => one(matmul::matmul(*m, x(0), x(1))),
         Op::Linear { matmul, relu } => one(matmul::linear(*matmul, *relu, x(0), x(1), x(2))),
+        Op::MatMulReluBackward(m) => one(matmul::matmul_relu_backward(*m, x(0), x(1), x(2))),
         Op::Add => one(elementwise::binary(op.name(), |a, b| a + b, x(0), x(1))),
         Op::Sub => one(elementwise::binary(op.name(), |a, b| a - b, x(0), x(1))),
         Op::Mul => one(elementwise::binary(op.name(), |a, b| a * b, x(0), x(1))),

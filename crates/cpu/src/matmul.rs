@@ -14,6 +14,17 @@ pub fn linear(m: MatMul, relu: bool, x: &Tensor, w: &Tensor, b: &Tensor) -> Resu
     if relu { crate::elementwise::activation(&kiln_core::Activation::Relu, &y) } else { Ok(y) }
 }
 
+/// ReLU's gradient at `x` of `matmul(a, b)`, computed as the ops it stands for, the product
+/// rounded to f32 as the unfused graph would store it.
+pub fn matmul_relu_backward(m: MatMul, a: &Tensor, b: &Tensor, x: &Tensor) -> Result<Tensor> {
+    Op::MatMulReluBackward(m).output(&[(&a.shape, DType::F32), (&b.shape, DType::F32), (&x.shape, DType::F32)])?;
+    let mut product = matmul(m, a, b)?;
+    for v in &mut product.data {
+        *v = f64::from(*v as f32);
+    }
+    crate::elementwise::activation_backward(&kiln_core::Activation::Relu, x, &product)
+}
+
 /// `y[b] = op(a[b]) · op(b[b])`, a 2-D operand shared by every batch.
 pub fn matmul(m: MatMul, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (shape, _) = Op::MatMul(m).output(&[(&a.shape, DType::F32), (&b.shape, DType::F32)])?;

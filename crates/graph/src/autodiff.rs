@@ -169,6 +169,7 @@ fn backward(g: &mut Graph, y: Value, dy: Value) -> Result<Vec<(Value, Value)>> {
         | Op::Pool2dBackward(_)
         | Op::Pool2dBackwardRelu(_)
         | Op::Linear { .. }
+        | Op::MatMulReluBackward(_)
         | Op::BatchNormStats
         | Op::BatchNormBackwardReduce { .. }
         | Op::BatchNormBackwardInput { .. }

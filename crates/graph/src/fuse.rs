@@ -10,6 +10,9 @@
 //!   ReLU after it, as above, `linear_relu`; the product is then unused and pruned.
 //! - A ReLU's gradient at `x` of a pooling's gradient at the same `x`, used by nothing else,
 //!   becomes one `pool2d_backward_relu` node; the pooling's gradient is then unused and pruned.
+//! - A ReLU's gradient of a product used by nothing else (the gradient flowing back through a
+//!   linear layer into the ReLU before it) becomes one `matmul_relu_backward` node; the product
+//!   is then unused and pruned.
 
 use kiln_core::{Activation, Error, Op, Result};
 
@@ -98,13 +101,18 @@ pub fn fuse(graph: &Graph, outputs: &[Value]) -> Graph {
             continue;
         }
         let (x, gradient) = (node.inputs[0], node.inputs[1]);
-        let pooled = &nodes[gradient.0];
-        let Op::Pool2dBackward(pool) = pooled.op else { continue };
-        let at_x = same(&fused, pooled.inputs[0]) == same(&fused, x);
-        if !at_x || uses[gradient.0].len() != 1 || outputs.contains(&gradient) {
+        if uses[gradient.0].len() != 1 || read(gradient.0) {
             continue;
         }
-        fused.replace(Value(i), Op::Pool2dBackwardRelu(pool), pooled.inputs.clone());
+        let producer = &nodes[gradient.0];
+        if let Op::Pool2dBackward(pool) = producer.op
+            && same(&fused, producer.inputs[0]) == same(&fused, x)
+        {
+            fused.replace(Value(i), Op::Pool2dBackwardRelu(pool), producer.inputs.clone());
+        } else if let Op::MatMul(matmul) = producer.op {
+            let inputs = vec![producer.inputs[0], producer.inputs[1], x];
+            fused.replace(Value(i), Op::MatMulReluBackward(matmul), inputs);
+        }
     }
     fused
 }

@@ -60,7 +60,7 @@ impl Backend for GpuBackend {
             None => Ok(vec![]),
         };
         match op {
-            Op::MatMul(m) | Op::Linear { matmul: m, .. } => match out {
+            Op::MatMul(m) | Op::Linear { matmul: m, .. } | Op::MatMulReluBackward(m) => match out {
                 Some(y) => {
                     Ok(MatmulPlan::new(gpu, *m, None, shapes[0], shapes[1], y)?.scratch_bytes().into_iter().collect())
                 }
@@ -145,7 +145,12 @@ impl Backend for GpuBackend {
             }
             Op::Linear { matmul, relu } => {
                 let plan = MatmulPlan::new(gpu, *matmul, None, x(0).shape, x(1).shape, out.shape)?;
-                let epilogue = Epilogue { bias: Some(x(2)), relu: *relu };
+                let epilogue = Epilogue { bias: Some(x(2)), relu: *relu, relu_mask: None };
+                plan.kernel_with(gpu, x(0), x(1), out, scratch.first().copied(), epilogue)
+            }
+            Op::MatMulReluBackward(m) => {
+                let plan = MatmulPlan::new(gpu, *m, None, x(0).shape, x(1).shape, out.shape)?;
+                let epilogue = Epilogue { relu_mask: Some(x(2)), ..Epilogue::default() };
                 plan.kernel_with(gpu, x(0), x(1), out, scratch.first().copied(), epilogue)
             }
             Op::Add | Op::Sub | Op::Mul | Op::Div => single(binary::binary(gpu, op, x(0), x(1), out)),
@@ -233,6 +238,7 @@ impl Backend for GpuBackend {
             | Op::Variable
             | Op::MatMul(_)
             | Op::Linear { .. }
+            | Op::MatMulReluBackward(_)
             | Op::Add
             | Op::Sub
             | Op::Mul
@@ -336,6 +342,7 @@ fn norm_op(op: &Op) -> Result<NormOp> {
         | Op::Variable
         | Op::MatMul(_)
         | Op::Linear { .. }
+        | Op::MatMulReluBackward(_)
         | Op::Add
         | Op::Sub
         | Op::Mul

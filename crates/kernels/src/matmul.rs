@@ -329,24 +329,28 @@ impl MatmulPlan {
 }
 
 /// What a product stores for each sum: the sum itself, or plus a bias per column of y, or the
-/// ReLU of either (a fused `linear` op).
+/// ReLU of either (a fused `linear` op); or the sum where a tensor of y's shape is positive,
+/// else 0 (ReLU's gradient there, a fused `matmul_relu_backward`).
 #[derive(Clone, Copy, Default)]
 pub struct Epilogue<'a> {
     pub bias: Option<&'a B<'a>>,
     pub relu: bool,
+    pub relu_mask: Option<&'a B<'a>>,
 }
 
 impl<'a> Epilogue<'a> {
-    fn constants(&self) -> [(&'static str, f64); 2] {
-        [("BIAS", f64::from(u8::from(self.bias.is_some()))), ("RELU", f64::from(u8::from(self.relu)))]
+    fn constants(&self) -> [(&'static str, f64); 3] {
+        let flag = |on: bool| f64::from(u8::from(on));
+        [("BIAS", flag(self.bias.is_some())), ("RELU", flag(self.relu)), ("RELU_MASK", flag(self.relu_mask.is_some()))]
     }
 
-    /// Binding 4: the bias, or where there is none `placeholder` (read-only, never read).
-    fn binding<'b>(&self, placeholder: &'b GpuBuffer) -> (u32, &'b GpuBuffer)
+    /// Bindings 4 and 5: the bias and the mask, or where there is none `placeholder`
+    /// (read-only, never read).
+    fn bindings<'b>(&self, placeholder: &'b GpuBuffer) -> [(u32, &'b GpuBuffer); 2]
     where
         'a: 'b,
     {
-        (4, self.bias.map_or(placeholder, |b| b.buffer))
+        [(4, self.bias.map_or(placeholder, |b| b.buffer)), (5, self.relu_mask.map_or(placeholder, |x| x.buffer))]
     }
 }
 
@@ -556,7 +560,7 @@ fn product(
         }
         None => vec![(1, a.buffer), (2, b.buffer), (3, y.buffer)],
     };
-    bindings.push(epilogue.binding(a.buffer));
+    bindings.extend(epilogue.bindings(a.buffer));
     let launch = Launch {
         shader: MATMUL,
         entry: kernel.entry(),
@@ -590,7 +594,7 @@ fn sum_slices(
         entry: "matmul_sum_slices",
         constants,
         params: bytemuck::bytes_of(&params),
-        bindings: vec![(1, partial), (3, y.buffer), epilogue.binding(partial)],
+        bindings: [(1, partial), (3, y.buffer)].into_iter().chain(epilogue.bindings(partial)).collect(),
         workgroups: grid_1d(gpu, (s.batch * s.rows * s.cols) as usize),
     };
     launch.build(gpu)

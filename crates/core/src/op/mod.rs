@@ -44,6 +44,10 @@ pub enum Op {
         matmul: MatMul,
         relu: bool,
     },
+    /// `(a, b, x)` → ReLU's gradient at `x` of `matmul(a, b)`: the product where `x > 0`, else
+    /// 0, in one kernel. Formed by `kiln_graph::fuse` from a product used only by that
+    /// gradient, never by a model.
+    MatMulReluBackward(MatMul),
     Add,
     Sub,
     Mul,
@@ -253,6 +257,7 @@ impl Op {
             Op::MatMul(_) => "matmul",
             Op::Linear { relu: false, .. } => "linear",
             Op::Linear { relu: true, .. } => "linear_relu",
+            Op::MatMulReluBackward(_) => "matmul_relu_backward",
             Op::Add => "add",
             Op::Sub => "sub",
             Op::Mul => "mul",
@@ -320,6 +325,7 @@ impl Op {
             Op::Reshape(_) => Role::View,
             Op::MatMul(_)
             | Op::Linear { .. }
+            | Op::MatMulReluBackward(_)
             | Op::Add
             | Op::Sub
             | Op::Mul
@@ -388,6 +394,7 @@ impl Op {
             | Op::Variable
             | Op::MatMul(_)
             | Op::Linear { .. }
+            | Op::MatMulReluBackward(_)
             | Op::Add
             | Op::Sub
             | Op::Mul
@@ -469,6 +476,7 @@ impl Op {
             | Op::Variable
             | Op::MatMul(_)
             | Op::Linear { .. }
+            | Op::MatMulReluBackward(_)
             | Op::Add
             | Op::Sub
             | Op::Mul
@@ -547,6 +555,7 @@ impl Op {
             | Op::Variable
             | Op::MatMul(_)
             | Op::Linear { .. }
+            | Op::MatMulReluBackward(_)
             | Op::Add
             | Op::Sub
             | Op::Mul
@@ -615,6 +624,7 @@ impl Op {
             }
             Op::MatMul(m) => matmul_shape(*m, inputs)?,
             Op::Linear { matmul, .. } => linear_shape(*matmul, inputs)?,
+            Op::MatMulReluBackward(m) => matmul_relu_backward_shape(*m, inputs)?,
             Op::Add | Op::Sub | Op::Mul | Op::Div => {
                 let [a, b] = floats::<2>(name, inputs)?;
                 crate::broadcast_shapes(name, a, b)?

@@ -1,7 +1,7 @@
 //! Shape rules shared by the op families: arity and dtype checks, elementwise, reductions,
 //! layout and the class losses.
 
-use super::{In, MatMul, Reduce};
+use super::{GRADIENT, In, MatMul, Reduce};
 use crate::{DType, Error, Result, Shape};
 
 pub(super) fn arity(op: &str, inputs: &[In<'_>], n: usize) -> Result<()> {
@@ -86,6 +86,15 @@ pub(super) fn linear_shape(m: MatMul, inputs: &[In<'_>]) -> Result<Shape> {
             b,
         ));
     }
+    Ok(y)
+}
+
+/// `a`, `b` as for a product, `x` of the product's shape.
+pub(super) fn matmul_relu_backward_shape(m: MatMul, inputs: &[In<'_>]) -> Result<Shape> {
+    let name = "matmul_relu_backward";
+    let [_, _, x] = floats::<3>(name, inputs)?;
+    let y = matmul_shape(m, &inputs[..2])?;
+    same(name, GRADIENT, &y, x)?;
     Ok(y)
 }
 
