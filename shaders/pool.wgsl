@@ -231,3 +231,104 @@ fn pool2d_backward_tiled(@builtin(global_invocation_id) gid: vec3u, @builtin(num
         }
     }
 }
+
+// Max or min pooling over 2×2 windows of stride 2 without padding (KIND: 0 max, 1 min), the
+// image rows loaded as vectors where Mesa's CPU drivers would load lane by lane: `_x4` takes
+// two neighbouring windows of a row per invocation from vec4s (W a multiple of 4), `_x2` one
+// window from vec2s (W even). The taps are compared in the scan order `extreme` uses, so ties
+// and NaNs pick the same tap.
+@group(0) @binding(1) var<storage, read> x2: array<vec2f>;
+@group(0) @binding(1) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(3) var<storage, read> dy2: array<vec2f>;
+@group(0) @binding(4) var<storage, read_write> out2: array<vec2f>;
+@group(0) @binding(4) var<storage, read_write> out4: array<vec4f>;
+
+// The index of window o's top left tap, its second row W on: the window sits at row o / OUT_W
+// of all planes' output rows, whose input rows are twice that and one more (H = 2·OUT_H).
+fn window_2x2_top(o: u32) -> u32 {
+    return 2u * (o / OUT_W) * W + 2u * (o % OUT_W);
+}
+
+fn beats(t: vec2f, best: vec2f) -> vec2<bool> {
+    if (KIND == 0u) { return t > best; }
+    return t < best;
+}
+
+// Each window's extreme (x the first window's, y the second's) and which tap it is (0..3 in
+// scan order), given the windows' rows r0, r1 (x, y the first window's columns, z, w the
+// second's). Written out, not looped over an array: lavapipe puts indexed arrays in memory.
+struct PairExtremes { best: vec2f, which: vec2u }
+
+fn pair_extremes(r0: vec4f, r1: vec4f) -> PairExtremes {
+    var best = r0.xz;
+    var which = vec2u(0u);
+    var b = beats(r0.yw, best);
+    best = select(best, r0.yw, b);
+    which = select(which, vec2u(1u), b);
+    b = beats(r1.xz, best);
+    best = select(best, r1.xz, b);
+    which = select(which, vec2u(2u), b);
+    b = beats(r1.yw, best);
+    best = select(best, r1.yw, b);
+    which = select(which, vec2u(3u), b);
+    return PairExtremes(best, which);
+}
+
+// The gradient of the taps of both windows' rows r0 and r1 (laid out as pair_extremes takes
+// them) for the windows' gradients g: each window's to its extreme tap, masked as `masked`
+// masks.
+fn pair_gradients(r0: vec4f, r1: vec4f, g: vec2f) -> array<vec4f, 2> {
+    let which = pair_extremes(r0, r1).which;
+    let zero = vec2f(0.0);
+    let g0 = select(zero, g, which == vec2u(0u));
+    let g1 = select(zero, g, which == vec2u(1u));
+    let g2 = select(zero, g, which == vec2u(2u));
+    let g3 = select(zero, g, which == vec2u(3u));
+    var d0 = vec4f(g0.x, g1.x, g0.y, g1.y);
+    var d1 = vec4f(g2.x, g3.x, g2.y, g3.y);
+    if (RELU != 0u) {
+        d0 = select(vec4f(0.0), d0, r0 > vec4f(0.0));
+        d1 = select(vec4f(0.0), d1, r1 > vec4f(0.0));
+    }
+    return array<vec4f, 2>(d0, d1);
+}
+
+@compute @workgroup_size(64)
+fn pool2d_2x2_x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    let top = window_2x2_top(2u * e) / 4u;
+    out2[e] = pair_extremes(x4[top], x4[top + W / 4u]).best;
+}
+
+@compute @workgroup_size(64)
+fn pool2d_2x2_x2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    let top = window_2x2_top(e) / 2u;
+    let r0 = x2[top];
+    let r1 = x2[top + W / 2u];
+    out[e] = pair_extremes(vec4f(r0, r0), vec4f(r1, r1)).best.x;
+}
+
+@compute @workgroup_size(64)
+fn pool2d_backward_2x2_x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    let top = window_2x2_top(2u * e) / 4u;
+    let d = pair_gradients(x4[top], x4[top + W / 4u], dy2[e]);
+    out4[top] = d[0];
+    out4[top + W / 4u] = d[1];
+}
+
+@compute @workgroup_size(64)
+fn pool2d_backward_2x2_x2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let e = flat(gid, groups);
+    if (e >= p.n) { return; }
+    let top = window_2x2_top(e) / 2u;
+    let r0 = x2[top];
+    let r1 = x2[top + W / 2u];
+    let d = pair_gradients(vec4f(r0, r0), vec4f(r1, r1), vec2f(dy[e]));
+    out2[top] = d[0].xy;
+    out2[top + W / 2u] = d[1].xy;
+}

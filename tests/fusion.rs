@@ -235,6 +235,40 @@ fn conv2d_relu_matches_the_reference_on_every_path() {
     }
 }
 
+/// Max and min pooling over 2×2 windows of stride 2 from vector loads (two windows per
+/// invocation from vec4s on rows a multiple of 4 long, one from vec2s on other even rows), its
+/// gradient and that gradient's ReLU mask give exactly the CPU reference's values, ties
+/// included (the first tap in scan order wins), beside an odd row length that takes the
+/// general kernels. (Values, not bits: the reference's mask multiplies
+/// by 0, keeping the sign of a negative gradient's zero, where the kernels select +0.)
+#[test]
+fn pooling_in_pairs_of_2x2_windows_matches_the_reference_exactly() {
+    use kiln::core::{Pool2d, PoolKind};
+    for kind in [PoolKind::Max, PoolKind::Min] {
+        for shape in [[2, 3, 8, 12], [1, 2, 4, 4], [2, 3, 8, 10], [1, 2, 2, 2], [2, 3, 9, 9]] {
+            let pool = Pool2d { kind, kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
+            // Half-steps: many windows hold equal taps, and zeros for the mask.
+            let x = common::random_vec(shape.iter().product(), 21).iter().map(|v| (v * 2.0).round() / 2.0).collect();
+            let x = HostTensor::f32(shape.to_vec(), x).expect("x");
+            let pooled = [shape[0], shape[1], shape[2] / 2, shape[3] / 2];
+            let on = |backend: &dyn Fn(&Graph, Value) -> HostTensor| {
+                let mut g = Graph::new();
+                let x = g.variable_init("x", x.clone());
+                let y = g.push(Op::Pool2d(pool), &[x]).expect("pool");
+                let dy = g.variable_init("dy", common::t(&pooled, 22));
+                let dx = g.push(Op::Pool2dBackward(pool), &[x, y, dy]).expect("gradient");
+                let masked = g.push(Op::Pool2dBackwardRelu(pool), &[x, y, dy]).expect("masked gradient");
+                [y, dx, masked].map(|v| backend(&g, v).as_f32().expect("f32").to_vec())
+            };
+            let gpu: [Vec<f32>; 3] = on(&|g, v| run(common::gpu(), g, v));
+            let cpu: [Vec<f32>; 3] = on(&|g, v| run(kiln::cpu::Cpu, g, v));
+            for (what, (gpu, cpu)) in ["pool", "gradient", "masked gradient"].iter().zip(gpu.iter().zip(&cpu)) {
+                assert!(gpu == cpu, "{kind:?} {shape:?}: {what} differs from the reference");
+            }
+        }
+    }
+}
+
 fn run<B: Backend>(backend: B, g: &Graph, v: Value) -> HostTensor {
     Executor::compile(backend, g, &[v]).expect("compile").run(&[v]).expect("run").remove(0)
 }

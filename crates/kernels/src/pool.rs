@@ -14,6 +14,10 @@ pub const ENTRY_POINTS: &[&str] = &[
     "avg_pool2d_backward",
     "lp_pool2d_backward",
     "pool2d_backward_tiled",
+    "pool2d_2x2_x4",
+    "pool2d_2x2_x2",
+    "pool2d_backward_2x2_x4",
+    "pool2d_backward_2x2_x2",
 ];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
@@ -57,14 +61,27 @@ fn window_passes(pool: &Pool2d) -> usize {
     kh + 1 + kh * (kw + 1)
 }
 
+/// Where the windows are max or min pooling's 2×2 of stride 2 tiling x, the width of the
+/// vectors `pool2d_2x2_x4` / `_x2` and their gradients load: 4 (two windows per invocation)
+/// where the rows are a multiple of 4 long, else 2.
+fn vectors_of_2x2(pool: &Pool2d, x: &[usize]) -> Option<usize> {
+    let extreme = matches!(pool.kind, PoolKind::Max | PoolKind::Min);
+    (extreme && pool.kernel == [2, 2] && tiles(pool, x)).then(|| if x[3].is_multiple_of(4) { 4 } else { 2 })
+}
+
 /// `y = pool(x)`.
 pub fn pool2d(gpu: &Gpu, pool: &Pool2d, x: &B<'_>, y: &B<'_>) -> Result<Dispatch> {
     crate::check_loops(gpu, pool.name(), window_passes(pool), &[x.shape])?;
-    let n = y.shape.numel();
+    let vectors = vectors_of_2x2(pool, x.shape.dims());
+    let (entry, n) = match vectors {
+        Some(4) => ("pool2d_2x2_x4", y.shape.numel() / 2),
+        Some(_) => ("pool2d_2x2_x2", y.shape.numel()),
+        None => (pool.name(), y.shape.numel()),
+    };
     let (params, constants) = params(pool, x.shape.dims(), y.shape.dims(), n);
     let launch = Launch {
         shader: POOL,
-        entry: pool.name(),
+        entry,
         constants,
         params: bytemuck::bytes_of(&params),
         bindings: vec![(1, x.buffer), (4, y.buffer)],
@@ -78,9 +95,9 @@ fn tiles(pool: &Pool2d, x: &[usize]) -> bool {
     pool.stride == pool.kernel && pool.padding == [0, 0] && (0..2).all(|i| x[2 + i].is_multiple_of(pool.kernel[i]))
 }
 
-/// `dx` gathered from the windows over each element of x, or written window by window where
-/// the windows tile x.
-/// `dx` of the pooling, or with `relu` the ReLU's gradient at `x` of it (`pool2d_backward_relu`).
+/// `dx` of the pooling, or with `relu` the ReLU's gradient at `x` of it (`pool2d_backward_relu`):
+/// gathered from the windows over each element of x, or written window by window where the
+/// windows tile x (from vector loads for 2×2 max or min pooling).
 pub fn pool2d_backward(
     gpu: &Gpu,
     pool: &Pool2d,
@@ -97,15 +114,26 @@ pub fn pool2d_backward(
     let passes =
         if tiled { 2 * window_passes(pool) } else { rows + 1 + rows * (cols + 1 + cols * window_passes(pool)) };
     crate::check_loops(gpu, pool.backward_name(), passes, &[x.shape])?;
-    let n = if tiled { y.shape.numel() } else { dx.shape.numel() };
+    let vectors = vectors_of_2x2(pool, x.shape.dims());
+    let (entry, n) = match (vectors, tiled) {
+        (Some(4), _) => ("pool2d_backward_2x2_x4", y.shape.numel() / 2),
+        (Some(_), _) => ("pool2d_backward_2x2_x2", y.shape.numel()),
+        (None, true) => ("pool2d_backward_tiled", y.shape.numel()),
+        (None, false) => (pool.backward_name(), dx.shape.numel()),
+    };
     let (params, mut constants) = params(pool, x.shape.dims(), y.shape.dims(), n);
     constants.push(("RELU", f64::from(u8::from(relu))));
+    // The 2×2 kernels find each window's extreme again from x: they take no y.
+    let bindings = match vectors {
+        Some(_) => vec![(1, x.buffer), (3, dy.buffer), (4, dx.buffer)],
+        None => vec![(1, x.buffer), (2, y.buffer), (3, dy.buffer), (4, dx.buffer)],
+    };
     let launch = Launch {
         shader: POOL,
-        entry: if tiled { "pool2d_backward_tiled" } else { pool.backward_name() },
+        entry,
         constants,
         params: bytemuck::bytes_of(&params),
-        bindings: vec![(1, x.buffer), (2, y.buffer), (3, dy.buffer), (4, dx.buffer)],
+        bindings,
         workgroups: grid_1d(gpu, n),
     };
     launch.build(gpu)
