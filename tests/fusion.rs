@@ -12,20 +12,26 @@ use kiln::nn::{ModelSpec, Optimizer, build};
 
 const BATCH: usize = 4;
 
-/// Losses of three steps and the parameters after them, compiled fused or not.
-fn train<B: Backend>(backend: B, fused: bool) -> (Vec<u32>, Vec<Vec<u32>>, usize) {
-    let mut model = build(&ModelSpec::named("cnn"), BATCH, 784, true, 5).expect("model");
-    model.add_training(Optimizer::Adam(Adam::new(1e-2))).expect("training graph");
-    let mut store = Store::new(backend);
+/// The model's training step compiled fused or not, and the kernels it runs.
+fn compile<B: Backend>(store: &mut Store<B>, model: &kiln::nn::Model, fused: bool) -> (Program<B>, usize) {
     let program = if fused {
-        Program::compile(&mut store, &model.graph, &[model.loss])
+        Program::compile(store, &model.graph, &[model.loss])
     } else {
-        Program::compile_unfused(&mut store, &model.graph, &[model.loss])
+        Program::compile_unfused(store, &model.graph, &[model.loss])
     }
     .expect("compile");
     let live = &program.plan().live;
     let nodes = program.graph().nodes().iter().enumerate();
     let kernels = nodes.filter(|&(i, n)| live[i] && n.op.role() == kiln::core::Role::Kernel).count();
+    (program, kernels)
+}
+
+/// Losses of three steps and the parameters after them, compiled fused or not.
+fn train<B: Backend>(backend: B, fused: bool) -> (Vec<u32>, Vec<Vec<u32>>, usize) {
+    let mut model = build(&ModelSpec::named("cnn"), BATCH, 784, true, 5).expect("model");
+    model.add_training(Optimizer::Adam(Adam::new(1e-2))).expect("training graph");
+    let mut store = Store::new(backend);
+    let (program, kernels) = compile(&mut store, &model, fused);
     let mut losses = Vec::new();
     for step in 0..3 {
         let images = HostTensor::f32(vec![BATCH, 784], common::random_vec(BATCH * 784, step)).expect("images");
@@ -117,15 +123,7 @@ fn fused_mlp_steps_give_the_same_bits() {
         let mut model = kiln::nn::mlp(BATCH, &[20, 16, 12, 4], 3).expect("model");
         model.add_training(Optimizer::Adam(Adam::new(1e-2))).expect("training graph");
         let mut store = Store::new(backend);
-        let program = if fused {
-            Program::compile(&mut store, &model.graph, &[model.loss])
-        } else {
-            Program::compile_unfused(&mut store, &model.graph, &[model.loss])
-        }
-        .expect("compile");
-        let live = &program.plan().live;
-        let nodes = program.graph().nodes().iter().enumerate();
-        let kernels = nodes.filter(|&(i, n)| live[i] && n.op.role() == kiln::core::Role::Kernel).count();
+        let (program, kernels) = compile(&mut store, &model, fused);
         let mut bits = Vec::new();
         for step in 0..3 {
             let images = HostTensor::f32(vec![BATCH, 20], common::random_vec(BATCH * 20, step)).expect("x");
