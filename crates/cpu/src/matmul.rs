@@ -2,27 +2,28 @@ use kiln_core::{DType, MatMul, Op, Result};
 
 use crate::Tensor;
 
-/// `x·w + b`, with `relu` its ReLU: the fused linear layer, computed as the ops it stands for,
-/// the product rounded to f32 as the unfused graph would store it.
+/// `x·w + b`, with `relu` its ReLU: the fused linear layer, computed as the ops it stands for.
 pub fn linear(m: MatMul, relu: bool, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     Op::Linear { matmul: m, relu }.output(&[(&x.shape, DType::F32), (&w.shape, DType::F32), (&b.shape, DType::F32)])?;
-    let mut product = matmul(m, x, w)?;
-    for v in &mut product.data {
-        *v = f64::from(*v as f32);
-    }
+    let product = stored_product(m, x, w)?;
     let y = crate::elementwise::binary("linear", |a, b| a + b, &product, b)?;
     if relu { crate::elementwise::activation(&kiln_core::Activation::Relu, &y) } else { Ok(y) }
 }
 
-/// ReLU's gradient at `x` of `matmul(a, b)`, computed as the ops it stands for, the product
-/// rounded to f32 as the unfused graph would store it.
+/// ReLU's gradient at `x` of `matmul(a, b)`, computed as the ops it stands for.
 pub fn matmul_relu_backward(m: MatMul, a: &Tensor, b: &Tensor, x: &Tensor) -> Result<Tensor> {
     Op::MatMulReluBackward(m).output(&[(&a.shape, DType::F32), (&b.shape, DType::F32), (&x.shape, DType::F32)])?;
+    let product = stored_product(m, a, b)?;
+    crate::elementwise::activation_backward(&kiln_core::Activation::Relu, x, &product)
+}
+
+/// The product as the unfused graph would store it: rounded to f32.
+fn stored_product(m: MatMul, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let mut product = matmul(m, a, b)?;
     for v in &mut product.data {
         *v = f64::from(*v as f32);
     }
-    crate::elementwise::activation_backward(&kiln_core::Activation::Relu, x, &product)
+    Ok(product)
 }
 
 /// `y[b] = op(a[b]) · op(b[b])`, a 2-D operand shared by every batch.
