@@ -8,8 +8,13 @@
 //   adagrad_step:  g = grad + wd·p;  s += g²;              p -= lr·g / (sqrt(s) + eps)
 //   rmsprop_step:  g = grad + wd·p;  s = α·s + (1-α)·g²;   p -= lr·g / (sqrt(s) + eps)
 //   clip_factor:   factor = min(1, max_norm / (sqrt(Σg²) + 1e-6)), one invocation
+// SCALED: every update's gradient is factor·grad (a loss-scaled step unscaled, clipped or
+// both), and a factor of 0 (a step whose gradients were not finite) leaves everything as it was.
 // Bindings: 0 params, 1 grad (or Σg²), then the state it updates: 2 param (or the factor),
-// 3 momentum_buf, m or the squared-gradient average, 4 v.
+// 3 momentum_buf, m or the squared-gradient average, 4 v; 5 the factor (another read-only
+// buffer in its place when not SCALED).
+
+override SCALED: bool = false;
 
 struct Sgd {
     n: u32,
@@ -55,6 +60,18 @@ struct Clip {
 @group(0) @binding(2) var<storage, read_write> param: array<f32>;
 @group(0) @binding(3) var<storage, read_write> first: array<f32>;
 @group(0) @binding(4) var<storage, read_write> second: array<f32>;
+@group(0) @binding(5) var<storage, read> factor: array<f32>;
+
+// Whether this step is skipped (a loss-scaled step whose gradients were not finite).
+fn skipped() -> bool {
+    return SCALED && factor[0] == 0.0;
+}
+
+// The gradient of element i, times the factor when SCALED.
+fn gradient(i: u32) -> f32 {
+    if (SCALED) { return factor[0] * grad[i]; }
+    return grad[i];
+}
 
 fn flat(gid: vec3u, groups: vec3u) -> u32 {
     return gid.y * groups.x * 64u + gid.x;
@@ -63,8 +80,8 @@ fn flat(gid: vec3u, groups: vec3u) -> u32 {
 @compute @workgroup_size(64)
 fn sgd_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let i = flat(gid, groups);
-    if (i >= sgd.n) { return; }
-    let g = grad[i] + sgd.weight_decay * param[i];
+    if (i >= sgd.n || skipped()) { return; }
+    let g = gradient(i) + sgd.weight_decay * param[i];
     let buf = sgd.momentum * first[i] + g;
     first[i] = buf;
     param[i] = param[i] - sgd.lr * buf;
@@ -82,22 +99,22 @@ fn adam_update(i: u32, p: f32, g: f32) {
 @compute @workgroup_size(64)
 fn adam_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let i = flat(gid, groups);
-    if (i >= adam.n) { return; }
-    adam_update(i, param[i], grad[i] + adam.weight_decay * param[i]);
+    if (i >= adam.n || skipped()) { return; }
+    adam_update(i, param[i], gradient(i) + adam.weight_decay * param[i]);
 }
 
 @compute @workgroup_size(64)
 fn adamw_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let i = flat(gid, groups);
-    if (i >= adam.n) { return; }
-    adam_update(i, param[i] * (1.0 - adam.lr * adam.weight_decay), grad[i]);
+    if (i >= adam.n || skipped()) { return; }
+    adam_update(i, param[i] * (1.0 - adam.lr * adam.weight_decay), gradient(i));
 }
 
 @compute @workgroup_size(64)
 fn adagrad_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let i = flat(gid, groups);
-    if (i >= squares.n) { return; }
-    let g = grad[i] + squares.weight_decay * param[i];
+    if (i >= squares.n || skipped()) { return; }
+    let g = gradient(i) + squares.weight_decay * param[i];
     let s = first[i] + g * g;
     first[i] = s;
     param[i] = param[i] - squares.lr * g / (sqrt(s) + squares.eps);
@@ -106,8 +123,8 @@ fn adagrad_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
 @compute @workgroup_size(64)
 fn rmsprop_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
     let i = flat(gid, groups);
-    if (i >= squares.n) { return; }
-    let g = grad[i] + squares.weight_decay * param[i];
+    if (i >= squares.n || skipped()) { return; }
+    let g = gradient(i) + squares.weight_decay * param[i];
     let s = squares.alpha * first[i] + (1.0 - squares.alpha) * g * g;
     first[i] = s;
     param[i] = param[i] - squares.lr * g / (sqrt(s) + squares.eps);

@@ -105,6 +105,9 @@ fn flops(op: &Op, inputs: &[&Shape], out: &Shape) -> u64 {
         | Op::Embedding
         | Op::EmbeddingBackward { .. }
         | Op::ClipFactor { .. }
+        | Op::RoundHalf
+        | Op::LossScaleFactor { .. }
+        | Op::LossScaleUpdate(_)
         | Op::SgdStep(_)
         | Op::AdamStep(_)
         | Op::AdagradStep(_)

@@ -210,6 +210,8 @@ fn each_familys_options_are_refused_on_the_other() {
         (&["--model", "gan-mlp", "--validation", "100"][..], "--validation"),
         (&["--model", "mlp", "--latent", "10"][..], "--latent"),
         (&["--model", "cnn", "--beta1", "0.5"][..], "--beta1"),
+        (&["--model", "dcgan", "--precision", "mixed"][..], "--precision"),
+        (&["--model", "cnn", "--precision", "half"][..], "--precision"),
     ] {
         let (ok, _, err) = common::kiln(&[&["train", "--data", data, "--steps", "1"][..], args].concat());
         assert!(!ok && err.contains(option), "{args:?}: {err}");

@@ -10,7 +10,7 @@ mod common;
 use std::path::PathBuf;
 
 use kiln::cli::train::TrainArgs;
-use kiln::core::{Backend, Error, Result};
+use kiln::core::{Backend, Error, Precision, Result};
 use kiln::nn::{
     EpochRow, FashionMnist, Metrics, ModelSpec, OptimizerKind, Progress, Run, ScheduleKind, Stop, TrainConfig,
 };
@@ -91,6 +91,23 @@ fn a_resumed_run_continues_exactly_like_an_uninterrupted_one() {
     let _ = std::fs::remove_file(path);
 }
 
+/// Mixed precision resumes as exactly: the loss scale and its count of finite steps are
+/// store variables, saved and restored with the parameters.
+#[test]
+fn a_resumed_mixed_precision_run_continues_exactly() {
+    let settings = TrainConfig { precision: Precision::Mixed, ..config("mlp", 3) };
+    let whole = train(&settings).expect("three epochs");
+    let path = temp("resume-mixed");
+    let first = TrainConfig { checkpoint: Some(path.clone()), ..settings.clone() };
+    let mut stopper = Listener { stop_after: Some(1), ..Listener::default() };
+    kiln::nn::train(common::gpu(), &first, &data(), &mut stopper).err().expect("stopped after one epoch");
+    let saved = kiln::nn::Checkpoint::load(&path).expect("checkpoint");
+    assert!(saved.tensors.contains_key(kiln::nn::LOSS_SCALE), "the loss scale is saved");
+    let rest = train(&TrainConfig { resume: Some(path.clone()), ..settings }).expect("resumed");
+    assert_eq!(curve(&rest.epochs), curve(&whole.epochs));
+    let _ = std::fs::remove_file(path);
+}
+
 #[test]
 fn a_resumed_run_refuses_changed_settings_by_name() {
     let path = temp("settings");
@@ -102,6 +119,7 @@ fn a_resumed_run_refuses_changed_settings_by_name() {
         (TrainConfig { seed: 4, ..config("mlp", 1) }, "--seed 3, not 4"),
         (TrainConfig { optimizer: OptimizerKind::Sgd, ..config("mlp", 1) }, "--optimizer"),
         (TrainConfig { schedule: ScheduleKind::Step, ..config("mlp", 1) }, "--schedule"),
+        (TrainConfig { precision: Precision::Mixed, ..config("mlp", 1) }, "--precision f32, not mixed"),
         (config("mlp", 2), "--epochs Some(1), not Some(2)"),
         (TrainConfig { steps: Some(5), ..config("mlp", 1) }, "--steps None, not Some(5)"),
     ] {

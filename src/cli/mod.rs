@@ -121,6 +121,9 @@ enum Command {
         /// Write a Chrome/Perfetto trace JSON.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// f32, or mixed: products of binary16-rounded operands and a dynamically scaled loss.
+        #[arg(long, default_value = "f32", value_parser = train::precision())]
+        precision: kiln_core::Precision,
     },
     /// Print the operator support matrix (op × GPU/CPU × forward/backward), found by running
     /// one golden case of every operator on both backends.
@@ -163,7 +166,9 @@ pub fn main() -> ExitCode {
         }
         Command::Predict { checkpoint, invert, images } => predict(&checkpoint, invert, &images),
         Command::Bench { workloads, json, data } => bench(&workloads, json.as_deref(), &data),
-        Command::Profile { model, batch, steps, trace } => profile(&model, batch, steps, trace.as_deref()),
+        Command::Profile { model, batch, steps, trace, precision } => {
+            profile(&model, batch, steps, trace.as_deref(), precision)
+        }
         Command::Ops { cases } => ops(&cases),
         Command::Info => info(),
     };
@@ -454,13 +459,19 @@ fn bench(workloads: &[String], json: Option<&std::path::Path>, data: &std::path:
     Ok(ExitCode::SUCCESS)
 }
 
-fn profile(model: &str, batch: usize, steps: usize, trace: Option<&std::path::Path>) -> kiln_core::Result<ExitCode> {
-    use kiln_nn::{Optimizer, ParamGroup, minimize};
-    let mut classifier = kiln_nn::build(&kiln_nn::ModelSpec::named(model), batch, 784, true, 1)?;
+fn profile(
+    model: &str,
+    batch: usize,
+    steps: usize,
+    trace: Option<&std::path::Path>,
+    precision: kiln_core::Precision,
+) -> kiln_core::Result<ExitCode> {
+    use kiln_nn::{Optimizer, ParamGroup, minimize_in};
+    let mut classifier = kiln_nn::build_in(&kiln_nn::ModelSpec::named(model), batch, 784, true, 1, precision)?;
     let backward_from = classifier.graph.nodes().len();
     let group =
         ParamGroup { params: classifier.params.clone(), optimizer: Optimizer::Adam(kiln_core::Adam::new(1e-3)) };
-    minimize(&mut classifier.graph, classifier.loss, &[group], None)?;
+    minimize_in(&mut classifier.graph, classifier.loss, &[group], None, precision)?;
     let gpu = kiln_kernels::GpuBackend::new(kiln_gpu::Gpu::new_blocking()?);
     println!("adapter: {}", gpu.name());
     let mut exec = kiln_graph::Executor::compile(gpu, &classifier.graph, &[classifier.loss])?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use indicatif::{ProgressBar, ProgressStyle};
-use kiln_core::{Backend, Error, Result};
+use kiln_core::{Backend, Error, Precision, Result};
 use kiln_nn::files::{Output, check_outputs, write_atomically};
 use kiln_nn::gan::{GanConfig, GanEpochRow, GanMetrics, GanProgress, GanRun, GanStepReport};
 use kiln_nn::language::{LmConfig, LmMetrics, LmProgress, LmRow};
@@ -30,6 +30,12 @@ fn named<T: DeserializeOwned + Clone + Send + Sync + 'static>(
 ) -> impl TypedValueParser<Value = T> {
     PossibleValuesParser::new(names)
         .try_map(|name| serde_json::from_value(serde_json::Value::String(name)).map_err(|e| e.to_string()))
+}
+
+/// A precision by name: `f32` or `mixed`.
+pub fn precision() -> impl TypedValueParser<Value = Precision> {
+    PossibleValuesParser::new(["f32", "mixed"])
+        .try_map(|name: String| name.parse::<Precision>().map_err(|e| e.to_string()))
 }
 
 /// A count of at least 1.
@@ -104,6 +110,10 @@ pub struct TrainArgs {
     /// Scale the gradients down to this global norm where longer.
     #[arg(long, value_parser = above_zero, allow_negative_numbers = true)]
     pub clip_norm: Option<f32>,
+    /// f32, or mixed: products take operands rounded to binary16 and sum in f32, parameters and
+    /// optimizer state stay f32, and the loss is scaled dynamically.
+    #[arg(long, default_value = "f32", value_parser = precision())]
+    pub precision: Precision,
     #[arg(long, default_value = "constant", value_parser = named::<ScheduleKind>(&["constant", "step", "cosine"]))]
     pub schedule: ScheduleKind,
     /// 100 for the classifiers, 64 for the GANs.
@@ -230,6 +240,7 @@ impl TrainArgs {
             momentum: self.momentum,
             weight_decay: self.weight_decay,
             clip_norm: self.clip_norm,
+            precision: self.precision,
             schedule: self.schedule,
             batch: self.batch.unwrap_or(100),
             epochs: self.epochs,
@@ -265,11 +276,12 @@ impl TrainArgs {
             (Language, Some(kind)) => kind != OptimizerKind::Adamw,
             _ => false,
         };
-        let options: [(&str, bool, &[Family]); 24] = [
+        let options: [(&str, bool, &[Family]); 25] = [
             ("--optimizer", optimizer, &[Classifier]),
             ("--momentum", self.momentum != defaults.momentum, &[Classifier]),
             ("--weight-decay", self.weight_decay != defaults.weight_decay, &[Classifier, Language]),
             ("--clip-norm", self.clip_norm.is_some(), &[Classifier, Language]),
+            ("--precision", self.precision != Precision::F32, &[Classifier]),
             ("--schedule", self.schedule != defaults.schedule, &[Classifier]),
             ("--validation", self.validation.is_some(), &[Classifier]),
             ("--patience", self.patience.is_some(), &[Classifier]),

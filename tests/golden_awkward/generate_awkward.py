@@ -18,6 +18,18 @@ import generate as g  # noqa: E402
 
 g.SEEDS["awkward"] = 20261124
 
+
+def op_round_half(rng, x, scale):
+    """Kiln's own op (not in FORMAT.md): x rounded to binary16, ties to even, by JAX's cast; its
+    gradient passes through unchanged (as the cast in mixed-precision training)."""
+    def fn(t):
+        rounded = t["x"].astype(g.jnp.float16).astype(t["x"].dtype)
+        return {"y": t["x"] + g.lax.stop_gradient(rounded - t["x"])}
+    return g.Case("round_half", {}, {"x": g.normal(rng, x, scale)}, fn=fn)
+
+
+g.OPS["round_half"] = op_round_half
+
 AWKWARD = [
     ("matmul", "1x1x1", dict(a=(1, 1), b=(1, 1))),
     ("matmul", "primes", dict(a=(33, 67), b=(67, 17))),
@@ -295,6 +307,9 @@ AWKWARD = [
                                           weight_decay=0.0)),
     ("rmsprop_step", "long_first_eps1", dict(shape=(4099,), lr=0.05, alpha=0.999, eps=1.0,
                                              weight_decay=0.1, first=True)),
+    ("round_half", "odd_3d", dict(x=(7, 13, 3), scale=3.0)),
+    ("round_half", "subnormals", dict(x=(4101,), scale=1e-5)),
+    ("round_half", "large_aligned", dict(x=(64, 32), scale=8000.0)),
 ]
 
 

@@ -10,8 +10,8 @@ mod tensor;
 pub use backend::{Backend, Bound, Spec, Timing};
 pub use error::{Error, Result};
 pub use op::{
-    Activation, Adagrad, Adam, Conv2d, Dropout, LossKind, LrSchedule, MatMul, Noise, Op, Pool2d, PoolKind, Reduce,
-    Rmsprop, Role, RunCounter, Sgd, mix32,
+    Activation, Adagrad, Adam, Conv2d, Dropout, LossKind, LossScale, LrSchedule, MatMul, Noise, Op, Pool2d, PoolKind,
+    Precision, Reduce, Rmsprop, Role, RunCounter, Sgd, mix32,
 };
 pub use shape::{DType, Shape, broadcast_shapes, contiguous_strides};
 pub use tensor::{HostTensor, TensorData};

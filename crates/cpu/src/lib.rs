@@ -13,6 +13,7 @@ mod matmul;
 mod norm;
 mod optimizer;
 mod pool;
+mod precision;
 mod random;
 mod reduce;
 mod softmax;
@@ -91,10 +92,13 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         Op::Embedding => one(embedding::embedding(x(0), x(1))),
         Op::EmbeddingBackward { vocab } => one(embedding::embedding_backward(*vocab, x(0), x(1))),
         Op::ClipFactor { max_norm } => one(optimizer::clip_factor(*max_norm, x(0))),
-        Op::SgdStep(s) => optimizer::sgd_step(s, [x(0), x(1), x(2)]),
-        Op::AdamStep(a) => optimizer::adam_step(a, [x(0), x(1), x(2), x(3)]),
-        Op::AdagradStep(a) => optimizer::adagrad_step(a, [x(0), x(1), x(2)]),
-        Op::RmspropStep(r) => optimizer::rmsprop_step(r, [x(0), x(1), x(2)]),
+        Op::RoundHalf => one(precision::round_half(x(0))),
+        Op::LossScaleFactor { max_norm } => one(precision::loss_scale_factor(*max_norm, x(0), x(1))),
+        Op::LossScaleUpdate(l) => precision::loss_scale_update(l, [x(0), x(1), x(2)]),
+        Op::SgdStep(s) => optimizer::scaled(inputs, 1, |x| optimizer::sgd_step(s, [x[0], x[1], x[2]])),
+        Op::AdamStep(a) => optimizer::scaled(inputs, 2, |x| optimizer::adam_step(a, [x[0], x[1], x[2], x[3]])),
+        Op::AdagradStep(a) => optimizer::scaled(inputs, 1, |x| optimizer::adagrad_step(a, [x[0], x[1], x[2]])),
+        Op::RmspropStep(r) => optimizer::scaled(inputs, 1, |x| optimizer::rmsprop_step(r, [x[0], x[1], x[2]])),
         Op::Assign => Ok(vec![x(1).clone()]),
     }
 }

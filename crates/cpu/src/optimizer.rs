@@ -9,6 +9,25 @@ fn tensors(like: &Tensor, columns: Vec<Vec<f64>>) -> Result<Vec<Tensor>> {
     columns.into_iter().map(|d| Tensor::new(like.shape.clone(), d)).collect()
 }
 
+/// An optimizer step's new state by `step` from `inputs`: param, grad, the `state` tensors
+/// and possibly a scalar factor, which multiplies the gradient and, at 0, leaves the
+/// parameter and its state as they were.
+pub fn scaled(
+    inputs: &[&Tensor],
+    state: usize,
+    step: impl Fn(&[&Tensor]) -> Result<Vec<Tensor>>,
+) -> Result<Vec<Tensor>> {
+    let n = 2 + state;
+    let Some(factor) = inputs.get(n).map(|f| f.data[0]) else { return step(inputs) };
+    if factor == 0.0 {
+        return Ok([0].into_iter().chain(2..n).map(|i| inputs[i].clone()).collect());
+    }
+    let grad = Tensor::new(inputs[1].shape.clone(), inputs[1].data.iter().map(|g| g * factor).collect())?;
+    let mut x = inputs[..n].to_vec();
+    x[1] = &grad;
+    step(&x)
+}
+
 /// `g = grad + wd·p`, `buf = μ·buf + g`, `p = p - lr·buf` (dampening 0).
 pub fn sgd_step(s: &Sgd, [param, grad, buf]: [&Tensor; 3]) -> Result<Vec<Tensor>> {
     let lr = s.schedule.at(s.lr, s.step);

@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 
 use kiln_core::{
-    Activation, Adagrad, Adam, Conv2d, Error, LossKind, LrSchedule, Pool2d, PoolKind, Result, Rmsprop, Sgd, Shape,
+    Activation, Adagrad, Adam, Conv2d, Error, LossKind, LrSchedule, Op, Pool2d, PoolKind, Result, Rmsprop, Sgd, Shape,
 };
 use kiln_graph::{Graph, Value};
 use serde_json::Value as Json;
 
-/// The operators `build_op` knows: every operator of FORMAT.md.
+/// The operators `build_op` knows: every operator of FORMAT.md, and Kiln's own `round_half`
+/// (cases in tests/golden_awkward).
 pub const SUPPORTED_OPS: &[&str] = &[
     "matmul",
     "linear",
@@ -29,6 +30,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "silu",
     "softplus",
     "identity",
+    "round_half",
     "leaky_relu",
     "elu",
     "gelu",
@@ -176,6 +178,7 @@ pub fn build_op(
         "silu" => y(g.activation(x("x")?, Activation::Silu)?),
         "softplus" => y(g.activation(x("x")?, Activation::Softplus)?),
         "identity" => y(g.identity(x("x")?)?),
+        "round_half" => y(g.push(Op::RoundHalf, &[x("x")?])?),
         "leaky_relu" => y(g.activation(x("x")?, Activation::LeakyRelu { negative_slope: a.f32("negative_slope")? })?),
         "elu" => y(g.activation(x("x")?, Activation::Elu { alpha: a.f32("alpha")? })?),
         "gelu" => {

@@ -152,6 +152,9 @@ fn backward(g: &mut Graph, y: Value, dy: Value) -> Result<Vec<(Value, Value)>> {
             let vocab = g.shape(x(0)).dims()[0];
             vec![(x(0), g.push(Op::EmbeddingBackward { vocab }, &[x(1), dy])?)]
         }
+        // A product's operand rounded to binary16 passes its gradient through unchanged, as the
+        // cast of mixed-precision training does (the products it feeds round their own dy).
+        Op::RoundHalf => vec![(x(0), dy)],
         Op::Input
         | Op::Variable
         | Op::ActivationBackward(_)
@@ -181,6 +184,8 @@ fn backward(g: &mut Graph, y: Value, dy: Value) -> Result<Vec<(Value, Value)>> {
         | Op::RandomNormal { .. }
         | Op::EmbeddingBackward { .. }
         | Op::ClipFactor { .. }
+        | Op::LossScaleFactor { .. }
+        | Op::LossScaleUpdate(_)
         | Op::SgdStep(_)
         | Op::AdamStep(_)
         | Op::AdagradStep(_)

@@ -1,4 +1,8 @@
-use kiln_core::{Activation, Adagrad, Adam, DType, Error, HostTensor, MatMul, Op, Reduce, Result, Rmsprop, Sgd, Shape};
+use std::collections::HashMap;
+
+use kiln_core::{
+    Activation, Adagrad, Adam, DType, Error, HostTensor, MatMul, Op, Precision, Reduce, Result, Rmsprop, Sgd, Shape,
+};
 
 /// A value in a graph: the output of the node with this index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,11 +24,26 @@ pub struct Node {
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
     nodes: Vec<Node>,
+    precision: Precision,
+    /// Under `Precision::Mixed`, each value a product has taken as an operand and its
+    /// rounded copy, made once and shared by every product that reads it.
+    rounded: HashMap<Value, Value>,
 }
 
 impl Graph {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// What the products pushed from now on take as operands: under `Precision::Mixed`, each
+    /// operand goes through a `round_half` node first (its gradient's products too, as
+    /// autodiff pushes them).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -75,7 +94,33 @@ impl Graph {
     }
 
     /// Appends `op` on `inputs`, inferring its shape or naming the op and shapes in an error.
+    /// Under `Precision::Mixed` a product's operands are first rounded to binary16.
     pub fn push(&mut self, op: Op, inputs: &[Value]) -> Result<Value> {
+        let operands = op.product_operands();
+        if self.precision == Precision::Mixed && !operands.is_empty() {
+            let mut rounded = inputs.to_vec();
+            for &i in operands.iter().filter(|&&i| i < inputs.len()) {
+                rounded[i] = self.rounded_half(inputs[i])?;
+            }
+            return self.push_as_given(op, &rounded);
+        }
+        self.push_as_given(op, inputs)
+    }
+
+    /// `v` rounded to binary16: `v` itself where it already is, else one node per value.
+    fn rounded_half(&mut self, v: Value) -> Result<Value> {
+        if self.nodes[v.0].op == Op::RoundHalf {
+            return Ok(v);
+        }
+        if let Some(&r) = self.rounded.get(&v) {
+            return Ok(r);
+        }
+        let r = self.push_as_given(Op::RoundHalf, &[v])?;
+        self.rounded.insert(v, r);
+        Ok(r)
+    }
+
+    fn push_as_given(&mut self, op: Op, inputs: &[Value]) -> Result<Value> {
         let described: Vec<_> = inputs.iter().map(|v| (&self.nodes[v.0].shape, self.nodes[v.0].dtype)).collect();
         let (shape, dtype) = op.output(&described)?;
         shape.check_size(op.name())?;

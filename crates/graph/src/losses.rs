@@ -52,6 +52,13 @@ impl Graph {
     /// Gradients scaled by `min(1, max_norm / (‖g‖₂ + 1e-6))`, `‖g‖₂` over all of them
     /// (PyTorch's `clip_grad_norm_`), without leaving the device.
     pub fn clip_grad_norm(&mut self, grads: &[Value], max_norm: f32) -> Result<Vec<Value>> {
+        let Some(total) = self.sum_of_squares(grads)? else { return Ok(vec![]) };
+        let factor = self.push(Op::ClipFactor { max_norm }, &[total])?;
+        grads.iter().map(|&grad| self.mul(grad, factor)).collect()
+    }
+
+    /// `Σ g²` over every element of every gradient (a scalar), or `None` for no gradients.
+    pub fn sum_of_squares(&mut self, grads: &[Value]) -> Result<Option<Value>> {
         let mut total: Option<Value> = None;
         for &grad in grads {
             let squared = self.mul(grad, grad)?;
@@ -61,8 +68,6 @@ impl Graph {
                 None => sum,
             });
         }
-        let Some(total) = total else { return Ok(vec![]) };
-        let factor = self.push(Op::ClipFactor { max_norm }, &[total])?;
-        grads.iter().map(|&grad| self.mul(grad, factor)).collect()
+        Ok(total)
     }
 }

@@ -8,7 +8,7 @@ use crate::optimizer::Update;
 use crate::softmax::SoftmaxOp;
 use crate::{
     B, Epilogue, GpuKernel, MatmulPlan, activation, binary, conv, dropout, embedding, layout, loss, norm, optimizer,
-    pool, random, reduce, softmax,
+    pool, precision, random, reduce, softmax,
 };
 
 /// The GPU backend: every `Op` maps to a WGSL entry point of `shaders/`.
@@ -120,6 +120,9 @@ impl Backend for GpuBackend {
             | Op::Embedding
             | Op::EmbeddingBackward { .. }
             | Op::ClipFactor { .. }
+            | Op::RoundHalf
+            | Op::LossScaleFactor { .. }
+            | Op::LossScaleUpdate(_)
             | Op::SgdStep(_)
             | Op::AdamStep(_)
             | Op::AdagradStep(_)
@@ -217,10 +220,13 @@ impl Backend for GpuBackend {
                 single(embedding::embedding(gpu, "embedding_backward", x(1), x(0), *vocab, out))
             }
             Op::ClipFactor { max_norm } => single(optimizer::clip_factor(gpu, *max_norm, x(0), out)),
-            Op::SgdStep(s) => single(optimizer::update(gpu, Update::Sgd(s), inputs)),
-            Op::AdamStep(a) => single(optimizer::update(gpu, Update::Adam(a), inputs)),
-            Op::AdagradStep(a) => single(optimizer::update(gpu, Update::Adagrad(a), inputs)),
-            Op::RmspropStep(r) => single(optimizer::update(gpu, Update::Rmsprop(r), inputs)),
+            Op::RoundHalf => single(precision::round_half(gpu, x(0), out)),
+            Op::LossScaleFactor { max_norm } => single(precision::loss_scale_factor(gpu, *max_norm, x(0), x(1), out)),
+            Op::LossScaleUpdate(l) => single(precision::loss_scale_update(gpu, l, [x(0), x(1), x(2)])),
+            Op::SgdStep(s) => single(optimizer::update(gpu, Update::Sgd(s), 1, inputs)),
+            Op::AdamStep(a) => single(optimizer::update(gpu, Update::Adam(a), 2, inputs)),
+            Op::AdagradStep(a) => single(optimizer::update(gpu, Update::Adagrad(a), 1, inputs)),
+            Op::RmspropStep(r) => single(optimizer::update(gpu, Update::Rmsprop(r), 1, inputs)),
             Op::Assign => single(layout::assign(gpu, x(0), x(1))),
         }
     }
@@ -287,6 +293,9 @@ impl Backend for GpuBackend {
             | Op::Embedding
             | Op::EmbeddingBackward { .. }
             | Op::ClipFactor { .. }
+            | Op::RoundHalf
+            | Op::LossScaleFactor { .. }
+            | Op::LossScaleUpdate(_)
             | Op::Assign => return Err(Error::attribute(op.name(), "has no attributes that change between runs")),
         };
         let params = kernel.dispatches.first().and_then(|d| d.params.as_ref());
@@ -385,6 +394,9 @@ fn norm_op(op: &Op) -> Result<NormOp> {
         | Op::Embedding
         | Op::EmbeddingBackward { .. }
         | Op::ClipFactor { .. }
+        | Op::RoundHalf
+        | Op::LossScaleFactor { .. }
+        | Op::LossScaleUpdate(_)
         | Op::SgdStep(_)
         | Op::AdamStep(_)
         | Op::AdagradStep(_)

@@ -13,6 +13,7 @@ mod matmul;
 mod norm;
 mod optimizer;
 mod pool;
+mod precision;
 mod random;
 mod reduce;
 mod softmax;
@@ -57,13 +58,15 @@ pub const MATMUL: Shader = shader!(matmul);
 pub const NORM: Shader = shader!(norm);
 pub const OPTIMIZER: Shader = shader!(optimizer);
 pub const POOL: Shader = shader!(pool);
+pub const PRECISION: Shader = shader!(precision);
 pub const RANDOM: Shader = shader!(random);
 pub const REDUCE: Shader = shader!(reduce);
 pub const SOFTMAX: Shader = shader!(softmax);
 
 /// Every shader.
 pub const SHADERS: &[Shader] = &[
-    ACTIVATION, BINARY, CONV, DROPOUT, EMBEDDING, LAYOUT, LOSS, MATMUL, NORM, OPTIMIZER, POOL, RANDOM, REDUCE, SOFTMAX,
+    ACTIVATION, BINARY, CONV, DROPOUT, EMBEDDING, LAYOUT, LOSS, MATMUL, NORM, OPTIMIZER, POOL, PRECISION, RANDOM,
+    REDUCE, SOFTMAX,
 ];
 
 /// Everything one dispatch needs, gathered by the per-op functions.

@@ -113,16 +113,19 @@ fn squares(n: u32, lr: f64, alpha: f32, eps: f32, weight_decay: f32) -> Vec<u8> 
     bytes(SquaresParams { n, lr: lr as f32, alpha, eps, weight_decay, _pad: [0; 3] })
 }
 
-/// In place: `inputs` are param, grad, state…; the state (all but grad) is bound read-write.
-pub fn update(gpu: &Gpu, update: Update<'_>, inputs: &[B<'_>]) -> Result<Dispatch> {
+/// In place: `inputs` are param, grad, the `state` tensors (bound read-write) and possibly a
+/// scalar factor of the gradient (binding 5; 0 skips the update).
+pub fn update(gpu: &Gpu, update: Update<'_>, state: usize, inputs: &[B<'_>]) -> Result<Dispatch> {
     let n = inputs[0].shape.numel();
     let params = params(update, n);
     let mut bindings = vec![(1, inputs[1].buffer), (2, inputs[0].buffer)];
-    bindings.extend(inputs[2..].iter().zip(3..).map(|(b, slot)| (slot, b.buffer)));
+    bindings.extend(inputs[2..2 + state].iter().zip(3..).map(|(b, slot)| (slot, b.buffer)));
+    let factor = inputs.get(2 + state);
+    bindings.push((5, factor.unwrap_or(&inputs[1]).buffer));
     let launch = Launch {
         shader: OPTIMIZER,
         entry: update.entry(),
-        constants: vec![],
+        constants: vec![("SCALED", f64::from(u8::from(factor.is_some())))],
         params: &params,
         bindings,
         workgroups: grid_1d(gpu, n),

@@ -26,9 +26,12 @@ pub use dist::{Collectives, Single};
 pub use idx::{IdxArray, IdxError, decode_idx, read_idx};
 pub use init::Init;
 pub use layers::{Attend, BinaryLoss, Cell, KvCache, Layers, Model, Task};
-pub use optim::{GradientSink, Optimizer, ParamGroup, apply_gradients, gradient_name, minimize, store_gradients};
+pub use optim::{
+    GradientSink, LOSS_SCALE, LOSS_SCALE_GOOD_STEPS, Optimizer, ParamGroup, apply_gradients, gradient_name, minimize,
+    minimize_in, minimize_scaled, store_gradients,
+};
 pub use trainer::{
     EVAL_BATCH, EpochRow, Metrics, OptimizerKind, Progress, Run, ScheduleKind, StepReport, Stop, TrainConfig, Trained,
     argmax, classifier_metadata, count_correct, cross_entropy, first_non_finite, to_tensors, train, train_parallel,
 };
-pub use zoo::{CLASSES, HiddenActivation, MODELS, ModelSpec, build, cnn, mlp};
+pub use zoo::{CLASSES, HiddenActivation, MODELS, ModelSpec, build, build_in, cnn, mlp};

@@ -19,8 +19,13 @@
 //! # Ok(()) }
 //! ```
 
-use kiln_core::{Adagrad, Adam, Error, Result, Rmsprop, Sgd};
-use kiln_graph::{Graph, Value, grad};
+use kiln_core::{Adagrad, Adam, Error, HostTensor, LossScale, Op, Precision, Result, Rmsprop, Sgd};
+use kiln_graph::{Graph, Value, grad, grad_with};
+
+/// The store variables of dynamic loss scaling: the scale, and the finite steps since it last
+/// changed.
+pub const LOSS_SCALE: &str = "loss_scale";
+pub const LOSS_SCALE_GOOD_STEPS: &str = "loss_scale.good_steps";
 
 /// An optimizer and its hyperparameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,27 +42,22 @@ impl Optimizer {
     /// `<param>.m` and `<param>.v`, `<param>.sum_sq`, `<param>.sq_avg`). Its step count is the
     /// store counter `<param>.step`.
     pub fn update(&self, g: &mut Graph, param: Value, grad: Value) -> Result<Value> {
+        self.update_scaled(g, param, grad, None)
+    }
+
+    /// `update` by `factor·grad` where a scalar `factor` is given, skipped where it is 0.
+    pub fn update_scaled(&self, g: &mut Graph, param: Value, grad: Value, factor: Option<Value>) -> Result<Value> {
         let shape = g.shape(param).clone();
         let name = g.node(param).name.clone();
         let mut state = |suffix: &str| g.variable(&format!("{name}.{suffix}"), shape.clone());
-        match *self {
-            Optimizer::Sgd(s) => {
-                let buf = state("momentum_buf");
-                g.sgd_step(param, grad, buf, s)
-            }
-            Optimizer::Adam(a) => {
-                let (m, v) = (state("m"), state("v"));
-                g.adam_step(param, grad, m, v, a)
-            }
-            Optimizer::Adagrad(a) => {
-                let sum_sq = state("sum_sq");
-                g.adagrad_step(param, grad, sum_sq, a)
-            }
-            Optimizer::Rmsprop(r) => {
-                let sq_avg = state("sq_avg");
-                g.rmsprop_step(param, grad, sq_avg, r)
-            }
-        }
+        let (op, state) = match *self {
+            Optimizer::Sgd(s) => (Op::SgdStep(s), vec![state("momentum_buf")]),
+            Optimizer::Adam(a) => (Op::AdamStep(a), vec![state("m"), state("v")]),
+            Optimizer::Adagrad(a) => (Op::AdagradStep(a), vec![state("sum_sq")]),
+            Optimizer::Rmsprop(r) => (Op::RmspropStep(r), vec![state("sq_avg")]),
+        };
+        let inputs: Vec<Value> = [param, grad].into_iter().chain(state).chain(factor).collect();
+        g.push(op, &inputs)
     }
 }
 
@@ -74,19 +74,94 @@ pub struct ParamGroup {
 /// group are frozen: no gradient is computed for them and they never change. A parameter in two
 /// groups is refused.
 pub fn minimize(g: &mut Graph, loss: Value, groups: &[ParamGroup], clip_norm: Option<f32>) -> Result<()> {
+    minimize_with(g, loss, groups, clip_norm, None)
+}
+
+/// `minimize` with dynamic loss scaling, for graphs of `Precision::Mixed`: the gradients are
+/// taken of `loss` times the store variable `loss_scale` (so that small ones survive products
+/// of binary16 operands), unscaled inside each update, and a step whose gradients are not all
+/// finite changes no parameter and halves the scale (`LossScale`'s rules). The optimizers'
+/// step counts advance on a skipped step too.
+pub fn minimize_scaled(
+    g: &mut Graph,
+    loss: Value,
+    groups: &[ParamGroup],
+    clip_norm: Option<f32>,
+    scaling: LossScale,
+) -> Result<()> {
+    minimize_with(g, loss, groups, clip_norm, Some(scaling))
+}
+
+/// `minimize` for a graph of `precision`: `minimize_scaled` with the default `LossScale`
+/// under `Precision::Mixed`.
+pub fn minimize_in(
+    g: &mut Graph,
+    loss: Value,
+    groups: &[ParamGroup],
+    clip_norm: Option<f32>,
+    precision: Precision,
+) -> Result<()> {
+    let scaling = match precision {
+        Precision::F32 => None,
+        Precision::Mixed => Some(LossScale::default()),
+    };
+    minimize_with(g, loss, groups, clip_norm, scaling)
+}
+
+fn minimize_with(
+    g: &mut Graph,
+    loss: Value,
+    groups: &[ParamGroup],
+    clip_norm: Option<f32>,
+    scaling: Option<LossScale>,
+) -> Result<()> {
     let params = distinct_params(g, groups)?;
-    let grads = grad(g, loss, &params)?;
-    let grads = match clip_norm {
-        Some(max_norm) => g.clip_grad_norm(&grads, max_norm)?,
-        None => grads,
+    let (grads, factor) = match scaling {
+        None => {
+            let grads = grad(g, loss, &params)?;
+            let grads = match clip_norm {
+                Some(max_norm) => g.clip_grad_norm(&grads, max_norm)?,
+                None => grads,
+            };
+            (grads, None)
+        }
+        Some(scaling) => {
+            let (grads, factor) = scaled_gradients(g, loss, &params, clip_norm, scaling)?;
+            (grads, Some(factor))
+        }
     };
     let mut grads = grads.into_iter();
     for group in groups {
         for (&param, grad) in group.params.iter().zip(grads.by_ref()) {
-            group.optimizer.update(g, param, grad)?;
+            group.optimizer.update_scaled(g, param, grad, factor)?;
         }
     }
     Ok(())
+}
+
+/// The gradients of `loss · loss_scale` and the factor every update multiplies them by: `1/scale`
+/// (times the clipping factor of the unscaled gradients, with `clip_norm`) where they are all
+/// finite, else 0; and the scale's update after the step.
+fn scaled_gradients(
+    g: &mut Graph,
+    loss: Value,
+    params: &[Value],
+    clip_norm: Option<f32>,
+    scaling: LossScale,
+) -> Result<(Vec<Value>, Value)> {
+    let shape = g.shape(loss).clone();
+    if shape.numel() != 1 {
+        return Err(Error::shape("minimize_scaled", "the loss must have one element", "[]", shape));
+    }
+    let scale = g.variable_init(LOSS_SCALE, HostTensor::f32(shape.clone(), vec![LossScale::INITIAL])?);
+    let good_steps = g.variable(LOSS_SCALE_GOOD_STEPS, shape);
+    let grads = grad_with(g, &[(loss, scale)], params)?;
+    let Some(total) = g.sum_of_squares(&grads)? else {
+        return Err(Error::attribute("minimize_scaled", "no parameters to train"));
+    };
+    let factor = g.push(Op::LossScaleFactor { max_norm: clip_norm }, &[total, scale])?;
+    g.push(Op::LossScaleUpdate(scaling), &[scale, good_steps, factor])?;
+    Ok((grads, factor))
 }
 
 /// Every group's parameters in order, refusing one listed twice.

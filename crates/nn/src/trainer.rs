@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use kiln_core::{Adagrad, Adam, Backend, Error, HostTensor, LrSchedule, Result, Rmsprop, Sgd};
+use kiln_core::{Adagrad, Adam, Backend, Error, HostTensor, LrSchedule, Precision, Result, Rmsprop, Sgd};
 use kiln_graph::{Program, Store};
 use serde::{Deserialize, Serialize};
 
@@ -32,8 +32,8 @@ use crate::dataset::{Dataset, FashionMnist, shuffled_indices};
 use crate::dist::{Collectives, Single};
 use crate::files::{Output, WriterLock, check_outputs};
 use crate::layers::{BinaryLoss, Model, Task};
-use crate::optim::{GradientSink, Optimizer, ParamGroup, apply_gradients, minimize, store_gradients};
-use crate::zoo::{CLASSES, ModelSpec, build};
+use crate::optim::{GradientSink, Optimizer, ParamGroup, apply_gradients, minimize_in, store_gradients};
+use crate::zoo::{CLASSES, ModelSpec, build_in};
 
 /// The optimizers a run can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +60,14 @@ pub enum ScheduleKind {
     Cosine,
 }
 
+/// `Precision` as a checkpoint's settings name it.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Precision", rename_all = "lowercase")]
+enum PrecisionName {
+    F32,
+    Mixed,
+}
+
 /// A training run's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -72,6 +80,9 @@ pub struct TrainConfig {
     pub weight_decay: f32,
     /// Gradients scaled down to this global norm when longer.
     pub clip_norm: Option<f32>,
+    /// Products of f32 or (mixed) binary16 operands, the loss then scaled dynamically.
+    #[serde(default, with = "PrecisionName")]
+    pub precision: Precision,
     pub schedule: ScheduleKind,
     pub batch: usize,
     /// Whole passes over the training images; with `steps`, the run stops at whichever
@@ -109,6 +120,7 @@ impl Default for TrainConfig {
             momentum: 0.9,
             weight_decay: 0.0,
             clip_norm: None,
+            precision: Precision::F32,
             schedule: ScheduleKind::Constant,
             batch: 100,
             epochs: None,
@@ -398,13 +410,20 @@ impl<'a, B: Backend> Run<'a, B> {
             (None, None) => steps_per_epoch,
         };
         let shard = config.batch / collectives.size();
-        let mut model = build(&config.model, shard, pixels, true, config.seed)?;
+        let mut model = build_in(&config.model, shard, pixels, true, config.seed, config.precision)?;
         let group =
             ParamGroup { params: model.params.clone(), optimizer: config.optimizer(steps_per_epoch, planned_steps) };
         let mut store = Store::new(backend);
+        let groups = std::slice::from_ref(&group);
         let step = if collectives.size() == 1 {
-            minimize(&mut model.graph, model.loss, std::slice::from_ref(&group), config.clip_norm)?;
+            minimize_in(&mut model.graph, model.loss, groups, config.clip_norm, config.precision)?;
             Step::Fused(Program::compile(&mut store, &model.graph, &[model.loss, model.logits])?)
+        } else if config.precision == Precision::Mixed {
+            return Err(Error::data(
+                "--precision",
+                "mixed precision trains on one process: its loss scale is not yet shared across ranks; \
+                 give --precision f32 to train data-parallel",
+            ));
         } else {
             let update = apply_gradients(&model.graph, std::slice::from_ref(&group), config.clip_norm)?;
             let grads = store_gradients(&mut model.graph, model.loss, &model.params.clone(), GradientSink::Assign)?;
@@ -412,7 +431,7 @@ impl<'a, B: Backend> Run<'a, B> {
             let gradients = Program::compile(&mut store, &model.graph, &[model.loss, model.logits])?;
             Step::Split { gradients, update: Box::new(Program::compile(&mut store, &update, &[])?), grads: names }
         };
-        let eval_model = build(&config.model, EVAL_BATCH, pixels, false, config.seed)?;
+        let eval_model = build_in(&config.model, EVAL_BATCH, pixels, false, config.seed, config.precision)?;
         let eval = Program::compile(&mut store, &eval_model.graph, &[eval_model.logits])?;
         log::info!(
             "training {} on {}: {} graph nodes per step; device memory: {} KiB of parameters and state, \
@@ -829,7 +848,7 @@ impl<'a, B: Backend> Run<'a, B> {
     /// The first convolution's output for the first test image, as `[C, 1, H, W]` planes.
     pub fn feature_maps(&mut self) -> Result<Option<HostTensor>> {
         let pixels = self.data.test.image_size();
-        let model = build(&self.config.model, 1, pixels, false, self.config.seed)?;
+        let model = build_in(&self.config.model, 1, pixels, false, self.config.seed, self.config.precision)?;
         let Some(conv) = (0..model.graph.nodes().len())
             .map(kiln_graph::Value)
             .find(|&v| matches!(model.graph.node(v).op, kiln_core::Op::Conv2d(_)))
@@ -849,7 +868,8 @@ impl<'a, B: Backend> Run<'a, B> {
     /// over the parameters now in the store, every value read, the first non-finite one named.
     fn diagnose(&mut self, images: &HostTensor, labels: &HostTensor) -> Result<String> {
         let pixels = self.data.train.image_size();
-        let mut model = build(&self.config.model, self.config.batch, pixels, true, self.config.seed)?;
+        let mut model =
+            build_in(&self.config.model, self.config.batch, pixels, true, self.config.seed, self.config.precision)?;
         kiln_graph::grad(&mut model.graph, model.loss, &model.params)?;
         let labels = fed_labels(model.task, labels)?;
         let inputs = [(model.images, images), (model.labels, &labels)];
@@ -930,7 +950,7 @@ pub(crate) fn refuse_changed(what: &str, settings: &[(&str, String, String)]) ->
 }
 
 /// The settings that shape a run (and so must not change on resume): name, as saved, as now.
-fn settings(saved: &TrainConfig, now: &TrainConfig) -> [(&'static str, String, String); 14] {
+fn settings(saved: &TrainConfig, now: &TrainConfig) -> [(&'static str, String, String); 15] {
     [
         ("--model", saved.model.name.clone(), now.model.name.clone()),
         ("the mlp's shape", format!("{:?}", saved.model), format!("{:?}", now.model)),
@@ -939,6 +959,7 @@ fn settings(saved: &TrainConfig, now: &TrainConfig) -> [(&'static str, String, S
         ("--momentum", saved.momentum.to_string(), now.momentum.to_string()),
         ("--weight-decay", saved.weight_decay.to_string(), now.weight_decay.to_string()),
         ("--clip-norm", format!("{:?}", saved.clip_norm), format!("{:?}", now.clip_norm)),
+        ("--precision", saved.precision.name().into(), now.precision.name().into()),
         ("--schedule", format!("{:?}", saved.schedule), format!("{:?}", now.schedule)),
         ("--batch", saved.batch.to_string(), now.batch.to_string()),
         ("--epochs", format!("{:?}", saved.epochs), format!("{:?}", now.epochs)),

@@ -14,7 +14,7 @@
 //! # Ok(()) }
 //! ```
 
-use kiln_core::{Activation, DType, Error, Result};
+use kiln_core::{Activation, DType, Error, Precision, Result};
 use kiln_graph::Value;
 use serde::{Deserialize, Serialize};
 
@@ -123,12 +123,25 @@ impl ModelSpec {
 /// The model `spec` names for `batch` images of `pixels` square pixels, in training or eval
 /// mode, its parameters drawn from `seed`.
 pub fn build(spec: &ModelSpec, batch: usize, pixels: usize, training: bool, seed: u64) -> Result<Model> {
+    build_in(spec, batch, pixels, training, seed, Precision::F32)
+}
+
+/// `build` with products of `precision` (see `Graph::set_precision`).
+pub fn build_in(
+    spec: &ModelSpec,
+    batch: usize,
+    pixels: usize,
+    training: bool,
+    seed: u64,
+    precision: Precision,
+) -> Result<Model> {
     spec.check()?;
     let side = (pixels as f64).sqrt() as usize;
     if side * side != pixels {
         return Err(Error::attribute(&spec.name, format!("images of {pixels} pixels are not square")));
     }
     let mut l = Layers::new(training, seed).with_init(spec.init);
+    l.g.set_precision(precision);
     let images = l.g.input("images", vec![batch, pixels], DType::F32);
     let square = |l: &mut Layers| l.g.reshape(images, vec![batch, 1, side, side]);
     let (outputs, task) = match (spec.binary, spec.name.as_str()) {

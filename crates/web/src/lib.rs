@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use kiln_core::{Backend, Error, HostTensor, Result};
 use kiln_graph::{Program, Store, Value};
 use kiln_nn::{
-    Checkpoint, Dataset, EVAL_BATCH, Model, Task, TrainConfig, argmax, build, classifier_metadata, count_correct,
-    cross_entropy, minimize, to_tensors,
+    Checkpoint, Dataset, EVAL_BATCH, Model, Task, TrainConfig, argmax, build_in, classifier_metadata, count_correct,
+    cross_entropy, minimize_in, to_tensors,
 };
 
 pub mod bindings;
@@ -66,14 +66,15 @@ impl<B: Backend> Trainer<B> {
         let steps_per_epoch = train.len() / config.batch;
         let planned = config.steps.unwrap_or(steps_per_epoch * config.epochs.unwrap_or(1));
         let mut store = Store::new(backend);
-        let mut model = build(&config.model, config.batch, pixels, true, config.seed)?;
+        let precision = config.precision;
+        let mut model = build_in(&config.model, config.batch, pixels, true, config.seed, precision)?;
         let group =
             kiln_nn::ParamGroup { params: model.params.clone(), optimizer: config.optimizer(steps_per_epoch, planned) };
-        minimize(&mut model.graph, model.loss, &[group], config.clip_norm)?;
+        minimize_in(&mut model.graph, model.loss, &[group], config.clip_norm, precision)?;
         let step = Program::compile(&mut store, &model.graph, &[model.loss, model.logits])?;
-        let eval_model = build(&config.model, EVAL_BATCH, pixels, false, config.seed)?;
+        let eval_model = build_in(&config.model, EVAL_BATCH, pixels, false, config.seed, precision)?;
         let eval = Program::compile(&mut store, &eval_model.graph, &[eval_model.logits])?;
-        let mut predict_model = build(&config.model, 1, pixels, false, config.seed)?;
+        let mut predict_model = build_in(&config.model, 1, pixels, false, config.seed, precision)?;
         let probabilities = predict_model.graph.softmax(predict_model.logits, -1)?;
         let predict = Program::compile(&mut store, &predict_model.graph, &[probabilities])?;
         let order = kiln_nn::shuffled_indices(train.len(), config.seed);

@@ -373,3 +373,59 @@ pub struct Rmsprop {
     pub schedule: LrSchedule,
     pub step: u32,
 }
+
+/// What a graph's products (matrix products and convolutions, forward and backward) take as
+/// operands: f32 values, or (`Mixed`) their values rounded to binary16, the numerics of f16
+/// inputs with f32 accumulation. Everything else (sums, normalisation, losses, optimizer
+/// state and the parameters themselves) stays f32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    #[default]
+    F32,
+    Mixed,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Mixed => "mixed",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "f32" => Ok(Precision::F32),
+            "mixed" => Ok(Precision::Mixed),
+            _ => Err(crate::Error::data(
+                "--precision",
+                format!("`{s}`: expected f32 (every value f32) or mixed (products of f16 operands, f32 sums)"),
+            )),
+        }
+    }
+}
+
+/// Dynamic loss scaling (PyTorch's `GradScaler` rules): a step whose gradients are not all
+/// finite is skipped and halves the scale; `growth_interval` finite steps in a row double it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossScale {
+    pub growth_interval: u32,
+}
+
+impl LossScale {
+    /// The scale a training graph starts from.
+    pub const INITIAL: f32 = 65536.0;
+    /// The scale never drops below 1 nor grows past 2^24.
+    pub const MIN: f32 = 1.0;
+    pub const MAX: f32 = 16_777_216.0;
+}
+
+impl Default for LossScale {
+    fn default() -> Self {
+        LossScale { growth_interval: 2000 }
+    }
+}

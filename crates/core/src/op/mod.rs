@@ -7,7 +7,8 @@ mod rules;
 mod spatial;
 
 pub use attrs::{
-    Activation, Adagrad, Adam, Conv2d, Dropout, LossKind, LrSchedule, Noise, Pool2d, PoolKind, Rmsprop, Sgd, mix32,
+    Activation, Adagrad, Adam, Conv2d, Dropout, LossKind, LossScale, LrSchedule, Noise, Pool2d, PoolKind, Precision,
+    Rmsprop, Sgd, mix32,
 };
 
 use crate::{DType, Result, Shape};
@@ -196,7 +197,22 @@ pub enum Op {
     ClipFactor {
         max_norm: f32,
     },
-    /// In place: `param`, `grad`, `momentum_buf`; updates `param` and `momentum_buf`.
+    /// `x` rounded to the nearest binary16 value (ties to even, past the largest finite one to
+    /// ±inf), kept in f32: a product's operand under `Precision::Mixed`.
+    RoundHalf,
+    /// `(Σg², scale)` → `1/scale` where `Σg²` is finite, else 0: the factor that unscales a
+    /// loss-scaled step's gradients, 0 skipping the step. With `max_norm`, times the clipping
+    /// factor of the unscaled gradients, `min(1, max_norm / (√Σg²/scale + 1e-6))`.
+    LossScaleFactor {
+        max_norm: Option<f32>,
+    },
+    /// In place: `(scale, good_steps, factor)`: with `factor` 0 (a skipped step) the scale
+    /// halves and the count restarts, else the count grows and at `growth_interval` the scale
+    /// doubles (within `LossScale::MIN..=MAX`).
+    LossScaleUpdate(LossScale),
+    /// In place: `param`, `grad`, `momentum_buf`; updates `param` and `momentum_buf`. Every
+    /// optimizer step may take one more input, a scalar factor: the gradient is then
+    /// `factor·grad`, and a factor of 0 leaves the parameter and its state unchanged.
     SgdStep(Sgd),
     /// In place: `param`, `grad`, `m`, `v`; updates `param`, `m` and `v`.
     AdamStep(Adam),
@@ -309,6 +325,9 @@ impl Op {
             Op::Embedding => "embedding",
             Op::EmbeddingBackward { .. } => "embedding_backward",
             Op::ClipFactor { .. } => "clip_factor",
+            Op::RoundHalf => "round_half",
+            Op::LossScaleFactor { .. } => "loss_scale_factor",
+            Op::LossScaleUpdate(_) => "loss_scale_update",
             Op::SgdStep(_) => "sgd_step",
             Op::AdamStep(a) if a.decoupled => "adamw_step",
             Op::AdamStep(_) => "adam_step",
@@ -376,11 +395,86 @@ impl Op {
             | Op::Embedding
             | Op::EmbeddingBackward { .. }
             | Op::ClipFactor { .. }
+            | Op::RoundHalf
+            | Op::LossScaleFactor { .. }
+            | Op::LossScaleUpdate(_)
             | Op::SgdStep(_)
             | Op::AdamStep(_)
             | Op::AdagradStep(_)
             | Op::RmspropStep(_)
             | Op::Assign => Role::Kernel,
+        }
+    }
+
+    /// The inputs a product (matrix product or convolution, forward or backward) multiplies:
+    /// what a graph of `Precision::Mixed` rounds to binary16. Biases and masks are added or
+    /// applied in f32, so they are not among them.
+    pub fn product_operands(&self) -> &'static [usize] {
+        match self {
+            Op::MatMul(_)
+            | Op::Linear { .. }
+            | Op::MatMulReluBackward(_)
+            | Op::Conv2d(_)
+            | Op::Conv2dRelu(_)
+            | Op::Conv2dBackwardInput { .. }
+            | Op::Conv2dBackwardWeight { .. }
+            | Op::ConvTranspose2d { .. } => &[0, 1],
+            Op::Input
+            | Op::Variable
+            | Op::Reshape(_)
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Activation(_)
+            | Op::ActivationBackward(_)
+            | Op::Prelu
+            | Op::PreluBackwardInput
+            | Op::PreluBackwardAlpha
+            | Op::Sum(_)
+            | Op::Max(_)
+            | Op::MaxBackward(_)
+            | Op::BroadcastTo { .. }
+            | Op::Transpose(_)
+            | Op::Slice { .. }
+            | Op::SliceBackward { .. }
+            | Op::Concat { .. }
+            | Op::Softmax { .. }
+            | Op::SoftmaxBackward { .. }
+            | Op::LogSoftmax { .. }
+            | Op::LogSoftmaxBackward { .. }
+            | Op::CrossEntropyPerSample
+            | Op::CrossEntropyPerSampleBackward
+            | Op::NllPerSample
+            | Op::NllPerSampleBackward
+            | Op::Loss(_)
+            | Op::LossBackward { .. }
+            | Op::Pool2d(_)
+            | Op::Pool2dBackward(_)
+            | Op::Pool2dBackwardRelu(_)
+            | Op::BatchNormStats
+            | Op::BatchNorm { .. }
+            | Op::BatchNormBackwardReduce { .. }
+            | Op::BatchNormBackwardInput { .. }
+            | Op::BatchNormRunningUpdate { .. }
+            | Op::LayerNormStats
+            | Op::LayerNorm { .. }
+            | Op::LayerNormBackwardInput { .. }
+            | Op::LayerNormBackwardParams { .. }
+            | Op::Dropout(_)
+            | Op::DropoutBackward(_)
+            | Op::RandomNormal { .. }
+            | Op::Embedding
+            | Op::EmbeddingBackward { .. }
+            | Op::ClipFactor { .. }
+            | Op::RoundHalf
+            | Op::LossScaleFactor { .. }
+            | Op::LossScaleUpdate(_)
+            | Op::SgdStep(_)
+            | Op::AdamStep(_)
+            | Op::AdagradStep(_)
+            | Op::RmspropStep(_)
+            | Op::Assign => &[],
         }
     }
 
@@ -390,6 +484,7 @@ impl Op {
             Op::SgdStep(_) | Op::AdagradStep(_) | Op::RmspropStep(_) => &[0, 2],
             Op::AdamStep(_) => &[0, 2, 3],
             Op::BatchNormRunningUpdate { .. } | Op::Assign => &[0],
+            Op::LossScaleUpdate(_) => &[0, 1],
             Op::Input
             | Op::Variable
             | Op::MatMul(_)
@@ -444,7 +539,9 @@ impl Op {
             | Op::RandomNormal { .. }
             | Op::Embedding
             | Op::EmbeddingBackward { .. }
-            | Op::ClipFactor { .. } => &[],
+            | Op::ClipFactor { .. }
+            | Op::RoundHalf
+            | Op::LossScaleFactor { .. } => &[],
         }
     }
 
@@ -522,6 +619,9 @@ impl Op {
             | Op::DropoutBackward(_)
             | Op::RandomNormal { .. }
             | Op::ClipFactor { .. }
+            | Op::RoundHalf
+            | Op::LossScaleFactor { .. }
+            | Op::LossScaleUpdate(_)
             | Op::SgdStep(_)
             | Op::AdamStep(_)
             | Op::AdagradStep(_)
@@ -604,6 +704,9 @@ impl Op {
             | Op::Embedding
             | Op::EmbeddingBackward { .. }
             | Op::ClipFactor { .. }
+            | Op::RoundHalf
+            | Op::LossScaleFactor { .. }
+            | Op::LossScaleUpdate(_)
             | Op::Assign => None,
         }
     }
@@ -629,7 +732,7 @@ impl Op {
                 let [a, b] = floats::<2>(name, inputs)?;
                 crate::broadcast_shapes(name, a, b)?
             }
-            Op::Activation(_) | Op::Dropout(_) | Op::DropoutBackward(_) => {
+            Op::Activation(_) | Op::Dropout(_) | Op::DropoutBackward(_) | Op::RoundHalf => {
                 let [x] = floats::<1>(name, inputs)?;
                 x.clone()
             }
@@ -694,9 +797,24 @@ impl Op {
                 }
                 Shape::scalar()
             }
+            Op::LossScaleFactor { .. } => {
+                scalars(name, inputs, 2, "the scalar sum of squared gradients and the scale")?;
+                Shape::scalar()
+            }
+            Op::LossScaleUpdate(_) => {
+                scalars(name, inputs, 3, "the scale, the count of finite steps and the step's factor")?;
+                Shape::scalar()
+            }
             Op::SgdStep(_) | Op::AdagradStep(_) | Op::RmspropStep(_) | Op::AdamStep(_) => {
                 let n = 1 + self.updated_inputs().len();
-                same_shapes(name, inputs, n, "gradient and optimizer state must match the parameter")?
+                let state = match inputs.len() == n + 1 {
+                    true => {
+                        scalars(name, &inputs[n..], 1, "a scalar factor of the gradient after the state")?;
+                        &inputs[..n]
+                    }
+                    false => inputs,
+                };
+                same_shapes(name, state, n, "gradient and optimizer state must match the parameter")?
             }
             Op::Assign => same_shapes(name, inputs, 2, "the value must match the variable it is assigned to")?,
         };

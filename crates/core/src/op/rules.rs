@@ -51,6 +51,17 @@ pub(super) fn same_shapes(op: &str, inputs: &[In<'_>], n: usize, message: &str) 
     Ok(first.clone())
 }
 
+/// Ops whose `n` inputs are f32 tensors of one element each.
+pub(super) fn scalars(op: &str, inputs: &[In<'_>], n: usize, message: &str) -> Result<()> {
+    arity(op, inputs, n)?;
+    for (shape, dtype) in inputs {
+        if *dtype != DType::F32 || shape.numel() != 1 {
+            return Err(Error::shape(op, message, "one f32 element", format!("{dtype:?} tensor {shape}")));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn matmul_shape(m: MatMul, inputs: &[In<'_>]) -> Result<Shape> {
     let [a, b] = floats::<2>("matmul", inputs)?;
     let ok_rank = |s: &Shape| s.rank() == 2 || s.rank() == 3;
