@@ -1,7 +1,8 @@
 //! Data-parallel training over MPI (`--features mpi`; `make test` builds with it): two ranks
 //! started by mpirun, each on half of every batch of 64, end with the parameters one process
 //! reaches on the whole batches (within 1e-5) and with parameters bit-identical to each other
-//! (the run itself checks that before it ends); a killed rank ends the job, not hangs it.
+//! (the run itself checks that before it ends); a killed rank ends the job, not hangs it;
+//! mixed precision, whose loss scale the ranks do not share, is refused.
 //!
 //! The MLP trains with Adam, the CNN with SGD and momentum: summed in another order, the two
 //! shards' gradients differ from one batch's by f32 rounding (1e-7 relative), and Adam divides
@@ -94,6 +95,21 @@ fn two_ranks_reach_the_parameters_of_one_process() {
             assert!(error < 1e-5, "{model}: {name} differs by {error:.2e} between one process and two ranks");
         }
     }
+}
+
+/// Mixed precision is refused across ranks, by name, on every rank and without a hang.
+#[test]
+fn mixed_precision_is_refused_across_ranks() {
+    let checkpoint = temp("mixed");
+    let out = mpirun(2)
+        .args(train_args("mlp", &checkpoint))
+        .args(["--data-parallel", "--precision", "mixed"])
+        .output()
+        .expect("mpirun runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("--precision") && text.contains("one process"), "{text}");
+    assert!(!checkpoint.exists(), "nothing trained");
 }
 
 #[test]
