@@ -245,3 +245,15 @@ fn the_step_factor_unscales_clips_and_skips() {
         }
     }
 }
+
+/// `kiln train --precision mixed` trains and says after each epoch where the loss scale stands.
+#[test]
+fn the_command_line_trains_mixed_and_reports_the_scale() {
+    let data = common::synthetic_data();
+    let data = data.to_str().expect("utf-8");
+    let args =
+        ["train", "--model", "mlp", "--precision", "mixed", "--steps", "3", "--validation", "200", "--data", data];
+    let (ok, out, err) = common::kiln(&args);
+    assert!(ok, "{out}{err}");
+    assert!(err.contains("loss scale 65536, 3 finite steps since it last changed"), "{err}");
+}

@@ -498,6 +498,11 @@ impl<'a, B: Backend> Run<'a, B> {
             seconds += row.seconds;
             samples += row.steps * self.config.batch;
             self.history.push(row.clone());
+            if self.config.precision == Precision::Mixed {
+                let read = self.store.read(&[crate::optim::LOSS_SCALE, crate::optim::LOSS_SCALE_GOOD_STEPS])?;
+                let (scale, count) = (read[0].as_f32()?[0], read[1].as_f32()?[0]);
+                log::info!("epoch {}: loss scale {scale}, {count} finite steps since it last changed", row.epoch);
+            }
             if self.collectives.rank() == 0 {
                 self.keep_if_best()?;
                 if let Some(path) = &self.config.checkpoint {
