@@ -49,15 +49,7 @@ pub fn loss_scale_factor(
     factor: &B<'_>,
 ) -> Result<Dispatch> {
     let params = Params { clip: u32::from(max_norm.is_some()), max_norm: max_norm.unwrap_or(0.0), ..elements(1) };
-    Launch {
-        shader: PRECISION,
-        entry: "loss_scale_factor",
-        constants: vec![],
-        params: bytemuck::bytes_of(&params),
-        bindings: vec![(1, sum_sq.buffer), (2, factor.buffer), (3, scale.buffer)],
-        workgroups: [1, 1, 1],
-    }
-    .build(gpu)
+    one_invocation(gpu, "loss_scale_factor", params, [sum_sq, factor, scale])
 }
 
 /// In place: the scale and the count of finite steps after a step of `factor`.
@@ -68,12 +60,17 @@ pub fn loss_scale_update(gpu: &Gpu, l: &LossScale, [scale, good, factor]: [&B<'_
         max_scale: LossScale::MAX,
         ..elements(1)
     };
+    one_invocation(gpu, "loss_scale_update", params, [factor, scale, good])
+}
+
+/// A scalar kernel's single invocation over bindings 1, 2 and 3.
+fn one_invocation(gpu: &Gpu, entry: &'static str, params: Params, buffers: [&B<'_>; 3]) -> Result<Dispatch> {
     Launch {
         shader: PRECISION,
-        entry: "loss_scale_update",
+        entry,
         constants: vec![],
         params: bytemuck::bytes_of(&params),
-        bindings: vec![(1, factor.buffer), (2, scale.buffer), (3, good.buffer)],
+        bindings: (1..).zip(buffers.map(|b| b.buffer)).collect(),
         workgroups: [1, 1, 1],
     }
     .build(gpu)

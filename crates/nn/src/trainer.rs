@@ -425,7 +425,7 @@ impl<'a, B: Backend> Run<'a, B> {
                  give --precision f32 to train data-parallel",
             ));
         } else {
-            let update = apply_gradients(&model.graph, std::slice::from_ref(&group), config.clip_norm)?;
+            let update = apply_gradients(&model.graph, groups, config.clip_norm)?;
             let grads = store_gradients(&mut model.graph, model.loss, &model.params.clone(), GradientSink::Assign)?;
             let names = grads.iter().map(|&g| model.graph.node(g).name.clone()).collect();
             let gradients = Program::compile(&mut store, &model.graph, &[model.loss, model.logits])?;
