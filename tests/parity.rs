@@ -92,6 +92,17 @@ fn grids_past_65535_workgroups_are_folded() {
 }
 
 #[test]
+fn bias_gradient_sums_match_with_and_without_whole_fours() {
+    // [N, C, H, W] over N, H, W, as a convolution's bias gradient: H·W a multiple of 4 (read
+    // four at a time) or not, and long enough for a workgroup per channel.
+    for dims in [[6, 5, 12, 8], [6, 5, 7, 7], [3, 2, 4, 100]] {
+        let x = [t(&dims, 7)];
+        assert_parity("bias gradient sum", &x, |g, x| g.sum(x[0], &[0, 2, 3], false));
+        assert_parity("bias gradient mean", &x, |g, x| g.mean(x[0], &[0, 2, 3], true));
+    }
+}
+
+#[test]
 fn huge_logits_stay_finite() {
     let logits = HostTensor::f32(vec![2, 3], vec![1e4, -1e4, 0.0, -1e4, 1e4, 5e3]).expect("logits");
     let labels = HostTensor::i32(vec![2], vec![1, 0]).expect("labels");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use kiln::core::{Adam, Backend, DType, HostTensor, Sgd};
+use kiln::core::{Adagrad, Adam, Backend, DType, HostTensor, LrSchedule, Rmsprop, Sgd};
 use kiln::graph::Executor;
 use kiln::nn::{Optimizer, mlp};
 
@@ -57,6 +57,24 @@ fn one_step_matches_with_4_aligned_shapes() {
 #[test]
 fn adam_steps_match_including_the_step_count() {
     assert_same_training(&[13, 9, 3], ADAM, 4);
+}
+
+/// Every rule, with weight decay, on parameters the GPU updates four elements at a time (the
+/// 16·12 and 12·5 weights, the 12 biases) and one at a time (the 5 biases).
+#[test]
+fn every_optimizer_matches_on_gpu_and_cpu_in_fours_and_singles() {
+    let schedule = LrSchedule::Constant;
+    let (lr, weight_decay) = (1e-2, 1e-2);
+    let optimizers = [
+        Optimizer::Sgd(Sgd::new(0.1, 0.9, weight_decay)),
+        Optimizer::Adam(Adam { weight_decay, ..Adam::new(lr) }),
+        Optimizer::Adam(Adam { weight_decay, decoupled: true, ..Adam::new(lr) }),
+        Optimizer::Adagrad(Adagrad { lr, eps: 1e-10, weight_decay, schedule, step: 1 }),
+        Optimizer::Rmsprop(Rmsprop { lr, alpha: 0.99, eps: 1e-8, weight_decay, schedule, step: 1 }),
+    ];
+    for optimizer in optimizers {
+        assert_same_training(&[16, 12, 5], optimizer, 3);
+    }
 }
 
 #[test]

@@ -4,8 +4,19 @@ use kiln_gpu::{Dispatch, Gpu};
 
 use crate::{B, Launch, OPTIMIZER, grid_1d};
 
-pub const ENTRY_POINTS: &[&str] =
-    &["sgd_step", "adam_step", "adamw_step", "adagrad_step", "rmsprop_step", "clip_factor"];
+pub const ENTRY_POINTS: &[&str] = &[
+    "sgd_step",
+    "adam_step",
+    "adamw_step",
+    "adagrad_step",
+    "rmsprop_step",
+    "clip_factor",
+    "sgd_step_x4",
+    "adam_step_x4",
+    "adamw_step_x4",
+    "adagrad_step_x4",
+    "rmsprop_step_x4",
+];
 pub const PARAMS: &[(&str, usize)] = &[
     ("Sgd", size_of::<SgdParams>()),
     ("Adam", size_of::<AdamParams>()),
@@ -63,13 +74,20 @@ pub enum Update<'a> {
 }
 
 impl Update<'_> {
-    fn entry(self) -> &'static str {
-        match self {
-            Update::Sgd(_) => "sgd_step",
-            Update::Adam(a) if a.decoupled => "adamw_step",
-            Update::Adam(_) => "adam_step",
-            Update::Adagrad(_) => "adagrad_step",
-            Update::Rmsprop(_) => "rmsprop_step",
+    /// The kernel updating `n` elements: a vec4 per invocation where they are whole fours.
+    fn entry(self, n: usize) -> &'static str {
+        let fours = n.is_multiple_of(4);
+        match (self, fours) {
+            (Update::Sgd(_), false) => "sgd_step",
+            (Update::Sgd(_), true) => "sgd_step_x4",
+            (Update::Adam(a), false) if a.decoupled => "adamw_step",
+            (Update::Adam(a), true) if a.decoupled => "adamw_step_x4",
+            (Update::Adam(_), false) => "adam_step",
+            (Update::Adam(_), true) => "adam_step_x4",
+            (Update::Adagrad(_), false) => "adagrad_step",
+            (Update::Adagrad(_), true) => "adagrad_step_x4",
+            (Update::Rmsprop(_), false) => "rmsprop_step",
+            (Update::Rmsprop(_), true) => "rmsprop_step_x4",
         }
     }
 }
@@ -124,11 +142,11 @@ pub fn update(gpu: &Gpu, update: Update<'_>, state: usize, inputs: &[B<'_>]) -> 
     bindings.push((5, factor.unwrap_or(&inputs[1]).buffer));
     let launch = Launch {
         shader: OPTIMIZER,
-        entry: update.entry(),
+        entry: update.entry(n),
         constants: vec![("SCALED", f64::from(u8::from(factor.is_some())))],
         params: &params,
         bindings,
-        workgroups: grid_1d(gpu, n),
+        workgroups: grid_1d(gpu, if n.is_multiple_of(4) { n / 4 } else { n }),
     };
     launch.build(gpu)
 }

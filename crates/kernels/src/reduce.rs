@@ -5,7 +5,7 @@ use kiln_gpu::{Dispatch, Gpu, GpuBuffer, fold_workgroups};
 use crate::{B, GpuKernel, Launch, REDUCE, pack8};
 
 pub const ENTRY_POINTS: &[&str] =
-    &["sum", "sum_rows", "max_forward", "max_backward", "max_backward_ties", "max_backward_chunks"];
+    &["sum", "sum_rows", "sum_quads", "max_forward", "max_backward", "max_backward_ties", "max_backward_chunks"];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
 /// Sums of at most this many elements take one invocation each (`sum_rows`): a workgroup
@@ -155,8 +155,19 @@ impl Layout {
         self.planar && self.n_red <= SHORT_ROW
     }
 
+    /// Whether a planar sum reads whole fours: its inner reduced axis contiguous and a multiple
+    /// of 4 long, every other stride a multiple of 4 (`sum_quads`).
+    fn quads(&self) -> bool {
+        let strides = self.kept.iter().chain(&self.red[..1]).all(|&(_, stride)| stride.is_multiple_of(4));
+        self.planar && self.red.len() == 2 && self.red[1].0.is_multiple_of(4) && self.red[1].1 == 1 && strides
+    }
+
     fn entry(&self, entry: &'static str) -> &'static str {
-        if entry == "sum" && self.rows() { "sum_rows" } else { entry }
+        match entry {
+            "sum" if self.rows() => "sum_rows",
+            "sum" if self.quads() => "sum_quads",
+            _ => entry,
+        }
     }
 
     fn partial_bytes(&self) -> Option<u64> {

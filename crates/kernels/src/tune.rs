@@ -60,10 +60,30 @@ fn memo() -> &'static Mutex<HashMap<String, String>> {
     MEMO.get_or_init(Mutex::default)
 }
 
-/// The adapter and driver a choice was measured on, as the cache keys name them.
+/// The adapter and driver a choice was measured on, as the cache keys name them; for a CPU
+/// adapter also the processor, which its name does not tell (llvmpipe names only its vector
+/// width) and which decides as much as the driver: a cache in a home directory shared by
+/// hosts of different processors must not carry one host's choices to another.
 fn adapter_key(gpu: &Gpu) -> String {
     let info = gpu.info();
-    format!("{} | {:?} | {} {}", info.name, info.backend, info.driver, info.driver_info)
+    let adapter = format!("{} | {:?} | {} {}", info.name, info.backend, info.driver, info.driver_info);
+    match info.device_type {
+        wgpu::DeviceType::Cpu => format!("{adapter} | {}", host_processor()),
+        _ => adapter,
+    }
+}
+
+/// The host's processor model (Linux's `/proc/cpuinfo`, else the architecture) and the
+/// threads it runs.
+fn host_processor() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim() == "model name")
+        .map_or(std::env::consts::ARCH, |(_, model)| model.trim());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{model} × {threads} threads")
 }
 
 /// The fastest of `candidates` (names `measure` takes) for `key` on this adapter, or `None`
@@ -253,6 +273,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kiln-tune-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         dir.join("tune.json")
+    }
+
+    #[test]
+    fn the_host_processor_is_named_with_its_threads() {
+        let named = host_processor();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert!(named.ends_with(&format!(" × {threads} threads")), "{named}");
+        let model = named.trim_end_matches(&format!(" × {threads} threads"));
+        assert!(!model.is_empty() && !model.contains('\n'), "{named}");
+        if let Ok(cpuinfo) = std::fs::read_to_string("/proc/cpuinfo")
+            && cpuinfo.contains("model name")
+        {
+            assert!(cpuinfo.lines().any(|l| l.starts_with("model name") && l.ends_with(model)), "{named}");
+        }
     }
 
     #[test]
