@@ -4,7 +4,8 @@
 //   slice(x):                     y = x[…, start..start+len, …]  (`offset` = start · stride)
 // These split the output index into coordinates over `shape` and dot them with `strides`, the
 // input's stride for each output axis (0 along broadcast axes), from `offset`.
-//   slice_backward(dy):           dx = dy placed at start.. along the axis, zero elsewhere
+//   slice_backward(dy):           dx = dy placed at start.. along the axis, zero elsewhere (and
+//                                 slice_backward_x4, four elements an invocation)
 //   concat_part(x):               y[…, start..start+len, …] = x, the rest of y untouched (one
 //                                 dispatch per input of a concat; one invocation per x element)
 //   assign(value):                variable = value, element by element (an in-place copy)
@@ -85,6 +86,27 @@ fn slice_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
     // Clamped so the read stays inside dy even where it is not used.
     let source_at = (outer * back.len + min(along - back.start, back.len - 1u)) * back.inner + inner;
     y[i] = select(0.0, x[source_at], inside);
+}
+
+@group(0) @binding(1) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> y4: array<vec4f>;
+
+// slice_backward four elements at a time (back.n counts fours), where the slice's edges and
+// dx's rows along the axis (full · inner elements) fall at multiples of 4: each four then lies
+// wholly inside dy's stretch or wholly outside it, and one 4-wide load and store serve them
+// where Mesa's CPU drivers would go lane by lane.
+@compute @workgroup_size(64)
+fn slice_backward_x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let q = flat(gid, groups);
+    if (q >= back.n) { return; }
+    let row = back.full * back.inner;
+    let first = back.start * back.inner;
+    let stretch = back.len * back.inner;
+    let within = (4u * q) % row;
+    let inside = within >= first && within < first + stretch;
+    // Clamped so the read stays inside dy even where it is not used.
+    let source_at = ((4u * q) / row) * stretch + min(within - first, stretch - 4u);
+    y4[q] = select(vec4f(0.0), x4[source_at / 4u], inside);
 }
 
 @compute @workgroup_size(64)

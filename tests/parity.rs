@@ -103,6 +103,33 @@ fn bias_gradient_sums_match_with_and_without_whole_fours() {
 }
 
 #[test]
+fn same_shape_binaries_and_slice_gradients_match_in_fours_and_singles() {
+    // Operands of the output's shape: 48 elements (a vec4 per invocation) or 35.
+    for dims in [[6, 8], [5, 7]] {
+        let divisor =
+            HostTensor::f32(dims.to_vec(), common::random_vec(dims[0] * dims[1], 4).iter().map(|v| 1.5 + v).collect())
+                .expect("divisor");
+        let inputs = [t(&dims, 3), divisor];
+        assert_parity("same-shape add", &inputs, |g, x| g.add(x[0], x[1]));
+        assert_parity("same-shape sub", &inputs, |g, x| g.sub(x[0], x[1]));
+        assert_parity("same-shape mul", &inputs, |g, x| g.mul(x[0], x[1]));
+        assert_parity("same-shape div", &inputs, |g, x| g.div(x[0], x[1]));
+    }
+    // Slices whose gradient's edges fall at multiples of 4 elements (an LSTM's gates: fours of
+    // the last axis; a middle axis over rows of 4) or do not.
+    let x = [t(&[3, 16], 5)];
+    for (start, len) in [(0, 4), (4, 8), (12, 4), (1, 4), (4, 3)] {
+        assert_parity("slice of the last axis", &x, |g, x| g.slice(x[0], 1, start, len));
+    }
+    let x = [t(&[2, 5, 4], 6)];
+    for (start, len) in [(0, 2), (3, 2), (1, 1)] {
+        assert_parity("slice of a middle axis", &x, |g, x| g.slice(x[0], 1, start, len));
+    }
+    let x = [t(&[2, 5, 3], 7)];
+    assert_parity("slice of a middle axis, rows of 3", &x, |g, x| g.slice(x[0], 1, 1, 4));
+}
+
+#[test]
 fn huge_logits_stay_finite() {
     let logits = HostTensor::f32(vec![2, 3], vec![1e4, -1e4, 0.0, -1e4, 1e4, 5e3]).expect("logits");
     let labels = HostTensor::i32(vec![2], vec![1, 0]).expect("labels");

@@ -5,7 +5,8 @@ use kiln_gpu::{Dispatch, Gpu};
 use crate::binary::broadcast_strides;
 use crate::{B, LAYOUT, Launch, grid_1d, pack8};
 
-pub const ENTRY_POINTS: &[&str] = &["transpose", "broadcast_to", "slice", "slice_backward", "concat_part", "assign"];
+pub const ENTRY_POINTS: &[&str] =
+    &["transpose", "broadcast_to", "slice", "slice_backward", "slice_backward_x4", "concat_part", "assign"];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>()), ("SliceBack", size_of::<SliceBack>())];
 
 #[repr(C)]
@@ -31,13 +32,25 @@ struct SliceBack {
 }
 
 fn launch(gpu: &Gpu, entry: &'static str, params: &[u8], x: &B<'_>, y: &B<'_>) -> Result<Dispatch> {
+    launch_over(gpu, entry, params, x, y, y.shape.numel())
+}
+
+/// A layout kernel of `invocations` invocations.
+fn launch_over(
+    gpu: &Gpu,
+    entry: &'static str,
+    params: &[u8],
+    x: &B<'_>,
+    y: &B<'_>,
+    invocations: usize,
+) -> Result<Dispatch> {
     let launch = Launch {
         shader: LAYOUT,
         entry,
         constants: vec![],
         params,
         bindings: vec![(1, x.buffer), (2, y.buffer)],
-        workgroups: grid_1d(gpu, y.shape.numel()),
+        workgroups: grid_1d(gpu, invocations),
     };
     launch.build(gpu)
 }
@@ -84,15 +97,23 @@ pub fn slice(gpu: &Gpu, axis: usize, start: usize, x: &B<'_>, y: &B<'_>) -> Resu
 /// `dy` placed at `start..` of `axis` in a zero tensor shaped like `dx`.
 pub fn slice_backward(gpu: &Gpu, axis: usize, start: usize, dy: &B<'_>, dx: &B<'_>) -> Result<Dispatch> {
     let dims = dx.shape.dims();
+    let inner = dims[axis + 1..].iter().product::<usize>();
+    let len = dy.shape.dims()[axis];
+    // Every edge of the slice and of dx's rows along the axis at a multiple of 4 elements.
+    let fours = len * inner > 0 && [start, len, dims[axis]].iter().all(|&at| (at * inner).is_multiple_of(4));
+    let (entry, n) = match dx.shape.numel() {
+        n if fours => ("slice_backward_x4", n / 4),
+        n => ("slice_backward", n),
+    };
     let params = SliceBack {
-        n: dx.shape.numel() as u32,
+        n: n as u32,
         full: dims[axis] as u32,
-        inner: dims[axis + 1..].iter().product::<usize>() as u32,
+        inner: inner as u32,
         start: start as u32,
-        len: dy.shape.dims()[axis] as u32,
+        len: len as u32,
         _pad: [0; 3],
     };
-    launch(gpu, "slice_backward", bytemuck::bytes_of(&params), dy, dx)
+    launch_over(gpu, entry, bytemuck::bytes_of(&params), dy, dx, n)
 }
 
 /// `parts` one after another along `axis` of `y`: one dispatch per part, each writing its own
