@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_parity, evaluate, gpu, t};
-use kiln::core::{HostTensor, MatMul};
+use kiln::core::{Activation, HostTensor, MatMul};
 use proptest::prelude::*;
 
 fn dim() -> impl Strategy<Value = usize> {
@@ -103,7 +103,7 @@ fn bias_gradient_sums_match_with_and_without_whole_fours() {
 }
 
 #[test]
-fn same_shape_binaries_and_slice_gradients_match_in_fours_and_singles() {
+fn same_shape_binaries_activations_and_slice_gradients_match_in_fours_and_singles() {
     // Operands of the output's shape: 48 elements (a vec4 per invocation) or 35.
     for dims in [[6, 8], [5, 7]] {
         let divisor =
@@ -114,6 +114,17 @@ fn same_shape_binaries_and_slice_gradients_match_in_fours_and_singles() {
         assert_parity("same-shape sub", &inputs, |g, x| g.sub(x[0], x[1]));
         assert_parity("same-shape mul", &inputs, |g, x| g.mul(x[0], x[1]));
         assert_parity("same-shape div", &inputs, |g, x| g.div(x[0], x[1]));
+    }
+    for dims in [[6, 8], [5, 7]] {
+        let x = [t(&dims, 8)];
+        for activation in [
+            Activation::Sigmoid,
+            Activation::Tanh,
+            Activation::Gelu { tanh: true },
+            Activation::LeakyRelu { negative_slope: 0.2 },
+        ] {
+            assert_parity("activation", &x, |g, x| g.activation(x[0], activation));
+        }
     }
     // Slices whose gradient's edges fall at multiples of 4 elements (an LSTM's gates: fours of
     // the last axis; a middle axis over rows of 4) or do not.
