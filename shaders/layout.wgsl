@@ -1,7 +1,8 @@
 // Strided gathers that materialise a view, one invocation per output element:
 //   transpose(x, perm):           y[i_0..i_r] with axis k of y = axis perm[k] of x
 //   broadcast_to(x, shape, s):    y = s · x broadcast to `shape` (the gradient of `sum`)
-//   slice(x):                     y = x[…, start..start+len, …]  (`offset` = start · stride)
+//   slice(x):                     y = x[…, start..start+len, …]  (`offset` = start · stride;
+//                                 slice_x4 four elements an invocation)
 // These split the output index into coordinates over `shape` and dot them with `strides`, the
 // input's stride for each output axis (0 along broadcast axes), from `offset`.
 //   slice_backward(dy):           dx = dy placed at start.. along the axis, zero elsewhere (and
@@ -107,6 +108,17 @@ fn slice_backward_x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
     // Clamped so the read stays inside dy even where it is not used.
     let source_at = ((4u * q) / row) * stretch + min(within - first, stretch - 4u);
     y4[q] = select(vec4f(0.0), x4[source_at / 4u], inside);
+}
+
+// slice four elements at a time under the same condition (back.n counts fours of y): each
+// four of y is a four of x.
+@compute @workgroup_size(64)
+fn slice_x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let q = flat(gid, groups);
+    if (q >= back.n) { return; }
+    let stretch = back.len * back.inner;
+    let at = (4u * q / stretch) * back.full * back.inner + back.start * back.inner + (4u * q) % stretch;
+    y4[q] = x4[at / 4u];
 }
 
 @compute @workgroup_size(64)

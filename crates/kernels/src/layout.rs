@@ -6,7 +6,7 @@ use crate::binary::broadcast_strides;
 use crate::{B, LAYOUT, Launch, grid_1d, pack8};
 
 pub const ENTRY_POINTS: &[&str] =
-    &["transpose", "broadcast_to", "slice", "slice_backward", "slice_backward_x4", "concat_part", "assign"];
+    &["transpose", "broadcast_to", "slice", "slice_x4", "slice_backward", "slice_backward_x4", "concat_part", "assign"];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>()), ("SliceBack", size_of::<SliceBack>())];
 
 #[repr(C)]
@@ -90,30 +90,47 @@ pub fn broadcast_to(gpu: &Gpu, scale: f32, x: &B<'_>, y: &B<'_>) -> Result<Dispa
 
 /// Elements `start..` of `axis` (as long as `y` is along it).
 pub fn slice(gpu: &Gpu, axis: usize, start: usize, x: &B<'_>, y: &B<'_>) -> Result<Dispatch> {
-    let strides = contiguous_strides(x.shape.dims());
+    let (whole, part) = (x.shape.dims(), y.shape.dims());
+    if let Some(params) = slice_in_fours(whole, axis, start, part[axis], y.shape.numel()) {
+        return launch_over(gpu, "slice_x4", bytemuck::bytes_of(&params), x, y, params.n as usize);
+    }
+    let strides = contiguous_strides(whole);
     gather(gpu, "slice", &strides, start * strides[axis], 1.0, x, y)
+}
+
+/// The geometry of a slice of `len` at `start` along `axis` of `whole`, counted in fours of
+/// the `elements` its kernel writes, where every edge of the slice and of the rows along the
+/// axis falls at a multiple of 4 elements (each four of the slice is then a four of the
+/// whole); `None` elsewhere.
+fn slice_in_fours(whole: &[usize], axis: usize, start: usize, len: usize, elements: usize) -> Option<SliceBack> {
+    let inner = whole[axis + 1..].iter().product::<usize>();
+    let fours = len * inner > 0 && [start, len, whole[axis]].iter().all(|&at| (at * inner).is_multiple_of(4));
+    fours.then(|| SliceBack {
+        n: (elements / 4) as u32,
+        full: whole[axis] as u32,
+        inner: inner as u32,
+        start: start as u32,
+        len: len as u32,
+        _pad: [0; 3],
+    })
 }
 
 /// `dy` placed at `start..` of `axis` in a zero tensor shaped like `dx`.
 pub fn slice_backward(gpu: &Gpu, axis: usize, start: usize, dy: &B<'_>, dx: &B<'_>) -> Result<Dispatch> {
     let dims = dx.shape.dims();
-    let inner = dims[axis + 1..].iter().product::<usize>();
     let len = dy.shape.dims()[axis];
-    // Every edge of the slice and of dx's rows along the axis at a multiple of 4 elements.
-    let fours = len * inner > 0 && [start, len, dims[axis]].iter().all(|&at| (at * inner).is_multiple_of(4));
-    let (entry, n) = match dx.shape.numel() {
-        n if fours => ("slice_backward_x4", n / 4),
-        n => ("slice_backward", n),
-    };
+    if let Some(params) = slice_in_fours(dims, axis, start, len, dx.shape.numel()) {
+        return launch_over(gpu, "slice_backward_x4", bytemuck::bytes_of(&params), dy, dx, params.n as usize);
+    }
     let params = SliceBack {
-        n: n as u32,
+        n: dx.shape.numel() as u32,
         full: dims[axis] as u32,
-        inner: inner as u32,
+        inner: dims[axis + 1..].iter().product::<usize>() as u32,
         start: start as u32,
         len: len as u32,
         _pad: [0; 3],
     };
-    launch_over(gpu, entry, bytemuck::bytes_of(&params), dy, dx, n)
+    launch(gpu, "slice_backward", bytemuck::bytes_of(&params), dy, dx)
 }
 
 /// `parts` one after another along `axis` of `y`: one dispatch per part, each writing its own
