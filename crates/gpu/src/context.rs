@@ -40,6 +40,19 @@ struct Inner {
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     texels: Mutex<TexelTextures>,
     timeout: Duration,
+    /// Submissions given up at the timeout that may still be running inside the driver.
+    abandoned: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+/// An OpenGL submission given up at the timeout goes on computing inside the driver: the
+/// device waits for it before it goes, so that the process never tears the driver down under
+/// it (EGL then fails on that thread, and the process with it, after the timeout was reported).
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for submission in lock(&self.abandoned).drain(..) {
+            let _ = submission.join();
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -95,6 +108,7 @@ impl Gpu {
             pipelines: Mutex::default(),
             texels: Mutex::default(),
             timeout,
+            abandoned: Mutex::default(),
         };
         Ok(Gpu { inner: Arc::new(inner) })
     }
@@ -341,12 +355,23 @@ impl Gpu {
     fn submit_on_thread(&self, commands: wgpu::CommandBuffer) -> Result<wgpu::SubmissionIndex> {
         let queue = self.queue().clone();
         let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || sender.send(queue.submit([commands])));
-        receiver.recv_timeout(self.inner.timeout).map_err(|_| {
-            let seconds = self.inner.timeout.as_secs_f64();
-            self.inner.errors.give_up(format!("a submission did not finish within {seconds} s (KILN_TIMEOUT_SECS)"));
-            Error::Timeout { what: "a submitted step".into(), seconds }
-        })
+        let submission = std::thread::spawn(move || {
+            let _ = sender.send(queue.submit([commands]));
+        });
+        match receiver.recv_timeout(self.inner.timeout) {
+            Ok(index) => {
+                let _ = submission.join();
+                Ok(index)
+            }
+            Err(_) => {
+                lock(&self.inner.abandoned).push(submission);
+                let seconds = self.inner.timeout.as_secs_f64();
+                self.inner
+                    .errors
+                    .give_up(format!("a submission did not finish within {seconds} s (KILN_TIMEOUT_SECS)"));
+                Err(Error::Timeout { what: "a submitted step".into(), seconds })
+            }
+        }
     }
 
     pub(crate) fn map_staging(&self, staging: wgpu::Buffer) -> Readback {
