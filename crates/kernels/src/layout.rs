@@ -105,14 +105,20 @@ pub fn slice(gpu: &Gpu, axis: usize, start: usize, x: &B<'_>, y: &B<'_>) -> Resu
 fn slice_in_fours(whole: &[usize], axis: usize, start: usize, len: usize, elements: usize) -> Option<SliceBack> {
     let inner = whole[axis + 1..].iter().product::<usize>();
     let fours = len * inner > 0 && [start, len, whole[axis]].iter().all(|&at| (at * inner).is_multiple_of(4));
-    fours.then(|| SliceBack {
-        n: (elements / 4) as u32,
+    fours.then(|| slice_geometry(whole, axis, start, len, elements / 4))
+}
+
+/// `whole` viewed as [outer, full, inner] around `axis`, with the stretch `start..start + len`
+/// along it, for a kernel of `n` invocations.
+fn slice_geometry(whole: &[usize], axis: usize, start: usize, len: usize, n: usize) -> SliceBack {
+    SliceBack {
+        n: n as u32,
         full: whole[axis] as u32,
-        inner: inner as u32,
+        inner: whole[axis + 1..].iter().product::<usize>() as u32,
         start: start as u32,
         len: len as u32,
         _pad: [0; 3],
-    })
+    }
 }
 
 /// `dy` placed at `start..` of `axis` in a zero tensor shaped like `dx`.
@@ -122,14 +128,7 @@ pub fn slice_backward(gpu: &Gpu, axis: usize, start: usize, dy: &B<'_>, dx: &B<'
     if let Some(params) = slice_in_fours(dims, axis, start, len, dx.shape.numel()) {
         return launch_over(gpu, "slice_backward_x4", bytemuck::bytes_of(&params), dy, dx, params.n as usize);
     }
-    let params = SliceBack {
-        n: dx.shape.numel() as u32,
-        full: dims[axis] as u32,
-        inner: dims[axis + 1..].iter().product::<usize>() as u32,
-        start: start as u32,
-        len: len as u32,
-        _pad: [0; 3],
-    };
+    let params = slice_geometry(dims, axis, start, len, dx.shape.numel());
     launch(gpu, "slice_backward", bytemuck::bytes_of(&params), dy, dx)
 }
 
@@ -141,14 +140,7 @@ pub fn concat(gpu: &Gpu, axis: usize, parts: &[B<'_>], y: &B<'_>) -> Result<Vec<
     let mut dispatches = Vec::with_capacity(parts.len());
     for part in parts {
         let len = part.shape.dims()[axis];
-        let params = SliceBack {
-            n: part.shape.numel() as u32,
-            full: dims[axis] as u32,
-            inner: dims[axis + 1..].iter().product::<usize>() as u32,
-            start: start as u32,
-            len: len as u32,
-            _pad: [0; 3],
-        };
+        let params = slice_geometry(dims, axis, start, len, part.shape.numel());
         let launch = Launch {
             shader: LAYOUT,
             entry: "concat_part",
