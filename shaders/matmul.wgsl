@@ -12,7 +12,9 @@
 //   matmul_texels_16x16  the same reading A and B from texel copies, for CPU adapters;
 //   matmul_vec4_8x8, matmul_texels_8x8  8×8 tiles: a quarter of the accumulators;
 //   matmul_workgroup  any shape: a 64×64 tile per workgroup of 16×16 invocations, operands
-//     staged through workgroup memory 16 k at a time (for discrete GPUs).
+//     staged through workgroup memory 16 k at a time (for discrete GPUs);
+//   matmul_lanes_32x8, matmul_lanes_32x4  (matmul_lanes.wgsl, appended to this file where the
+//     adapter has subgroups) A' shared across a subgroup by broadcast, for CPU adapters.
 // Which of them runs is measured per adapter and shape (the host's tuner); every one computes
 // the same product.
 // Register blocking wins on lavapipe (a workgroup runs on one CPU thread, barriers are

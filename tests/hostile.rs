@@ -134,7 +134,7 @@ fn tuning_and_fusion_settings_are_checked_and_a_bad_cache_is_survived() {
     let cache = damaged.to_string_lossy().to_string();
     let (ok, text) = kiln(&profile, &[("KILN_TUNE_CACHE", &cache), ("RUST_LOG", "warn")]);
     assert!(ok && !text.contains("panicked"), "{text}");
-    assert!(text.contains("not a version-1 tuning cache"), "the damage is reported: {text}");
+    assert!(text.contains("is not a version-") && text.contains("tuning cache"), "the damage is reported: {text}");
     let replaced: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&damaged).expect("read")).expect("valid JSON again");
     assert!(replaced["choices"].as_object().is_some_and(|c| !c.is_empty()), "{replaced}");

@@ -54,11 +54,24 @@ fn t(shape: &[usize], seed: u64) -> HostTensor {
     HostTensor::f32(shape.to_vec(), common::random_vec(shape.iter().product(), seed)).expect("tensor")
 }
 
+/// The kernels this adapter runs. Lavapipe runs every one: its subgroups are 8 wide.
+fn available(gpu: &kiln::gpu::Gpu) -> Vec<MatmulKernel> {
+    let lavapipe = gpu.info().device_type == wgpu::DeviceType::Cpu && gpu.info().backend == wgpu::Backend::Vulkan;
+    MatmulKernel::ALL
+        .into_iter()
+        .filter(|kernel| match kernel.unavailable(gpu) {
+            Some(reason) if lavapipe => panic!("lavapipe should run every kernel: {reason}"),
+            Some(_) => false,
+            None => true,
+        })
+        .collect()
+}
+
 #[test]
 fn every_kernel_in_every_layout() {
     // M, K, N multiples of 4 (so every kernel applies) but not of the 16×16 tile.
     let (m, k, n) = (20, 12, 36);
-    for kernel in MatmulKernel::ALL {
+    for kernel in available(common::gpu().gpu()) {
         for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
             let mm = MatMul { trans_a, trans_b };
             let a = if trans_a { vec![k, m] } else { vec![m, k] };
@@ -94,7 +107,7 @@ fn every_candidate_of_the_tuner_matches_the_reference() {
             }
         }
     }
-    for kernel in MatmulKernel::ALL.into_iter().filter(|&k| k != MatmulKernel::Naive) {
+    for kernel in available(gpu.gpu()).into_iter().filter(|&k| k != MatmulKernel::Naive) {
         assert!(tried.iter().any(|c| c.starts_with(&format!("{}/", kernel.entry()))), "{kernel:?} never tried");
         assert!(
             tried.iter().any(|c| c.starts_with(&format!("{}/", kernel.entry())) && !c.ends_with("/1")),
@@ -156,18 +169,45 @@ fn every_candidate_finishes_with_a_bias_relu_or_relu_gradient() {
     }
 }
 
+/// The subgroup kernels where subgroups and workgroups overhang y: 100 rows (four tiles of 32,
+/// the last with 4 rows), 600 columns (150 fours: 75 and 150 invocations, in workgroups of 64,
+/// the last partly past the edge, its invocations fetching clamped texels for their
+/// neighbours), batches with a shared operand, every layout.
+#[test]
+fn subgroup_kernels_where_subgroups_and_workgroups_overhang_the_edges() {
+    let gpu = common::gpu();
+    let lanes = [MatmulKernel::Lanes32x8, MatmulKernel::Lanes32x4];
+    let lanes: Vec<_> = lanes.into_iter().filter(|k| available(gpu.gpu()).contains(k)).collect();
+    let (m, k, n) = (100, 64, 600);
+    for kernel in lanes {
+        for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mm = MatMul { trans_a, trans_b };
+            let a = if trans_a { vec![k, m] } else { vec![m, k] };
+            let b = if trans_b { vec![n, k] } else { vec![k, n] };
+            check(Some(kernel), mm, &t(&a, 21), &t(&b, 22));
+            check(Some(kernel), mm, &t(&[[2].as_slice(), &a].concat(), 23), &t(&b, 24));
+        }
+    }
+}
+
 #[test]
 fn long_products_with_few_tiles_are_summed_in_slices_of_k() {
-    // 6 tiles of 16×16 and K = 4132: on a CPU adapter, 32 slices of 33 steps of k (the last
-    // one shorter), summed by a second dispatch; each operand's texel copy fills 20 texture
-    // rows and part of a 21st. Other adapters take their usual kernel.
+    // 6 tiles of 16×16 (5 invocations of the subgroup kernels' 32×8) and K = 4132: the rules
+    // cut K into 32 slices of 33 steps of k (the last one shorter), summed by a second
+    // dispatch; each operand's texel copy fills 20 texture rows and part of a 21st. Whatever
+    // the tuner picks computes the product too (other adapters: their usual kernel).
     let (m, k, n) = (20, 4132, 36);
+    let gpu = common::gpu();
+    let large_tiles = [MatmulKernel::Texels16, MatmulKernel::Lanes32x8, MatmulKernel::Lanes32x4];
+    let large_tiles: Vec<_> = large_tiles.into_iter().filter(|k| available(gpu.gpu()).contains(k)).collect();
     for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+        let mm = MatMul { trans_a, trans_b };
         let a = if trans_a { vec![k, m] } else { vec![m, k] };
         let b = if trans_b { vec![n, k] } else { vec![k, n] };
-        let dispatches = check(None, MatMul { trans_a, trans_b }, &t(&a, 7), &t(&b, 8));
-        if common::gpu().gpu().info().device_type == wgpu::DeviceType::Cpu {
-            assert_eq!(dispatches, 2, "the product and the sum of its slices");
+        let (a, b) = (t(&a, 7), t(&b, 8));
+        check(None, mm, &a, &b);
+        for &kernel in &large_tiles {
+            assert_eq!(check(Some(kernel), mm, &a, &b), 2, "{kernel:?}: the product and the sum of its slices");
         }
     }
 }
@@ -180,4 +220,47 @@ fn vec4_kernels_refuse_unaligned_shapes() {
     let result = MatmulPlan::new(gpu, MatMul::default(), Some(MatmulKernel::Vec4), &sa, &sb, &sy);
     let message = result.map(|_| ()).expect_err("M = 5").to_string();
     assert!(message.contains("matmul_vec4") && message.contains("multiples of 4"), "{message}");
+}
+
+/// Where the adapter has no subgroups (llvmpipe through OpenGL), asking for a subgroup kernel
+/// is refused by name and reason, the tuner never offers one, and the rules' kernel computes
+/// the product.
+#[test]
+fn adapters_without_subgroups_refuse_the_subgroup_kernels_and_compute_with_others() {
+    let choice = kiln::gpu::AdapterChoice { backend: Some("gl".into()), ..Default::default() };
+    let Ok(gpu) = pollster::block_on(kiln::gpu::Gpu::open(&choice)) else {
+        eprintln!("no OpenGL adapter here: nothing to check");
+        return;
+    };
+    if gpu.device().features().contains(wgpu::Features::SUBGROUP) {
+        eprintln!("this OpenGL adapter has subgroups: nothing to check");
+        return;
+    }
+    let (sa, sb, sy) = (Shape::new([20, 12]), Shape::new([12, 36]), Shape::new([20, 36]));
+    for kernel in [MatmulKernel::Lanes32x8, MatmulKernel::Lanes32x4] {
+        let refused = MatmulPlan::new(&gpu, MatMul::default(), Some(kernel), &sa, &sb, &sy).map(|_| ());
+        let message = refused.expect_err("no subgroups").to_string();
+        assert!(message.contains(kernel.entry()) && message.contains("no subgroups"), "{message}");
+    }
+    let plans = MatmulPlan::candidates(&gpu, MatMul::default(), &sa, &sb, &sy).expect("candidates");
+    assert!(plans.iter().all(|p| !p.choice().starts_with("matmul_lanes")), "a subgroup kernel offered");
+    let backend = kiln::kernels::GpuBackend::new(gpu);
+    let (a, b) = (t(&[20, 12], 31), t(&[12, 36], 32));
+    let upload = |t: &HostTensor| {
+        let buffer = backend.gpu().alloc(t.shape.bytes(), "operand").expect("alloc");
+        backend.gpu().write(&buffer, &t.to_bytes()).expect("write");
+        buffer
+    };
+    let (ba, bb, by) = (upload(&a), upload(&b), backend.gpu().alloc(sy.bytes(), "y").expect("alloc"));
+    let plan = MatmulPlan::new(backend.gpu(), MatMul::default(), None, &sa, &sb, &sy).expect("the rules' plan");
+    let kernel =
+        plan.kernel(backend.gpu(), &bound(&ba, &sa), &bound(&bb, &sb), &bound(&by, &sy), None).expect("kernel");
+    let bytes = backend.run(&[kernel], &[(&by, sy.bytes())]).expect("run");
+    let got = HostTensor::from_bytes(sy, DType::F32, &bytes[0]).expect("decode");
+    let (ta, tb) = (Tensor::from_host(&a), Tensor::from_host(&b));
+    let want = kiln::cpu::eval(&kiln::core::Op::MatMul(MatMul::default()), &[&ta, &tb]).expect("cpu")[0]
+        .to_host(DType::F32)
+        .expect("f32");
+    let error = common::relative_error(got.as_f32().expect("f32"), want.as_f32().expect("f32"));
+    assert!(error < 1e-5, "{}: off by {error:.2e}", plan.choice());
 }

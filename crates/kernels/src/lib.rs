@@ -26,14 +26,17 @@ pub use tune::TuneMode;
 use kiln_core::{Bound, Result};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer, PipelineKey, Upload, fold_workgroups};
 
-/// A WGSL file of `shaders/`, embedded at build time, with the entry points the host calls and
-/// the host size of each uniform struct it declares.
+/// A WGSL file of `shaders/`, embedded at build time, with the entry points the host calls,
+/// the host size of each uniform struct it declares, and the adapter features it needs (a
+/// module using a feature the device lacks fails to build, so those kernels have modules of
+/// their own).
 #[derive(Clone, Copy, Debug)]
 pub struct Shader {
     pub name: &'static str,
     pub source: &'static str,
     pub entry_points: &'static [&'static str],
     pub params: &'static [(&'static str, usize)],
+    pub features: wgpu::Features,
 }
 
 macro_rules! shader {
@@ -43,6 +46,7 @@ macro_rules! shader {
             source: include_str!(concat!("../../../shaders/", stringify!($module), ".wgsl")),
             entry_points: $module::ENTRY_POINTS,
             params: $module::PARAMS,
+            features: wgpu::Features::empty(),
         }
     };
 }
@@ -55,6 +59,14 @@ pub const EMBEDDING: Shader = shader!(embedding);
 pub const LAYOUT: Shader = shader!(layout);
 pub const LOSS: Shader = shader!(loss);
 pub const MATMUL: Shader = shader!(matmul);
+/// matmul.wgsl with the kernels of matmul_lanes.wgsl, which need subgroups, appended.
+pub const MATMUL_LANES: Shader = Shader {
+    name: "matmul_lanes",
+    source: concat!(include_str!("../../../shaders/matmul.wgsl"), include_str!("../../../shaders/matmul_lanes.wgsl")),
+    entry_points: &matmul::LANES_ENTRY_POINTS,
+    params: matmul::PARAMS,
+    features: wgpu::Features::SUBGROUP,
+};
 pub const NORM: Shader = shader!(norm);
 pub const OPTIMIZER: Shader = shader!(optimizer);
 pub const POOL: Shader = shader!(pool);
@@ -65,8 +77,22 @@ pub const SOFTMAX: Shader = shader!(softmax);
 
 /// Every shader.
 pub const SHADERS: &[Shader] = &[
-    ACTIVATION, BINARY, CONV, DROPOUT, EMBEDDING, LAYOUT, LOSS, MATMUL, NORM, OPTIMIZER, POOL, PRECISION, RANDOM,
-    REDUCE, SOFTMAX,
+    ACTIVATION,
+    BINARY,
+    CONV,
+    DROPOUT,
+    EMBEDDING,
+    LAYOUT,
+    LOSS,
+    MATMUL,
+    MATMUL_LANES,
+    NORM,
+    OPTIMIZER,
+    POOL,
+    PRECISION,
+    RANDOM,
+    REDUCE,
+    SOFTMAX,
 ];
 
 /// Everything one dispatch needs, gathered by the per-op functions.
@@ -91,6 +117,15 @@ impl Launch<'_> {
         gpu: &Gpu,
         texels: Vec<(u32, Upload, wgpu::TextureView)>,
     ) -> Result<Dispatch> {
+        let missing = self.shader.features - gpu.device().features();
+        if !missing.is_empty() {
+            return Err(kiln_core::Error::Unsupported(format!(
+                "{} (shaders/{}.wgsl) needs the adapter feature {missing:?}, which {} lacks",
+                self.entry,
+                self.shader.name,
+                gpu.info().name
+            )));
+        }
         let constants = self.constants.iter().map(|&(k, v)| (k, v.to_bits())).collect();
         let key = PipelineKey { shader: self.shader.name, entry: self.entry, constants };
         let pipeline = gpu.pipeline(&key, self.shader.source)?;

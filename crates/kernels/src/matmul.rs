@@ -4,7 +4,7 @@ use bytemuck::{Pod, Zeroable};
 use kiln_core::{DType, Error, MatMul, Result, Shape};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer, TEXELS_PER_ROW, Upload};
 
-use crate::{B, GpuKernel, Launch, MATMUL, grid_1d};
+use crate::{B, GpuKernel, Launch, MATMUL, MATMUL_LANES, Shader, grid_1d};
 
 pub const ENTRY_POINTS: &[&str] = &[
     "matmul_naive",
@@ -17,6 +17,18 @@ pub const ENTRY_POINTS: &[&str] = &[
     "matmul_workgroup",
     "matmul_sum_slices",
 ];
+/// The entry points of matmul.wgsl with matmul_lanes.wgsl appended (`MATMUL_LANES`).
+pub const LANES_ENTRY_POINTS: [&str; ENTRY_POINTS.len() + 2] = {
+    let mut all = [""; ENTRY_POINTS.len() + 2];
+    let mut i = 0;
+    while i < ENTRY_POINTS.len() {
+        all[i] = ENTRY_POINTS[i];
+        i += 1;
+    }
+    all[i] = "matmul_lanes_32x8";
+    all[i + 1] = "matmul_lanes_32x4";
+    all
+};
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
 #[repr(C)]
@@ -51,11 +63,16 @@ pub enum MatmulKernel {
     Texels16,
     /// Any shape: 64×64 tiles per workgroup, operands staged through workgroup memory.
     Workgroup,
+    /// 32 rows × 8 columns per invocation, A' shared across a subgroup of 8 by broadcast, A and
+    /// B read from texel copies; M, K and N multiples of 4, subgroups of 8 (CPU adapters).
+    Lanes32x8,
+    /// The same with 32 rows × 4 columns.
+    Lanes32x4,
 }
 
 impl MatmulKernel {
     /// Every kernel, for tests and benchmarks.
-    pub const ALL: [MatmulKernel; 8] = [
+    pub const ALL: [MatmulKernel; 10] = [
         MatmulKernel::Naive,
         MatmulKernel::Blocked,
         MatmulKernel::Vec4,
@@ -64,6 +81,8 @@ impl MatmulKernel {
         MatmulKernel::Texels8,
         MatmulKernel::Texels16,
         MatmulKernel::Workgroup,
+        MatmulKernel::Lanes32x8,
+        MatmulKernel::Lanes32x4,
     ];
 
     /// The kernel's entry point in matmul.wgsl.
@@ -77,6 +96,8 @@ impl MatmulKernel {
             MatmulKernel::Texels8 => "matmul_texels_8x8",
             MatmulKernel::Texels16 => "matmul_texels_16x16",
             MatmulKernel::Workgroup => "matmul_workgroup",
+            MatmulKernel::Lanes32x8 => "matmul_lanes_32x8",
+            MatmulKernel::Lanes32x4 => "matmul_lanes_32x4",
         }
     }
 
@@ -93,6 +114,8 @@ impl MatmulKernel {
             MatmulKernel::Vec4Tile8 | MatmulKernel::Texels8 => (8, 8),
             MatmulKernel::Vec4Tile16 | MatmulKernel::Texels16 => (16, 16),
             MatmulKernel::Workgroup => (64, 64),
+            MatmulKernel::Lanes32x8 => (8, 32),
+            MatmulKernel::Lanes32x4 => (4, 32),
         }
     }
 
@@ -104,7 +127,9 @@ impl MatmulKernel {
             | MatmulKernel::Vec4Tile8
             | MatmulKernel::Vec4Tile16
             | MatmulKernel::Texels8
-            | MatmulKernel::Texels16 => true,
+            | MatmulKernel::Texels16
+            | MatmulKernel::Lanes32x8
+            | MatmulKernel::Lanes32x4 => true,
         }
     }
 
@@ -117,7 +142,9 @@ impl MatmulKernel {
             | MatmulKernel::Vec4Tile8
             | MatmulKernel::Vec4Tile16
             | MatmulKernel::Texels8
-            | MatmulKernel::Texels16 => 4,
+            | MatmulKernel::Texels16
+            | MatmulKernel::Lanes32x8
+            | MatmulKernel::Lanes32x4 => 4,
         }
     }
 
@@ -131,10 +158,79 @@ impl MatmulKernel {
             | MatmulKernel::Vec4Tile8
             | MatmulKernel::Vec4Tile16
             | MatmulKernel::Texels8
-            | MatmulKernel::Texels16 => 1,
+            | MatmulKernel::Texels16
+            | MatmulKernel::Lanes32x8
+            | MatmulKernel::Lanes32x4 => 1,
         }
     }
+
+    /// Whether it reads A and B from texel copies (where they fit in a texture).
+    fn texels(self) -> bool {
+        match self {
+            MatmulKernel::Texels8 | MatmulKernel::Texels16 | MatmulKernel::Lanes32x8 | MatmulKernel::Lanes32x4 => true,
+            MatmulKernel::Naive
+            | MatmulKernel::Blocked
+            | MatmulKernel::Vec4
+            | MatmulKernel::Vec4Tile8
+            | MatmulKernel::Vec4Tile16
+            | MatmulKernel::Workgroup => false,
+        }
+    }
+
+    /// The kernel run instead where the texel copies do not fit in a texture: buffer loads and
+    /// the same tile, or for the subgroup kernels, the 16×16 tile.
+    fn without_texels(self) -> Self {
+        match self {
+            MatmulKernel::Texels8 => MatmulKernel::Vec4Tile8,
+            MatmulKernel::Texels16 | MatmulKernel::Lanes32x8 | MatmulKernel::Lanes32x4 => MatmulKernel::Vec4Tile16,
+            MatmulKernel::Naive
+            | MatmulKernel::Blocked
+            | MatmulKernel::Vec4
+            | MatmulKernel::Vec4Tile8
+            | MatmulKernel::Vec4Tile16
+            | MatmulKernel::Workgroup => self,
+        }
+    }
+
+    /// The module its entry point is in.
+    fn shader(self) -> Shader {
+        match self {
+            MatmulKernel::Lanes32x8 | MatmulKernel::Lanes32x4 => MATMUL_LANES,
+            MatmulKernel::Naive
+            | MatmulKernel::Blocked
+            | MatmulKernel::Vec4
+            | MatmulKernel::Vec4Tile8
+            | MatmulKernel::Vec4Tile16
+            | MatmulKernel::Texels8
+            | MatmulKernel::Texels16
+            | MatmulKernel::Workgroup => MATMUL,
+        }
+    }
+
+    /// Why it cannot run on this adapter, if it cannot: the subgroup kernels broadcast across
+    /// exactly 8 invocations, so they need subgroups that are always 8 wide.
+    pub fn unavailable(self, gpu: &Gpu) -> Option<String> {
+        if self.shader().features.is_empty() {
+            return None;
+        }
+        let info = gpu.info();
+        let subgroups = gpu.device().features().contains(wgpu::Features::SUBGROUP);
+        (!subgroups || info.subgroup_min_size != LANES || info.subgroup_max_size != LANES).then(|| {
+            format!(
+                "{} needs subgroups of exactly {LANES} invocations; {} has {}",
+                self.entry(),
+                info.name,
+                match subgroups {
+                    true => format!("subgroups of {} to {}", info.subgroup_min_size, info.subgroup_max_size),
+                    false => "no subgroups".into(),
+                }
+            )
+        })
+    }
 }
+
+/// The subgroup width the subgroup kernels are written for.
+const LANES: u32 = 8;
 
 /// The sizes of a product `[batch ×] [rows, inner] · [inner, cols]`.
 #[derive(Clone, Copy, Debug)]
@@ -208,6 +304,9 @@ impl MatmulPlan {
         y: &Shape,
     ) -> Result<Self> {
         let sizes = Sizes::of(m, a, y);
+        if let Some(reason) = kernel.unavailable(gpu) {
+            return Err(Error::Unsupported(reason));
+        }
         if kernel.wide() && !sizes.aligned() {
             return Err(Error::attribute(
                 "matmul",
@@ -232,7 +331,8 @@ impl MatmulPlan {
         let limit = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
         let mut plans = Vec::new();
         for kernel in MatmulKernel::ALL {
-            if kernel == MatmulKernel::Naive || (kernel.wide() && !sizes.aligned()) {
+            if kernel == MatmulKernel::Naive || (kernel.wide() && !sizes.aligned()) || kernel.unavailable(gpu).is_some()
+            {
                 continue;
             }
             let steps = steps(kernel, sizes);
@@ -254,7 +354,9 @@ impl MatmulPlan {
                 }
             }
             let whole = plans.iter().find(|p| p.kernel == kernel && p.slicing.is_none()).copied();
+            // The subgroup kernels' workgroups are one row of invocations.
             if let Some(whole) = whole
+                && kernel.shader().features.is_empty()
                 && kernel != MatmulKernel::Workgroup
                 && sizes.rows.div_ceil(by) > 2
             {
@@ -354,13 +456,17 @@ impl<'a> Epilogue<'a> {
     }
 }
 
-/// Today's rules, for shapes the tuner leaves alone: on a CPU adapter the 16×16 texel tiles,
-/// elsewhere 4×4 blocks, scalar loads where the shapes are not multiples of 4.
+/// Today's rules, for shapes the tuner leaves alone: on a CPU adapter the subgroup kernel where
+/// it has subgroups of 8, else the 16×16 texel tiles; elsewhere 4×4 blocks; scalar loads where
+/// the shapes are not multiples of 4.
 fn ruled_kernel(gpu: &Gpu, sizes: Sizes) -> MatmulKernel {
     match sizes.aligned() {
-        // A CPU adapter runs an invocation as one SIMD lane: heavy tiles pay there, and
-        // texel fetches beat its buffer loads.
-        true if gpu.info().device_type == wgpu::DeviceType::Cpu => MatmulKernel::Texels16,
+        // A CPU adapter runs an invocation as one SIMD lane: heavy tiles pay there, texel
+        // fetches beat its buffer loads, and a broadcast across lanes beats a fetch.
+        true if gpu.info().device_type == wgpu::DeviceType::Cpu => match MatmulKernel::Lanes32x8.unavailable(gpu) {
+            None => MatmulKernel::Lanes32x8,
+            Some(_) => MatmulKernel::Texels16,
+        },
         true => MatmulKernel::Vec4,
         false => MatmulKernel::Blocked,
     }
@@ -486,14 +592,18 @@ fn within_budget(
     Ok(Some(split))
 }
 
-/// Whether and how to sum slices of K separately: the 16×16-tile kernels give a CPU adapter
-/// one SIMD lane per tile, so a 2-D product with few tiles and a long K (a weight gradient,
-/// `[64, 12544] · [12544, 288]`: 72 tiles) would leave lanes and cores idle. Each slice keeps
-/// at least `MIN_QUADS` steps of k.
+/// Whether and how to sum slices of K separately: the 16×16-tile and subgroup kernels give a
+/// CPU adapter one SIMD lane per large tile, so a 2-D product with few tiles and a long K (a
+/// weight gradient, `[64, 12544] · [12544, 288]`: 72 tiles of 16×16) would leave lanes and
+/// cores idle. Each slice keeps at least `MIN_QUADS` steps of k.
 fn k_slicing(kernel: MatmulKernel, s: Sizes) -> Option<Slicing> {
     const WANTED_INVOCATIONS: u32 = 512;
     const MIN_QUADS: u32 = 32;
-    if s.batch != 1 || !matches!(kernel, MatmulKernel::Vec4Tile16 | MatmulKernel::Texels16) {
+    let large = matches!(
+        kernel,
+        MatmulKernel::Vec4Tile16 | MatmulKernel::Texels16 | MatmulKernel::Lanes32x8 | MatmulKernel::Lanes32x4
+    );
+    if s.batch != 1 || !large {
         return None;
     }
     let (bx, by) = kernel.block();
@@ -512,7 +622,9 @@ fn product(
     epilogue: Epilogue<'_>,
     [a, b, y]: [&B<'_>; 3],
 ) -> Result<Dispatch> {
-    let (m, kernel, s) = (plan.m, plan.kernel, plan.sizes);
+    let (m, s) = (plan.m, plan.sizes);
+    let texels = if plan.kernel.texels() { texel_uploads(gpu, a, b)? } else { None };
+    let kernel = if texels.is_some() { plan.kernel } else { plan.kernel.without_texels() };
     let params = Params {
         m: s.rows,
         n: s.cols,
@@ -526,9 +638,13 @@ fn product(
     let depth = s.batch * slicing.map_or(1, |k| k.slices);
     let (block_x, block_y) = kernel.block();
     let invocations = [s.cols.div_ceil(block_x), s.rows.div_ceil(block_y)];
-    // The shared-memory kernel's workgroup is its tile; the others' is chosen to fit.
+    // The shared-memory kernel's workgroup is its tile; the subgroup kernels' one row of whole
+    // subgroups; the others' is chosen to fit.
     let [wx, wy] = match kernel {
         MatmulKernel::Workgroup => [1, 1],
+        MatmulKernel::Lanes32x8 | MatmulKernel::Lanes32x4 => {
+            [invocations[0].next_multiple_of(LANES).clamp(LANES, 64), 1]
+        }
         _ => workgroup_shape(invocations, depth, plan.workgroup_rows),
     };
     let workgroups = [invocations[0].div_ceil(wx), invocations[1].div_ceil(wy), depth];
@@ -539,13 +655,6 @@ fn product(
             format!("grid {workgroups:?} for y {} exceeds {max} workgroups per axis", y.shape),
         ));
     }
-    let texels =
-        if matches!(kernel, MatmulKernel::Texels8 | MatmulKernel::Texels16) { texel_uploads(gpu, a, b)? } else { None };
-    let kernel = match (kernel, &texels) {
-        (MatmulKernel::Texels16, None) => MatmulKernel::Vec4Tile16,
-        (MatmulKernel::Texels8, None) => MatmulKernel::Vec4Tile8,
-        (kernel, _) => kernel,
-    };
     let mut constants = vec![
         ("TRANS_A", f64::from(u8::from(m.trans_a))),
         ("TRANS_B", f64::from(u8::from(m.trans_b))),
@@ -562,7 +671,7 @@ fn product(
     };
     bindings.extend(epilogue.bindings(a.buffer));
     let launch = Launch {
-        shader: MATMUL,
+        shader: kernel.shader(),
         entry: kernel.entry(),
         constants,
         params: bytemuck::bytes_of(&params),

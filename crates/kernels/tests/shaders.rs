@@ -2,23 +2,46 @@
 //! entry points the host calls, binds its uniform first in group 0, and declares each uniform
 //! struct with the size of its host mirror. Needs no adapter.
 
-use kiln_kernels::SHADERS;
-use naga::valid::{Capabilities, ValidationFlags, Validator};
+use kiln_kernels::{SHADERS, Shader};
+use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
 use naga::{AddressSpace, TypeInner};
 
-fn parse(name: &str, source: &str) -> naga::Module {
+/// The module, validated with the capabilities of exactly the features it declares.
+fn parse(shader: &Shader) -> naga::Module {
+    let (name, source) = (shader.name, shader.source);
     let module =
         naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name}.wgsl: {}", e.emit_to_string(source)));
-    Validator::new(ValidationFlags::all(), Capabilities::default())
+    validator(shader.features)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name}.wgsl does not validate: {}", e.emit_to_string(source)));
     module
 }
 
+fn validator(features: wgpu::Features) -> Validator {
+    let subgroups = features.contains(wgpu::Features::SUBGROUP);
+    let capabilities = if subgroups { Capabilities::SUBGROUP } else { Capabilities::default() };
+    let mut validator = Validator::new(ValidationFlags::all(), capabilities);
+    if subgroups {
+        validator.subgroup_stages(ShaderStages::COMPUTE).subgroup_operations(SubgroupOperationSet::all());
+    }
+    validator
+}
+
+/// A module of subgroup kernels declares the feature: built without it, it fails, as it would
+/// on an adapter without subgroups.
+#[test]
+fn subgroup_kernels_need_the_subgroup_feature() {
+    let lanes = kiln_kernels::MATMUL_LANES;
+    assert!(lanes.features.contains(wgpu::Features::SUBGROUP));
+    let module = naga::front::wgsl::parse_str(lanes.source).expect("parses");
+    assert!(validator(wgpu::Features::empty()).validate(&module).is_err());
+    assert!(kiln_kernels::MATMUL.features.is_empty(), "matmul.wgsl builds on every adapter");
+}
+
 #[test]
 fn every_shader_validates_and_declares_its_entry_points() {
     for shader in SHADERS {
-        let module = parse(shader.name, shader.source);
+        let module = parse(shader);
         let declared: Vec<&str> = module.entry_points.iter().map(|e| e.name.as_str()).collect();
         for entry in shader.entry_points {
             assert!(declared.contains(entry), "{}.wgsl lacks entry point `{entry}` (has {declared:?})", shader.name);
@@ -35,7 +58,7 @@ fn every_shader_validates_and_declares_its_entry_points() {
 #[test]
 fn uniform_structs_match_their_host_mirrors() {
     for shader in SHADERS {
-        let module = parse(shader.name, shader.source);
+        let module = parse(shader);
         for (name, host_size) in shader.params {
             let ty = module.types.iter().find(|(_, t)| t.name.as_deref() == Some(name));
             let (_, ty) = ty.unwrap_or_else(|| panic!("{}.wgsl declares no struct `{name}`", shader.name));
@@ -54,7 +77,7 @@ fn uniform_structs_match_their_host_mirrors() {
 #[test]
 fn bindings_are_group_zero_with_the_uniform_first() {
     for shader in SHADERS {
-        let module = parse(shader.name, shader.source);
+        let module = parse(shader);
         for (_, var) in module.global_variables.iter() {
             let Some(binding) = &var.binding else { continue };
             assert_eq!(binding.group, 0, "{}.wgsl: {:?} is not in group 0", shader.name, var.name);

@@ -1,0 +1,58 @@
+//! Times every matmul kernel this adapter runs on one product, K whole, with the slicing the
+//! rules would give it: for contributors comparing kernels without the tuner.
+//!
+//! `cargo run --release --example matmul_kernels -- M K N [LAYOUT]`, LAYOUT `00` (the default),
+//! `10` (A transposed), `01` (B transposed) or `11`. Each kernel runs four times, texel copies
+//! included; the fastest run is printed.
+
+use kiln::core::{Backend, Bound, DType, MatMul, Shape};
+use kiln::kernels::{GpuBackend, MatmulKernel, MatmulPlan};
+
+const USAGE: &str = "usage: matmul_kernels M K N [LAYOUT: 00, 10, 01 or 11]";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let size = |i: usize| -> Result<usize, String> {
+        let arg = args.get(i).ok_or(USAGE)?;
+        arg.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| format!("{arg}: expected a positive size; {USAGE}"))
+    };
+    let (m, k, n) = (size(0)?, size(1)?, size(2)?);
+    let (trans_a, trans_b) = match args.get(3).map_or("00", String::as_str) {
+        "00" => (false, false),
+        "10" => (true, false),
+        "01" => (false, true),
+        "11" => (true, true),
+        other => return Err(format!("{other}: expected a layout 00, 10, 01 or 11; {USAGE}").into()),
+    };
+    let backend = GpuBackend::new(kiln::gpu::Gpu::new_blocking()?);
+    let gpu = backend.gpu();
+    println!("{} · {m}×{k}×{n}, layout {}{}", gpu.info().name, u8::from(trans_a), u8::from(trans_b));
+    let a = Shape::new(if trans_a { [k, m] } else { [m, k] });
+    let b = Shape::new(if trans_b { [n, k] } else { [k, n] });
+    let y = Shape::new([m, n]);
+    let alloc = |shape: &Shape, label: &str| gpu.alloc(shape.bytes(), label);
+    let (a_buffer, b_buffer, y_buffer) = (alloc(&a, "a")?, alloc(&b, "b")?, alloc(&y, "y")?);
+    let bound = |buffer, shape| Bound { buffer, shape, dtype: DType::F32 };
+    let flops = 2.0 * (m * n * k) as f64;
+    for kernel in MatmulKernel::ALL {
+        let mm = MatMul { trans_a, trans_b };
+        let plan = match MatmulPlan::new(gpu, mm, Some(kernel), &a, &b, &y) {
+            Ok(plan) => plan,
+            Err(e) => {
+                println!("{:28} cannot run: {e}", kernel.entry());
+                continue;
+            }
+        };
+        let partial = plan.scratch_bytes().map(|bytes| gpu.alloc(bytes, "partial products")).transpose()?;
+        let mut fastest = f64::INFINITY;
+        for _ in 0..4 {
+            let (ba, bb, by) = (bound(&a_buffer, &a), bound(&b_buffer, &b), bound(&y_buffer, &y));
+            let prepared = plan.kernel(gpu, &ba, &bb, &by, partial.as_ref())?;
+            let start = std::time::Instant::now();
+            backend.run(&[prepared], &[(&y_buffer, 4)])?;
+            fastest = fastest.min(start.elapsed().as_secs_f64());
+        }
+        println!("{:28} {:9.2} ms {:8.2} GFLOP/s", plan.choice(), fastest * 1e3, flops / fastest / 1e9);
+    }
+    Ok(())
+}
