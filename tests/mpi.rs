@@ -136,6 +136,13 @@ fn a_killed_rank_ends_the_job() {
         if pids.len() >= 3 && started.elapsed() > Duration::from_secs(3) {
             break pids.last().cloned().expect("a rank");
         }
+        // A job that ended before a rank was killed failed by itself: say how, not only that
+        // no rank was found.
+        if let Some(status) = job.try_wait().expect("status") {
+            let mut text = String::new();
+            job.stderr.take().map(|mut e| std::io::Read::read_to_string(&mut e, &mut text));
+            panic!("the job ended before a rank was killed ({status}): {text}");
+        }
         assert!(started.elapsed() < Duration::from_secs(60), "the ranks did not start: {pids:?}");
     };
     Command::new("kill").args(["-9", &rank]).status().expect("kill");

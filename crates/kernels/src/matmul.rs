@@ -85,7 +85,7 @@ impl MatmulKernel {
         MatmulKernel::Lanes32x4,
     ];
 
-    /// The kernel's entry point in matmul.wgsl.
+    /// The kernel's entry point (in matmul.wgsl, or for the subgroup kernels matmul_lanes.wgsl).
     pub fn entry(self) -> &'static str {
         match self {
             MatmulKernel::Naive => "matmul_naive",
