@@ -13,6 +13,31 @@ fn kiln(args: &[&str]) -> (bool, String) {
 
 const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden");
 
+/// `kiln info` names the adapter and its optional features: lavapipe's subgroups are 8 lanes
+/// wide (what the subgroup matmul kernels need), llvmpipe through OpenGL has none.
+#[test]
+fn info_names_the_adapter_and_its_subgroup_width() {
+    let info = |backend: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg("info")
+            .env("XDG_RUNTIME_DIR", "/tmp")
+            .env("KILN_BACKEND", backend)
+            .output()
+            .expect("runs");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (ok, text) = info("vulkan");
+    assert!(ok, "{text}");
+    let features = text.lines().find(|l| l.starts_with("timestamps: ")).unwrap_or_else(|| panic!("{text}"));
+    if text.contains("(Vulkan, Cpu") {
+        assert!(features.ends_with("subgroups: 8 lanes"), "{text}");
+    }
+    let (ok, text) = info("gl");
+    if ok && text.contains("(Gl, Cpu") {
+        assert!(text.contains("subgroups: no"), "{text}");
+    }
+}
+
 #[test]
 fn check_passes_the_public_cases_of_an_op_on_both_devices() {
     let (ok, text) = kiln(&["check", CASES, "--device", "both", "--ops", "softmax,adam_step"]);

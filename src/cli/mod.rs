@@ -522,11 +522,17 @@ fn info() -> kiln_core::Result<ExitCode> {
     println!("{}", gpu.description());
     let features = gpu.device().features();
     let has = |f: wgpu::Features| if features.contains(f) { "yes" } else { "no" };
+    // The width decides whether the subgroup matmul kernels run (exactly 8 lanes).
+    let (narrowest, widest) = (gpu.info().subgroup_min_size, gpu.info().subgroup_max_size);
+    let subgroups = match features.contains(wgpu::Features::SUBGROUP) {
+        false => "no".to_string(),
+        true if narrowest == widest => format!("{narrowest} lanes"),
+        true => format!("{narrowest} to {widest} lanes"),
+    };
     println!(
-        "timestamps: {}, shader-f16: {}, subgroups: {}",
+        "timestamps: {}, shader-f16: {}, subgroups: {subgroups}",
         has(wgpu::Features::TIMESTAMP_QUERY),
         has(wgpu::Features::SHADER_F16),
-        has(wgpu::Features::SUBGROUP)
     );
     Ok(ExitCode::SUCCESS)
 }
