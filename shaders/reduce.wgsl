@@ -131,6 +131,25 @@ fn next_digits(digits: vec2u, step: vec2u, inner: u32) -> vec2u {
 }
 
 @group(0) @binding(1) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> y4: array<vec4f>;
+
+// `sum_rows` for four adjacent outputs at once, where the innermost kept axis is contiguous and
+// a multiple of 4 long and every other stride a multiple of 4 (a linear layer's bias gradient,
+// [batch, features] summed over the batch): one 4-wide load a step where Mesa's CPU drivers
+// would load lane by lane, each output summed in sum_rows's order.
+@compute @workgroup_size(64)
+fn sum_rows_x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let o4 = gid.y * groups.x * 64u + gid.x;
+    if (o4 >= p.n_out / 4u) { return; }
+    let base = strided_offset(4u * o4, p.kept_rank, p.kept_shape, p.kept_strides) / 4u;
+    var digits = vec2u(0u);
+    var acc = vec4f(0.0);
+    for (var r = 0u; r < p.n_red; r++) {
+        acc += x4[base + planar_offset(digits) / 4u];
+        digits = next_digits(digits, vec2u(0u, 1u), p.red_shape[0][1]);
+    }
+    y4[o4] = acc * p.scale;
+}
 
 // `sum` over two reduced axes whose inner one is contiguous and a multiple of 4 long, every
 // other stride a multiple of 4 (a convolution's bias gradient): planar_sum over fours, one

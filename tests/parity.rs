@@ -103,6 +103,25 @@ fn bias_gradient_sums_match_with_and_without_whole_fours() {
 }
 
 #[test]
+fn short_sums_match_with_and_without_whole_fours_of_outputs() {
+    // One invocation per output, or per four adjacent outputs where the innermost kept axis
+    // is contiguous and a multiple of 4 long: a linear layer's bias gradient ([batch,
+    // features] over the batch, features 12 or 10), a middle axis of [3, 5, 8] or [3, 5, 6],
+    // the two outer axes of [2, 3, 8].
+    for (dims, axes) in [
+        (vec![9, 12], vec![0]),
+        (vec![9, 10], vec![0]),
+        (vec![3, 5, 8], vec![1]),
+        (vec![3, 5, 6], vec![1]),
+        (vec![2, 3, 8], vec![0, 1]),
+    ] {
+        let x = [t(&dims, 17)];
+        assert_parity("short sum", &x, |g, x| g.sum(x[0], &axes, false));
+        assert_parity("short mean", &x, |g, x| g.mean(x[0], &axes, true));
+    }
+}
+
+#[test]
 fn same_shape_binaries_activations_and_slice_gradients_match_in_fours_and_singles() {
     // Operands of the output's shape: 48 elements (a vec4 per invocation) or 35.
     for dims in [[6, 8], [5, 7]] {

@@ -4,8 +4,16 @@ use kiln_gpu::{Dispatch, Gpu, GpuBuffer, fold_workgroups};
 
 use crate::{B, GpuKernel, Launch, REDUCE, pack8};
 
-pub const ENTRY_POINTS: &[&str] =
-    &["sum", "sum_rows", "sum_quads", "max_forward", "max_backward", "max_backward_ties", "max_backward_chunks"];
+pub const ENTRY_POINTS: &[&str] = &[
+    "sum",
+    "sum_rows",
+    "sum_rows_x4",
+    "sum_quads",
+    "max_forward",
+    "max_backward",
+    "max_backward_ties",
+    "max_backward_chunks",
+];
 pub const PARAMS: &[(&str, usize)] = &[("Params", size_of::<Params>())];
 
 /// Sums of at most this many elements take one invocation each (`sum_rows`): a workgroup
@@ -162,8 +170,18 @@ impl Layout {
         self.planar && self.red.len() == 2 && self.red[1].0.is_multiple_of(4) && self.red[1].1 == 1 && strides
     }
 
+    /// Whether one-invocation sums can take four adjacent outputs at once: the innermost kept
+    /// axis contiguous and a multiple of 4 long, every other stride a multiple of 4
+    /// (`sum_rows_x4`).
+    fn row_fours(&self) -> bool {
+        let Some((&(extent, stride), outer)) = self.kept.split_last() else { return false };
+        let strides = outer.iter().chain(&self.red).all(|&(_, stride)| stride.is_multiple_of(4));
+        self.rows() && extent.is_multiple_of(4) && stride == 1 && strides
+    }
+
     fn entry(&self, entry: &'static str) -> &'static str {
         match entry {
+            "sum" if self.row_fours() => "sum_rows_x4",
             "sum" if self.rows() => "sum_rows",
             "sum" if self.quads() => "sum_quads",
             _ => entry,
@@ -186,6 +204,7 @@ impl Layout {
         let groups = self.n_out * chunks.max(1);
         let workgroups = match entry {
             "sum_rows" => crate::grid_1d(gpu, self.n_out),
+            "sum_rows_x4" => crate::grid_1d(gpu, self.n_out / 4),
             _ => fold_workgroups(groups as u32, gpu.limits().max_compute_workgroups_per_dimension),
         };
         let column = |axes: &[Axis], i: usize| axes.iter().map(|a| [a.0, a.1][i]).collect::<Vec<_>>();
