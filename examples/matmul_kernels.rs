@@ -1,14 +1,15 @@
 //! Times every matmul kernel this adapter runs on one product, K whole, with the slicing the
 //! rules would give it: for contributors comparing kernels without the tuner.
 //!
-//! `cargo run --release --example matmul_kernels -- M K N [LAYOUT]`, LAYOUT `00` (the default),
-//! `10` (A transposed), `01` (B transposed) or `11`. Each kernel runs four times, texel copies
-//! included; the fastest run is printed.
+//! `cargo run --release --example matmul_kernels -- M K N [LAYOUT] [BATCH]`, LAYOUT `00` (the
+//! default), `10` (A transposed), `01` (B transposed) or `11`; BATCH products of one A with
+//! BATCH Bs (a convolution's per-sample products), 1 by default. Each kernel runs four times,
+//! texel copies included; the fastest run is printed.
 
 use kiln::core::{Backend, Bound, DType, MatMul, Shape};
 use kiln::kernels::{GpuBackend, MatmulKernel, MatmulPlan};
 
-const USAGE: &str = "usage: matmul_kernels M K N [LAYOUT: 00, 10, 01 or 11]";
+const USAGE: &str = "usage: matmul_kernels M K N [LAYOUT: 00, 10, 01 or 11] [BATCH]";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,16 +25,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "11" => (true, true),
         other => return Err(format!("{other}: expected a layout 00, 10, 01 or 11; {USAGE}").into()),
     };
+    let batch = if args.len() > 4 { size(4)? } else { 1 };
     let backend = GpuBackend::new(kiln::gpu::Gpu::new_blocking()?);
     let gpu = backend.gpu();
-    println!("{} · {m}×{k}×{n}, layout {}{}", gpu.info().name, u8::from(trans_a), u8::from(trans_b));
+    println!("{} · {batch} × {m}×{k}×{n}, layout {}{}", gpu.info().name, u8::from(trans_a), u8::from(trans_b));
     let a = Shape::new(if trans_a { [k, m] } else { [m, k] });
-    let b = Shape::new(if trans_b { [n, k] } else { [k, n] });
-    let y = Shape::new([m, n]);
+    let batched = |dims: [usize; 2]| if batch == 1 { Shape::new(dims) } else { Shape::new([batch, dims[0], dims[1]]) };
+    let b = batched(if trans_b { [n, k] } else { [k, n] });
+    let y = batched([m, n]);
     let alloc = |shape: &Shape, label: &str| gpu.alloc(shape.bytes(), label);
     let (a_buffer, b_buffer, y_buffer) = (alloc(&a, "a")?, alloc(&b, "b")?, alloc(&y, "y")?);
     let bound = |buffer, shape| Bound { buffer, shape, dtype: DType::F32 };
-    let flops = 2.0 * (m * n * k) as f64;
+    let flops = 2.0 * (batch * m * n * k) as f64;
     for kernel in MatmulKernel::ALL {
         let mm = MatMul { trans_a, trans_b };
         let plan = match MatmulPlan::new(gpu, mm, Some(kernel), &a, &b, &y) {

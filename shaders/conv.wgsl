@@ -9,11 +9,15 @@
 //   conv_transpose2d:        the same gather, plus a bias: the adjoint of conv2d
 //   conv2d_backward_weight:  dw[o,c',i,j] = Σ_{n, oh, ow} dy[n,o,oh,ow]·x[n,c,ih,iw], one workgroup
 //                            per weight
-// Without groups, the host lowers each of these to one matrix product (matmul.wgsl) over the
-// whole batch, with K = C·kH·kW taps and P = H'·W' output positions per sample:
-//   conv2d_im2col:       cols[(c,i,j), n, (oh,ow)] = x[n, c, ih, iw] (zero in the padding, and
-//                        in any rows the host adds to make K a multiple of 4)
-//   conv2d_col2im:       dx[n, c, ih, iw] = Σ over the taps reaching it of cols[(c,i,j), n, (oh,ow)]
+// Without groups, the host lowers each of these to matrix products (matmul.wgsl) with
+// K = C·kH·kW taps and P = H'·W' output positions per sample: one product per sample, reading
+// and writing NCHW tensors as they are (`[N, O, P]`), where P is a multiple of 4; else one
+// product over the whole batch, through rows `[O, N·P]`. The columns are laid out to match:
+// per sample, cols[n, (c,i,j), (oh,ow)] (SAMPLE_TAPS rows per sample), or over the batch,
+// cols[(c,i,j), n, (oh,ow)] (SAMPLE_TAPS 0).
+//   conv2d_im2col:       cols[.., (c,i,j), .., (oh,ow)] = x[n, c, ih, iw] (zero in the padding,
+//                        and in any rows the host adds to make K a multiple of 4)
+//   conv2d_col2im:       dx[n, c, ih, iw] = Σ over the taps reaching it of cols[.., (c,i,j), .., (oh,ow)]
 //                        (+ b[c], for conv_transpose2d)
 //   conv2d_from_rows:    y[n, o, p] = rows[o, n, p] + b[o]  (the product's [O, N·P] back to NCHW)
 // conv2d, depthwise_conv2d and conv2d_from_rows end in `epilogue`: with RELU, they compute
@@ -42,6 +46,8 @@ override DIL_H: u32;
 override DIL_W: u32;
 // 1: the forward kernels store max(y, 0) (a convolution fused with the ReLU after it).
 override RELU: u32 = 0u;
+// The rows of columns per sample (the taps, padded), or 0 for columns over the whole batch.
+override SAMPLE_TAPS: u32 = 0u;
 
 struct Params {
     has_bias: u32,
@@ -199,8 +205,13 @@ fn conv2d_backward_weight(
 fn im2col_at(e: u32) -> f32 {
     let positions = Y_H * Y_W;
     let pos = e % positions;
-    let n = (e / positions) % BATCH;
-    let k = e / (positions * BATCH);
+    var n = (e / positions) % BATCH;
+    var k = e / (positions * BATCH);
+    if (SAMPLE_TAPS != 0u) {
+        // max(…, 1): the constant's other value must not divide by zero where it is folded.
+        k = (e / positions) % max(SAMPLE_TAPS, 1u);
+        n = e / (positions * max(SAMPLE_TAPS, 1u));
+    }
     let j = k % K_W;
     let i = (k / K_W) % K_H;
     let c = k / (K_W * K_H);
@@ -226,7 +237,8 @@ fn col2im_at(e: u32) -> f32 {
             let tw = i32(iw + PAD_W) - i32(j * DIL_W);
             if (tw < 0 || u32(tw) % STRIDE_W != 0u || u32(tw) / STRIDE_W >= Y_W) { continue; }
             let k = (c * K_H + i) * K_W + j;
-            acc += x[(k * BATCH + n) * positions + (u32(th) / STRIDE_H) * Y_W + u32(tw) / STRIDE_W];
+            let row = select(k * BATCH + n, n * SAMPLE_TAPS + k, SAMPLE_TAPS != 0u);
+            acc += x[row * positions + (u32(th) / STRIDE_H) * Y_W + u32(tw) / STRIDE_W];
         }
     }
     return acc + bias_of(c);

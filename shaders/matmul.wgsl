@@ -20,7 +20,8 @@
 // Register blocking wins on lavapipe (a workgroup runs on one CPU thread, barriers are
 // coroutine switches), where shared-memory tiling measured slower than the naive kernel.
 // Every kernel stores through `finish`, which can add a bias per column of y and apply a ReLU
-// (BIAS, RELU: a fused `linear` op), or keep the sum only where a tensor of y's shape is
+// (BIAS, RELU: a fused `linear` op), or a bias per row of each y[b] (ROW_BIAS: a convolution's
+// per-sample products, y[n] = W · cols[n], whose rows are output channels), or keep the sum only where a tensor of y's shape is
 // positive (RELU_MASK: ReLU's gradient there, a fused `matmul_relu_backward`), computed as the
 // `add`, `relu` and `relu_backward` kernels compute them; with K split, the partial products
 // store plain sums and matmul_sum_slices finishes them.
@@ -35,6 +36,7 @@ override TRANS_B: bool = false;
 override WORKGROUP_X: u32 = 8u;
 override WORKGROUP_Y: u32 = 8u;
 override BIAS: bool = false;
+override ROW_BIAS: bool = false;
 override RELU: bool = false;
 override RELU_MASK: bool = false;
 
@@ -64,19 +66,22 @@ struct Params {
 @group(0) @binding(5) var<storage, read> mask: array<f32>;
 @group(0) @binding(5) var<storage, read> mask4: array<vec4f>;
 
-// The value stored for sum v at element at, column col of y.
-fn finish(v: f32, at: u32, col: u32) -> f32 {
+// The value stored for sum v at element at, row row and column col of y.
+fn finish(v: f32, at: u32, row: u32, col: u32) -> f32 {
     var r = v;
     if (BIAS) { r = r + bias[col]; }
+    if (ROW_BIAS) { r = r + bias[row]; }
     if (RELU) { r = max(r, 0.0); }
     if (RELU_MASK) { r = select(0.0, r, mask[at] > 0.0); }
     return r;
 }
 
-// The same for the vec4 at (columns 4·col4 .. 4·col4 + 3).
-fn finish4(v: vec4f, at: u32, col4: u32) -> vec4f {
+// The same for the vec4 at (row row, columns 4·col4 .. 4·col4 + 3).
+fn finish4(v: vec4f, at: u32, row: u32, col4: u32) -> vec4f {
     var r = v;
     if (BIAS) { r = r + bias4[col4]; }
+    // bias4: an entry point reads binding 4 through one type (M is a multiple of 4 here).
+    if (ROW_BIAS) { r = r + vec4f(bias4[row / 4u][row % 4u]); }
     if (RELU) { r = max(r, vec4f(0.0)); }
     if (RELU_MASK) { r = select(vec4f(0.0), r, mask4[at] > vec4f(0.0)); }
     return r;
@@ -118,7 +123,7 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3u) {
         acc += a_at(base_a, row, k) * b_at(base_b, k, col);
     }
     let at = gid.z * p.stride_y + row * p.n + col;
-    y[at] = finish(acc, at, col);
+    y[at] = finish(acc, at, row, col);
 }
 
 // Edge indices are clamped so the inner loop has no branches; only valid outputs are stored.
@@ -149,7 +154,7 @@ fn matmul(@builtin(global_invocation_id) gid: vec3u) {
         for (var j = 0u; j < 4u; j++) {
             if (row0 + i < p.m && col0 + j < p.n) {
                 let at = base_y + (row0 + i) * p.n + col0 + j;
-                y[at] = finish(block[i][j], at, col0 + j);
+                y[at] = finish(block[i][j], at, row0 + i, col0 + j);
             }
         }
     }
@@ -198,10 +203,11 @@ fn store_block(base: u32, row4: u32, col4: u32, block: mat4x4f) {
     let nq = p.n / 4u;
     if (row4 >= p.m / 4u || col4 >= nq) { return; }
     let at = base + row4 * 4u * nq + col4;
-    y4[at] = finish4(block[0], at, col4);
-    y4[at + nq] = finish4(block[1], at + nq, col4);
-    y4[at + 2u * nq] = finish4(block[2], at + 2u * nq, col4);
-    y4[at + 3u * nq] = finish4(block[3], at + 3u * nq, col4);
+    let row = row4 * 4u;
+    y4[at] = finish4(block[0], at, row, col4);
+    y4[at + nq] = finish4(block[1], at + nq, row + 1u, col4);
+    y4[at + 2u * nq] = finish4(block[2], at + 2u * nq, row + 2u, col4);
+    y4[at + 3u * nq] = finish4(block[3], at + 3u * nq, row + 3u, col4);
 }
 
 // One 4×4 block of y per invocation, accumulated as a mat4x4 product (`b · a`: column r is
@@ -449,14 +455,14 @@ fn matmul_workgroup(@builtin(global_invocation_id) gid: vec3u, @builtin(local_in
         for (var j = 0u; j < 4u; j++) {
             if (row + i < p.m && col + j < p.n) {
                 let at = base_y + (row + i) * p.n + col + j;
-                y[at] = finish(block[i][j], at, col + j);
+                y[at] = finish(block[i][j], at, row + i, col + j);
             }
         }
     }
 }
 
 // y[b] = Σ_s partial[b · slices + s] (bound as a) over the p.slices slices of each of the
-// p.k batch elements of a split product, in order; scalar elements (M·N need not be a multiple
+// p.k batch elements of a split product, in order; scalar elements (N need not be a multiple
 // of 4).
 @compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_sum_slices(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
@@ -468,5 +474,20 @@ fn matmul_sum_slices(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
     for (var s = 0u; s < p.slices; s++) {
         acc += a[first + s * plane];
     }
-    y[e] = finish(acc, e, e % p.n);
+    y[e] = finish(acc, e, (e / p.n) % p.m, e % p.n);
+}
+
+// The same for four adjacent elements from vec4 loads, where N is a multiple of 4.
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
+fn matmul_sum_slices_x4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+    let nq = p.n / 4u;
+    let plane = p.m * nq;
+    let q = gid.y * groups.x * WORKGROUP_X + gid.x;
+    if (q >= p.k * plane) { return; }
+    let first = (q / plane) * p.slices * plane + q % plane;
+    var acc = vec4f(0.0);
+    for (var s = 0u; s < p.slices; s++) {
+        acc += a4[first + s * plane];
+    }
+    y4[q] = finish4(acc, q, (q / nq) % p.m, q % nq);
 }

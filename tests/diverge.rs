@@ -3,7 +3,7 @@
 
 mod common;
 
-use kiln::core::{Backend, Bound, Op, PoolKind, Result, Spec};
+use kiln::core::{Backend, Bound, Op, PoolKind, Result, Scratch, ScratchRequest, Spec};
 use kiln::cpu::Cpu;
 use kiln::diverge::{find_divergence, sample_training_graph};
 
@@ -34,7 +34,7 @@ impl Backend for Swapped {
         Cpu.alloc(bytes, label)
     }
 
-    fn scratch(&self, op: &Op, inputs: &[Spec<'_>], outputs: &[Spec<'_>]) -> Result<Vec<u64>> {
+    fn scratch(&self, op: &Op, inputs: &[Spec<'_>], outputs: &[Spec<'_>]) -> Result<Vec<ScratchRequest>> {
         Cpu.scratch(op, inputs, outputs)
     }
 
@@ -47,7 +47,7 @@ impl Backend for Swapped {
         op: &Op,
         inputs: &[Bound<'_, Self::Buffer>],
         outputs: &[Bound<'_, Self::Buffer>],
-        scratch: &[&Self::Buffer],
+        scratch: &[Scratch<'_, Self::Buffer>],
     ) -> Result<Self::Kernel> {
         Cpu.prepare(if *op == self.from { &self.to } else { op }, inputs, outputs, scratch)
     }

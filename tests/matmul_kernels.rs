@@ -119,9 +119,10 @@ fn every_candidate_of_the_tuner_matches_the_reference() {
     }
 }
 
-/// Every candidate also stores a bias per column and its ReLU right (`linear`), and ReLU's
-/// gradient at a tensor of y's shape (`matmul_relu_backward`), K whole or summed in slices,
-/// against the CPU reference's fused ops.
+/// Every candidate also stores a bias per column and its ReLU right (`linear`), ReLU's
+/// gradient at a tensor of y's shape (`matmul_relu_backward`), and the ReLU of a bias per row
+/// (a convolution's per-sample products), K whole or summed in slices, against the CPU
+/// reference's fused ops (for the bias per row, its product plus the bias, then the ReLU).
 #[test]
 fn every_candidate_finishes_with_a_bias_relu_or_relu_gradient() {
     use kiln::core::Op;
@@ -131,15 +132,22 @@ fn every_candidate_finishes_with_a_bias_relu_or_relu_gradient() {
         for trans_b in [false, true] {
             let mm = MatMul { trans_a: false, trans_b };
             let (a, b) = (t(&[m, k], 11), t(&if trans_b { [n, k] } else { [k, n] }, 12));
-            let (bias, mask) = (t(&[n], 13), t(&[m, n], 14));
+            let (bias, mask, row_bias) = (t(&[n], 13), t(&[m, n], 14), t(&[m], 15));
             let fused = [
                 (Op::Linear { matmul: mm, relu: false }, &bias),
                 (Op::Linear { matmul: mm, relu: true }, &bias),
                 (Op::MatMulReluBackward(mm), &mask),
+                (Op::MatMul(mm), &row_bias),
             ];
             for (op, third) in fused {
                 let host = [&a, &b, third].map(Tensor::from_host);
-                let want = kiln::cpu::eval(&op, &host.each_ref()).expect("cpu")[0].to_host(DType::F32).expect("f32");
+                let operands = if let Op::MatMul(_) = op { &host.each_ref()[..2] } else { &host.each_ref()[..] };
+                let mut want = kiln::cpu::eval(&op, operands).expect("cpu")[0].to_host(DType::F32).expect("f32");
+                if let Op::MatMul(_) = op {
+                    let rows = row_bias.as_f32().expect("f32");
+                    let y = want.as_f32().expect("f32").iter().enumerate().map(|(i, v)| (v + rows[i / n]).max(0.0));
+                    want = HostTensor::f32(want.shape.clone(), y.collect()).expect("y");
+                }
                 let upload = |t: &HostTensor| {
                     let buffer = gpu.alloc(t.shape.bytes(), "operand").expect("alloc");
                     gpu.write(&buffer, &t.to_bytes()).expect("write");
@@ -151,7 +159,8 @@ fn every_candidate_finishes_with_a_bias_relu_or_relu_gradient() {
                     let partial = plan.scratch_bytes().map(|bytes| gpu.alloc(bytes, "partial sums").expect("alloc"));
                     let third_bound = bound(&bthird, &third.shape);
                     let epilogue = match op {
-                        Op::Linear { relu, .. } => Epilogue { bias: Some(&third_bound), relu, relu_mask: None },
+                        Op::Linear { relu, .. } => Epilogue { bias: Some(&third_bound), relu, ..Epilogue::default() },
+                        Op::MatMul(_) => Epilogue { row_bias: Some(&third_bound), relu: true, ..Epilogue::default() },
                         _ => Epilogue { relu_mask: Some(&third_bound), ..Epilogue::default() },
                     };
                     let (ya, yb, yy) = (bound(&ba, &a.shape), bound(&bb, &b.shape), bound(&by, &want.shape));

@@ -7,7 +7,8 @@
 mod common;
 
 use common::{assert_parity, t};
-use kiln::core::{Activation, Conv2d, HostTensor, LossKind, Pool2d, PoolKind};
+use kiln::core::{Activation, Conv2d, HostTensor, LossKind, Op, Pool2d, PoolKind};
+use kiln::graph::{Executor, Graph, Value};
 use proptest::prelude::*;
 
 fn dim() -> impl Strategy<Value = usize> {
@@ -227,6 +228,50 @@ fn lowered_convolutions_pad_odd_taps_and_split_long_weight_gradients() {
     // N·H'·W' = 1024 positions summed into 8 × 72 weights: few tiles, so slices of K.
     let inputs = [t(&[4, 8, 16, 16], 7), t(&[8, 8, 3, 3], 8)];
     assert_parity("conv2d, long weight gradient", &inputs, |g, x| g.conv2d(x[0], x[1], None, same));
+}
+
+/// The kernels one GPU step of `build` and its input gradients runs, by label.
+fn kernels_run(
+    inputs: &[HostTensor],
+    build: impl Fn(&mut Graph, &[Value]) -> kiln::core::Result<Value>,
+) -> Vec<String> {
+    let mut g = Graph::new();
+    let values: Vec<Value> =
+        inputs.iter().enumerate().map(|(i, x)| g.input(&format!("x{i}"), x.shape.clone(), x.dtype())).collect();
+    let out = build(&mut g, &values).expect("builds");
+    let dy = g.input("dy", g.shape(out).clone(), kiln::core::DType::F32);
+    let grads = kiln::graph::grad_with(&mut g, &[(out, dy)], &values).expect("grad");
+    let mut exec = Executor::compile(common::gpu(), &g, &[[out].as_slice(), &grads].concat()).expect("compile");
+    for (v, x) in values.iter().zip(inputs) {
+        exec.set(*v, x).expect("input");
+    }
+    exec.set(dy, &t(g.shape(out).dims(), 9)).expect("dy");
+    exec.profile().expect("profile").dispatches.into_iter().map(|d| d.label).collect()
+}
+
+#[test]
+fn lowered_convolutions_run_per_sample_or_over_the_batch() {
+    // Samples of 8×8 and 4×4 output positions (whole fours, 16 or more): one product per sample
+    // on y and dy as they are, the weight gradients summed over the batch afterwards. 5×5
+    // (25 positions) and 2×2 (4): one product over the batch, through rows [O, N·P]. 3 input
+    // channels' 27 taps are padded to 28 either way.
+    let same = Conv2d { padding: [1, 1], ..Conv2d::default() };
+    for (side, c, per_sample) in [(8, 3, true), (4, 8, true), (5, 3, false), (2, 8, false)] {
+        let inputs = [t(&[4, c, side, side], 1), t(&[8, c, 3, 3], 2), t(&[8], 3)];
+        let conv = |g: &mut Graph, x: &[Value]| g.push(Op::Conv2dRelu(same), &[x[0], x[1], x[2]]);
+        assert_parity(&format!("conv2d_relu, {side}×{side}"), &inputs, conv);
+        let labels = kernels_run(&inputs, conv);
+        let through_rows = labels.iter().any(|l| l.starts_with("conv2d_to_rows") || l.starts_with("conv2d_from_rows"));
+        assert_eq!(through_rows, !per_sample, "{side}×{side}: {labels:?}");
+        assert_eq!(labels.iter().any(|l| l.starts_with("matmul_sum_slices")), per_sample, "{side}×{side}: {labels:?}");
+        // The weight gradient reads the columns the forward product gathered.
+        let gathers = labels.iter().filter(|l| l.starts_with("conv2d_im2col")).count();
+        assert_eq!(gathers, 1, "{side}×{side}: {labels:?}");
+        let inputs = [t(&[4, 8, side, side], 4), t(&[8, c, 3, 3], 5), t(&[c], 6)];
+        assert_parity(&format!("conv_transpose2d, {side}×{side}"), &inputs, |g, x| {
+            g.conv_transpose2d(x[0], x[1], Some(x[2]), same, [0, 0])
+        });
+    }
 }
 
 #[test]

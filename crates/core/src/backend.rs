@@ -20,6 +20,37 @@ impl<'a, B> From<&Bound<'a, B>> for Spec<'a> {
     }
 }
 
+/// A scratch buffer a kernel asks for besides its inputs and outputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScratchRequest {
+    pub bytes: u64,
+    /// For a buffer that holds a function of one input alone (a convolution's columns of its
+    /// input): that input's position among the op's inputs, and a key naming the function.
+    /// The kernels of one program asking for the same key of the same value share one buffer,
+    /// which the first of them fills and the others read as it is.
+    pub derived_from: Option<(usize, String)>,
+}
+
+impl ScratchRequest {
+    /// A buffer of `bytes` for this kernel alone.
+    pub fn own(bytes: u64) -> Self {
+        ScratchRequest { bytes, derived_from: None }
+    }
+
+    /// A buffer of `bytes` holding the function `key` of input `input`, shared as described.
+    pub fn derived(bytes: u64, input: usize, key: String) -> Self {
+        ScratchRequest { bytes, derived_from: Some((input, key)) }
+    }
+}
+
+/// A scratch buffer as `prepare` receives it.
+pub struct Scratch<'a, B> {
+    pub buffer: &'a B,
+    /// Whether an earlier kernel of the program fills it (a shared request, see
+    /// `ScratchRequest::derived_from`) and nothing writes it in between: the kernel reads it.
+    pub filled: bool,
+}
+
 /// The seam between the graph executor and a device. The closed `Op` enum carries the variety,
 /// so the seam stays small: allocate, write, plan and prepare a kernel once, run a step, read.
 /// A backend is a handle to its device, cheap to clone.
@@ -37,10 +68,11 @@ pub trait Backend: Clone {
     /// (the GPU's texel textures, shared by every texel-fed kernel).
     fn shared_bytes(&self) -> u64;
     fn write(&self, buffer: &Self::Buffer, bytes: &[u8]) -> Result<()>;
-    /// The bytes of each scratch buffer `op`'s kernel needs besides its inputs and outputs
-    /// (a convolution's columns, say), in the order `prepare` takes them. The memory plan
-    /// places them like any other value, live only while the kernel runs.
-    fn scratch(&self, op: &Op, inputs: &[Spec<'_>], outputs: &[Spec<'_>]) -> Result<Vec<u64>>;
+    /// The scratch buffers `op`'s kernel needs besides its inputs and outputs (a convolution's
+    /// columns, say), in the order `prepare` takes them. The memory plan places them like any
+    /// other value, live only while the kernel runs, or where shared (see `ScratchRequest`)
+    /// from the first kernel using one to the last.
+    fn scratch(&self, op: &Op, inputs: &[Spec<'_>], outputs: &[Spec<'_>]) -> Result<Vec<ScratchRequest>>;
     /// Binds `op` to its inputs, outputs and the scratch buffers `scratch` asked for.
     /// Optimizer updates list their state as outputs, which alias inputs: they update in place.
     fn prepare(
@@ -48,7 +80,7 @@ pub trait Backend: Clone {
         op: &Op,
         inputs: &[Bound<'_, Self::Buffer>],
         outputs: &[Bound<'_, Self::Buffer>],
-        scratch: &[&Self::Buffer],
+        scratch: &[Scratch<'_, Self::Buffer>],
     ) -> Result<Self::Kernel>;
     /// Refreshes the per-step attributes of a prepared kernel (the optimizer's step count).
     fn refresh(&self, kernel: &Self::Kernel, op: &Op) -> Result<()>;

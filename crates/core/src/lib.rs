@@ -7,7 +7,7 @@ mod op;
 mod shape;
 mod tensor;
 
-pub use backend::{Backend, Bound, Spec, Timing};
+pub use backend::{Backend, Bound, Scratch, ScratchRequest, Spec, Timing};
 pub use error::{Error, Result};
 pub use op::{
     Activation, Adagrad, Adam, Conv2d, Dropout, LossKind, LossScale, LrSchedule, MatMul, Noise, Op, Pool2d, PoolKind,

@@ -3,7 +3,7 @@ use std::rc::Rc;
 
 use std::time::Instant;
 
-use kiln_core::{Backend, Bound, DType, Error, HostTensor, Op, Result, Shape, Spec, Timing};
+use kiln_core::{Backend, Bound, DType, Error, HostTensor, Op, Result, Scratch, ScratchRequest, Shape, Spec, Timing};
 
 use crate::Tensor;
 
@@ -58,7 +58,7 @@ impl Backend for Cpu {
     }
 
     /// The reference functions need no scratch.
-    fn scratch(&self, _op: &Op, _inputs: &[Spec<'_>], _outputs: &[Spec<'_>]) -> Result<Vec<u64>> {
+    fn scratch(&self, _op: &Op, _inputs: &[Spec<'_>], _outputs: &[Spec<'_>]) -> Result<Vec<ScratchRequest>> {
         Ok(vec![])
     }
 
@@ -67,7 +67,7 @@ impl Backend for Cpu {
         op: &Op,
         inputs: &[Bound<'_, CpuBuffer>],
         outputs: &[Bound<'_, CpuBuffer>],
-        _scratch: &[&CpuBuffer],
+        _scratch: &[Scratch<'_, CpuBuffer>],
     ) -> Result<CpuKernel> {
         let inputs = inputs.iter().map(slot).collect();
         let outputs = outputs.iter().map(|b| b.buffer.clone()).collect();

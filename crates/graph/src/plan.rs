@@ -5,7 +5,9 @@
 //! free buffer whose last reader has already run, so buffers are reused by liveness. The
 //! buffers listed are exactly what a program allocates.
 
-use kiln_core::{Op, Role};
+use std::collections::HashMap;
+
+use kiln_core::{Op, Role, ScratchRequest};
 
 use crate::{Graph, Value};
 
@@ -26,6 +28,9 @@ pub struct MemoryPlan {
     pub storage: Vec<Option<Slot>>,
     /// The buffers of each node's kernel scratch, in the order its backend asked for them.
     pub scratch: Vec<Vec<usize>>,
+    /// For each of those, whether an earlier kernel fills it (a shared request, see
+    /// `ScratchRequest::derived_from`) and nothing changes its source in between.
+    pub scratch_filled: Vec<Vec<bool>>,
     /// Assignments that need no kernel: their value was computed straight into the variable.
     pub elided: Vec<bool>,
     /// Allocated size in bytes of each program buffer.
@@ -103,12 +108,14 @@ impl MemoryPlan {
     }
 
     /// Plans `graph`, keeping `pinned` values intact until the end so they can be read back;
-    /// `scratch[i]` lists the bytes of each scratch buffer node i's kernel needs, and
-    /// `allocation` gives the bytes a request actually takes on the device.
+    /// `scratch[i]` lists the scratch buffers node i's kernel needs, and `allocation` gives
+    /// the bytes a request actually takes on the device. A request derived from an input
+    /// shares the buffer of an earlier one with the same key and the same input value, live
+    /// from the first to the last, unless an update in place changes that value in between.
     pub fn with_scratch(
         graph: &Graph,
         pinned: &[Value],
-        scratch: &[Vec<u64>],
+        scratch: &[Vec<ScratchRequest>],
         allocation: &dyn Fn(u64) -> u64,
     ) -> Self {
         let nodes = graph.nodes();
@@ -118,6 +125,7 @@ impl MemoryPlan {
         let mut plan = MemoryPlan {
             storage: vec![None; nodes.len()],
             scratch: vec![vec![]; nodes.len()],
+            scratch_filled: vec![vec![]; nodes.len()],
             elided,
             sizes: vec![],
             input_bytes: 0,
@@ -130,6 +138,12 @@ impl MemoryPlan {
         let mut intervals = Vec::new();
         let mut values: Vec<(usize, usize)> = Vec::new();
         let mut scratch_of: Vec<(usize, usize)> = Vec::new();
+        // The interval of each derived scratch buffer, by source value and key.
+        let mut derived: HashMap<(usize, &str), usize> = HashMap::new();
+        let updated_between = |value: usize, from: usize, to: usize| {
+            (from + 1..to)
+                .any(|k| live[k] && nodes[k].op.updated_inputs().iter().any(|&u| nodes[k].inputs[u].0 == value))
+        };
         for (i, node) in nodes.iter().enumerate() {
             let bytes = node.shape.bytes().max(4);
             plan.storage[i] = match (node.op.role(), &redirected[i]) {
@@ -149,9 +163,25 @@ impl MemoryPlan {
                 }
             };
             if live[i] && !plan.elided[i] {
-                for &scratch_bytes in &scratch[i] {
-                    scratch_of.push((i, intervals.len()));
-                    intervals.push(Interval { start: i, end: i, bytes: scratch_bytes.max(4) });
+                for request in &scratch[i] {
+                    let source =
+                        request.derived_from.as_ref().map(|(input, key)| (node.inputs[*input].0, key.as_str()));
+                    let earlier = source.and_then(|source| derived.get(&source).copied());
+                    match (source, earlier) {
+                        (Some((value, _)), Some(shared)) if !updated_between(value, intervals[shared].start, i) => {
+                            intervals[shared].end = i;
+                            scratch_of.push((i, shared));
+                            plan.scratch_filled[i].push(true);
+                        }
+                        _ => {
+                            if let Some(source) = source {
+                                derived.insert(source, intervals.len());
+                            }
+                            scratch_of.push((i, intervals.len()));
+                            intervals.push(Interval { start: i, end: i, bytes: request.bytes.max(4) });
+                            plan.scratch_filled[i].push(false);
+                        }
+                    }
                 }
             }
         }

@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};
 
-use kiln_core::{Backend, Bound, Error, HostTensor, Result, Role, RunCounter, Spec};
+use kiln_core::{Backend, Bound, Error, HostTensor, Result, Role, RunCounter, Scratch, ScratchRequest, Spec};
 
 use crate::plan::Slot;
 use crate::{Graph, MemoryPlan, Store, Value};
@@ -134,7 +134,10 @@ impl<B: Backend> Program<B> {
             [] => vec![bound(Value(index))?],
             updated => updated.iter().map(|&i| bound(node.inputs[i])).collect::<Result<Vec<_>>>()?,
         };
-        let scratch: Vec<&B::Buffer> = self.plan.scratch[index].iter().map(|&b| &self.buffers[b]).collect();
+        let buffers = self.plan.scratch[index].iter().map(|&b| &self.buffers[b]);
+        let filled = self.plan.scratch_filled[index].iter().copied();
+        let scratch: Vec<Scratch<'_, B::Buffer>> =
+            buffers.zip(filled).map(|(buffer, filled)| Scratch { buffer, filled }).collect();
         self.backend.prepare(&node.op, &inputs, &outputs, &scratch)
     }
 
@@ -327,7 +330,7 @@ fn counter_name(graph: &Graph, node: usize, counter: RunCounter) -> String {
 }
 
 /// The scratch each live kernel asks its backend for.
-fn scratch_requests<B: Backend>(backend: &B, graph: &Graph) -> Result<Vec<Vec<u64>>> {
+fn scratch_requests<B: Backend>(backend: &B, graph: &Graph) -> Result<Vec<Vec<ScratchRequest>>> {
     let spec = |v: &Value| Spec { shape: graph.shape(*v), dtype: graph.node(*v).dtype };
     graph
         .nodes()

@@ -1,7 +1,7 @@
 //! The memory plan: buffers are reused once their last reader has run, reshapes share their
 //! input's buffer, pinned outputs survive to the end, and in-place updates own no buffer.
 
-use kiln_core::{DType, Sgd};
+use kiln_core::{DType, ScratchRequest, Sgd};
 use kiln_graph::{Graph, MemoryPlan, Slot, grad};
 
 #[test]
@@ -58,9 +58,9 @@ fn kernel_scratch_is_shared_between_kernels_never_live_at_once() {
     let c = g.sigmoid(b).expect("sigmoid");
     // Nodes a and c each ask for 1000 bytes of scratch, b for 24: live only while each runs.
     let mut scratch = vec![vec![]; g.nodes().len()];
-    scratch[a.0] = vec![1000];
-    scratch[b.0] = vec![24];
-    scratch[c.0] = vec![1000];
+    scratch[a.0] = vec![ScratchRequest::own(1000)];
+    scratch[b.0] = vec![ScratchRequest::own(24)];
+    scratch[c.0] = vec![ScratchRequest::own(1000)];
     let plan = MemoryPlan::with_scratch(&g, &[c], &scratch, &|bytes| bytes);
     assert_eq!(plan.scratch[a.0], plan.scratch[b.0], "a's scratch is free again when b runs");
     assert_eq!(plan.scratch[a.0], plan.scratch[c.0]);
@@ -95,4 +95,33 @@ fn a_gradient_assigned_to_a_variable_is_computed_straight_into_it() {
     let plan = MemoryPlan::new(&g, &[]);
     assert!(!plan.elided[assign.0]);
     assert!(matches!(plan.storage[sum.0], Some(Slot::Buffer(_))));
+}
+
+#[test]
+fn scratch_derived_from_one_value_is_filled_once_and_shared_while_that_value_is_unchanged() {
+    let mut g = Graph::new();
+    let w = g.variable("w", vec![64]);
+    let a = g.relu(w).expect("relu");
+    let b = g.tanh(a).expect("tanh");
+    let c = g.sigmoid(w).expect("sigmoid");
+    let d = g.add(b, c).expect("add");
+    let e = g.assign(w, d).expect("assign");
+    let f = g.relu(w).expect("relu");
+    let columns = |input: usize, key: &str| ScratchRequest::derived(1000, input, key.into());
+    let mut scratch = vec![vec![]; g.nodes().len()];
+    // a, c and f gather the same function of w; b the same key of another value; d another key
+    // of w. The assignment e changes w between c and f.
+    scratch[a.0] = vec![ScratchRequest::own(24), columns(0, "cols")];
+    scratch[b.0] = vec![columns(0, "cols")];
+    scratch[c.0] = vec![columns(0, "cols")];
+    scratch[d.0] = vec![columns(0, "other")];
+    scratch[f.0] = vec![columns(0, "cols")];
+    let plan = MemoryPlan::with_scratch(&g, &[f, e], &scratch, &|bytes| bytes);
+    assert_eq!(plan.scratch[c.0][0], plan.scratch[a.0][1], "c reads what a gathered: {plan:?}");
+    assert_eq!(plan.scratch_filled[a.0], [false, false]);
+    assert_eq!(plan.scratch_filled[c.0], [true]);
+    for (node, what) in [(b, "another value"), (d, "another key"), (f, "w after the assignment")] {
+        assert_eq!(plan.scratch_filled[node.0], [false], "{what}");
+    }
+    assert_ne!(plan.scratch[b.0][0], plan.scratch[a.0][1], "b must not overwrite a's gather before c reads it");
 }

@@ -1,4 +1,4 @@
-use kiln_core::{Backend, Error, Op, Result, Shape, Spec, Timing};
+use kiln_core::{Backend, Error, Op, Result, Scratch, ScratchRequest, Shape, Spec, Timing};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer, Timer, size_class};
 
 use crate::conv::ConvOp;
@@ -51,19 +51,21 @@ impl Backend for GpuBackend {
         self.gpu.write(buffer, bytes)
     }
 
-    fn scratch(&self, op: &Op, inputs: &[Spec<'_>], outputs: &[Spec<'_>]) -> Result<Vec<u64>> {
+    fn scratch(&self, op: &Op, inputs: &[Spec<'_>], outputs: &[Spec<'_>]) -> Result<Vec<ScratchRequest>> {
         let gpu = &self.gpu;
         let shapes: Vec<&Shape> = inputs.iter().map(|s| s.shape).collect();
         let out = outputs.first().map(|s| s.shape);
+        let own = |bytes: Vec<u64>| bytes.into_iter().map(ScratchRequest::own).collect::<Vec<_>>();
         let conv = |conv: ConvOp<'_>| match out {
             Some(out) => conv::scratch(gpu, conv, &shapes, out),
             None => Ok(vec![]),
         };
         match op {
             Op::MatMul(m) | Op::Linear { matmul: m, .. } | Op::MatMulReluBackward(m) => match out {
-                Some(y) => {
-                    Ok(MatmulPlan::new(gpu, *m, None, shapes[0], shapes[1], y)?.scratch_bytes().into_iter().collect())
-                }
+                Some(y) => Ok(own(MatmulPlan::new(gpu, *m, None, shapes[0], shapes[1], y)?
+                    .scratch_bytes()
+                    .into_iter()
+                    .collect())),
                 None => Ok(vec![]),
             },
             Op::Conv2d(c) | Op::Conv2dRelu(c) => conv(ConvOp::Forward(c)),
@@ -78,18 +80,22 @@ impl Backend for GpuBackend {
             | Op::LayerNormStats
             | Op::LayerNorm { .. }
             | Op::LayerNormBackwardInput { .. }
-            | Op::LayerNormBackwardParams { .. } => Ok(norm::scratch(norm_op(op)?, shapes[0])),
-            Op::Sum(r) => Ok(reduce::scratch(gpu, "sum", r, shapes[0], out.map_or(1, Shape::numel))),
-            Op::Max(r) => Ok(reduce::scratch(gpu, "max_forward", r, shapes[0], out.map_or(1, Shape::numel))),
-            Op::MaxBackward(r) => Ok(reduce::scratch(gpu, "max_backward", r, shapes[0], shapes[1].numel())),
-            Op::Softmax { axis } => Ok(softmax::scratch(gpu, SoftmaxOp::Softmax, *axis, shapes[0])),
-            Op::LogSoftmax { axis } => Ok(softmax::scratch(gpu, SoftmaxOp::LogSoftmax, *axis, shapes[0])),
-            Op::SoftmaxBackward { axis } => Ok(softmax::scratch(gpu, SoftmaxOp::SoftmaxBackward, *axis, shapes[0])),
-            Op::LogSoftmaxBackward { axis } => {
-                Ok(softmax::scratch(gpu, SoftmaxOp::LogSoftmaxBackward, *axis, shapes[0]))
+            | Op::LayerNormBackwardParams { .. } => Ok(own(norm::scratch(norm_op(op)?, shapes[0]))),
+            Op::Sum(r) => Ok(own(reduce::scratch(gpu, "sum", r, shapes[0], out.map_or(1, Shape::numel)))),
+            Op::Max(r) => Ok(own(reduce::scratch(gpu, "max_forward", r, shapes[0], out.map_or(1, Shape::numel)))),
+            Op::MaxBackward(r) => Ok(own(reduce::scratch(gpu, "max_backward", r, shapes[0], shapes[1].numel()))),
+            Op::Softmax { axis } => Ok(own(softmax::scratch(gpu, SoftmaxOp::Softmax, *axis, shapes[0]))),
+            Op::LogSoftmax { axis } => Ok(own(softmax::scratch(gpu, SoftmaxOp::LogSoftmax, *axis, shapes[0]))),
+            Op::SoftmaxBackward { axis } => {
+                Ok(own(softmax::scratch(gpu, SoftmaxOp::SoftmaxBackward, *axis, shapes[0])))
             }
-            Op::CrossEntropyPerSample => Ok(loss::scratch(gpu, PerSample::CrossEntropy, shapes[0])),
-            Op::CrossEntropyPerSampleBackward => Ok(loss::scratch(gpu, PerSample::CrossEntropyBackward, shapes[0])),
+            Op::LogSoftmaxBackward { axis } => {
+                Ok(own(softmax::scratch(gpu, SoftmaxOp::LogSoftmaxBackward, *axis, shapes[0])))
+            }
+            Op::CrossEntropyPerSample => Ok(own(loss::scratch(gpu, PerSample::CrossEntropy, shapes[0]))),
+            Op::CrossEntropyPerSampleBackward => {
+                Ok(own(loss::scratch(gpu, PerSample::CrossEntropyBackward, shapes[0])))
+            }
             Op::Input
             | Op::Variable
             | Op::Add
@@ -131,10 +137,19 @@ impl Backend for GpuBackend {
         }
     }
 
-    fn prepare(&self, op: &Op, inputs: &[B<'_>], outputs: &[B<'_>], scratch: &[&GpuBuffer]) -> Result<GpuKernel> {
+    fn prepare(
+        &self,
+        op: &Op,
+        inputs: &[B<'_>],
+        outputs: &[B<'_>],
+        requested: &[Scratch<'_, GpuBuffer>],
+    ) -> Result<GpuKernel> {
         if let Some(t) = inputs.iter().chain(outputs).find(|t| t.shape.numel() > u32::MAX as usize) {
             return Err(Error::attribute(op.name(), format!("tensor {} has more than 2^32 elements", t.shape)));
         }
+        let scratch: &[&GpuBuffer] = &requested.iter().map(|s| s.buffer).collect::<Vec<_>>();
+        // A convolution's columns come first among its scratch (see conv::scratch).
+        let columns_filled = requested.first().is_some_and(|s| s.filled);
         let gpu = &self.gpu;
         let (x, out) = (|i: usize| &inputs[i], &outputs[0]);
         let single = |d: Result<Dispatch>| d.map(GpuKernel::from);
@@ -148,7 +163,7 @@ impl Backend for GpuBackend {
             }
             Op::Linear { matmul, relu } => {
                 let plan = MatmulPlan::new(gpu, *matmul, None, x(0).shape, x(1).shape, out.shape)?;
-                let epilogue = Epilogue { bias: Some(x(2)), relu: *relu, relu_mask: None };
+                let epilogue = Epilogue { bias: Some(x(2)), relu: *relu, ..Epilogue::default() };
                 plan.kernel_with(gpu, x(0), x(1), out, scratch.first().copied(), epilogue)
             }
             Op::MatMulReluBackward(m) => {
@@ -192,11 +207,11 @@ impl Backend for GpuBackend {
             Op::LossBackward { kind, .. } => {
                 single(loss::elementwise(gpu, op.name(), *kind, x(0), x(1), Some(x(2)), out))
             }
-            Op::Conv2d(c) => conv::conv2d(gpu, c, false, [x(0), x(1)], inputs.get(2), out, scratch),
-            Op::Conv2dRelu(c) => conv::conv2d(gpu, c, true, [x(0), x(1)], inputs.get(2), out, scratch),
+            Op::Conv2d(c) => conv::conv2d(gpu, c, false, [x(0), x(1)], inputs.get(2), out, scratch, columns_filled),
+            Op::Conv2dRelu(c) => conv::conv2d(gpu, c, true, [x(0), x(1)], inputs.get(2), out, scratch, columns_filled),
             Op::Conv2dBackwardInput { conv, .. } => conv::conv2d_backward_input(gpu, conv, [x(0), x(1)], out, scratch),
             Op::Conv2dBackwardWeight { conv, .. } => {
-                conv::conv2d_backward_weight(gpu, conv, [x(0), x(1)], out, scratch)
+                conv::conv2d_backward_weight(gpu, conv, [x(0), x(1)], out, scratch, columns_filled)
             }
             Op::ConvTranspose2d { conv, .. } => {
                 conv::conv_transpose2d(gpu, conv, [x(0), x(1)], inputs.get(2), out, scratch)

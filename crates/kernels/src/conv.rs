@@ -1,8 +1,8 @@
 use bytemuck::{Pod, Zeroable};
-use kiln_core::{Conv2d, DType, MatMul, Result, Shape};
+use kiln_core::{Conv2d, DType, MatMul, Result, ScratchRequest, Shape};
 use kiln_gpu::{Dispatch, Gpu, GpuBuffer, fold_workgroups};
 
-use crate::{B, CONV, GpuKernel, Launch, MatmulPlan, grid_1d};
+use crate::{B, CONV, Epilogue, GpuKernel, Launch, MatmulPlan, grid_1d};
 
 pub const ENTRY_POINTS: &[&str] = &[
     "conv2d",
@@ -52,6 +52,8 @@ struct Geometry {
     dil_w: u32,
     /// Whether the forward kernels apply a ReLU to what they store (a fused `conv2d_relu`).
     relu: bool,
+    /// The rows of a lowering's columns per sample, or 0 for columns over the whole batch.
+    sample_taps: u32,
 }
 
 impl Geometry {
@@ -75,6 +77,7 @@ impl Geometry {
             ("DIL_H", g.dil_h),
             ("DIL_W", g.dil_w),
             ("RELU", u32::from(g.relu)),
+            ("SAMPLE_TAPS", g.sample_taps),
         ]
         .into_iter()
         .map(|(name, v)| (name, f64::from(v)))
@@ -111,6 +114,7 @@ fn params(c: &Conv2d, x: &[usize], y: &[usize], kernel: &[usize], has_bias: bool
         dil_h: u(c.dilation[0]),
         dil_w: u(c.dilation[1]),
         relu: false,
+        sample_taps: 0,
     };
     ConvLaunch { geometry, params: Params { has_bias: u32::from(has_bias), n: u(n), _pad: [0; 2] } }
 }
@@ -203,12 +207,55 @@ fn depthwise(c: &Conv2d, input_channels: usize) -> bool {
     c.groups > 1 && c.groups == input_channels
 }
 
+/// How a lowered convolution's products cover the batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Grouping {
+    /// One product per sample, over the NCHW tensors as they are (`[N, O, P]`) and columns
+    /// `[N, taps, P]`: no copies of y or dy into rows and back.
+    PerSample,
+    /// One product over the whole batch, through rows `[O, N·P]` and columns `[taps, N·P]`:
+    /// where a sample's P positions are not whole fours (the 4-wide kernels need them).
+    Batch,
+}
+
+/// The smallest P (a sample's output positions) products run per sample at: an 8-wide tile of
+/// columns covers fewer positions than that with a quarter or more of its lanes idle.
+const MIN_SAMPLE_POSITIONS: usize = 16;
+
+impl Grouping {
+    /// Per sample where each sample's products are whole fours on every side (O and P; the taps
+    /// are then padded to fours), there are no more samples than workgroups along an axis, and
+    /// `extra` bytes per sample (the per-sample weight gradients) fit one binding.
+    fn of(gpu: &Gpu, batch: usize, outputs: usize, positions: usize, extra: u64) -> Self {
+        let limits = gpu.limits();
+        let binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let whole = outputs.is_multiple_of(4) && positions.is_multiple_of(4) && positions >= MIN_SAMPLE_POSITIONS;
+        let fits = batch <= limits.max_compute_workgroups_per_dimension as usize && extra * batch as u64 <= binding;
+        if whole && fits { Grouping::PerSample } else { Grouping::Batch }
+    }
+
+    /// A `[rows, P]` matrix per sample of `batch` (`[N, rows, P]`), or over the batch
+    /// (`[rows, N·P]`).
+    fn matrix(self, batch: usize, rows: usize, positions: usize) -> Shape {
+        match self {
+            Grouping::PerSample => Shape::new([batch, rows, positions]),
+            Grouping::Batch => Shape::new([rows, batch * positions]),
+        }
+    }
+}
+
 /// A lowered convolution's intermediates, in the order of its scratch buffers: the columns
-/// `[taps, N·P]`, the rows `[O, N·P]`, the weights (or the weight gradient) as `[O, taps]` where
-/// the taps are padded, and the product's partial sums where it is split along K.
+/// (`Grouping::matrix` of the taps), the rows `[O, N·P]` of y or dy (over the batch), the
+/// per-sample weight gradients `[N, O, taps]`, the weights (or the weight gradient) as
+/// `[O, taps]` where the taps are padded, and the product's partial sums where it is split
+/// along K.
 struct Lowering {
+    grouping: Grouping,
     cols: Shape,
+    /// The product's side in y or dy: the rows `[O, N·P]` (scratch), or per sample y or dy
+    /// itself as `[N, O, P]`.
     rows: Shape,
+    sample_grads: Option<Shape>,
     padded: Option<Shape>,
     product: MatmulPlan,
 }
@@ -216,51 +263,85 @@ struct Lowering {
 /// The scratch buffers of a lowered convolution, by role.
 struct Scratch<'a> {
     cols: &'a GpuBuffer,
-    rows: &'a GpuBuffer,
+    rows: Option<&'a GpuBuffer>,
+    sample_grads: Option<&'a GpuBuffer>,
     padded: Option<&'a GpuBuffer>,
     partial: Option<&'a GpuBuffer>,
 }
 
 impl Lowering {
-    /// `y = conv(x, w)` as `rows [O, N·P] = W [O, taps] · cols [taps, N·P]`.
+    /// `y = conv(x, w)` as `W [O, taps] · cols`: into y's rows per sample, or into the rows
+    /// `[O, N·P]` over the batch.
     fn forward(gpu: &Gpu, w: &[usize], y: &[usize]) -> Result<Self> {
-        let positions = y[0] * y[2] * y[3];
-        let taps = padded_taps(w[1] * w[2] * w[3], w[0], positions);
+        let (batch, positions) = (y[0], y[2] * y[3]);
+        let taps = padded_taps(w[1] * w[2] * w[3], w[0], batch * positions);
+        let grouping = Grouping::of(gpu, batch, w[0], positions, 0);
         let weights = Shape::new([w[0], taps]);
-        let (cols, rows) = (Shape::new([taps, positions]), Shape::new([w[0], positions]));
+        let (cols, rows) = (grouping.matrix(batch, taps, positions), grouping.matrix(batch, w[0], positions));
         let product = MatmulPlan::new(gpu, MatMul::default(), None, &weights, &cols, &rows)?;
         let padded = (taps != w[1] * w[2] * w[3]).then_some(weights);
-        Ok(Lowering { cols, rows, padded, product })
+        Ok(Lowering { grouping, cols, rows, sample_grads: None, padded, product })
     }
 
-    /// `dx` from `dy`: `cols [taps, N·P] = Wᵀ · rows(dy)`, then col2im.
+    /// `dx` from `dy`: `cols = Wᵀ · dy` (per sample, or from dy's rows over the batch), then
+    /// col2im.
     fn input_gradient(gpu: &Gpu, dy: &[usize], w: &[usize]) -> Result<Self> {
-        let positions = dy[0] * dy[2] * dy[3];
-        let taps = padded_taps(w[1] * w[2] * w[3], w[0], positions);
+        let (batch, positions) = (dy[0], dy[2] * dy[3]);
+        let taps = padded_taps(w[1] * w[2] * w[3], w[0], batch * positions);
+        let grouping = Grouping::of(gpu, batch, w[0], positions, 0);
         let weights = Shape::new([w[0], taps]);
-        let (cols, rows) = (Shape::new([taps, positions]), Shape::new([dy[1], positions]));
+        let (cols, rows) = (grouping.matrix(batch, taps, positions), grouping.matrix(batch, dy[1], positions));
         let transposed = MatMul { trans_a: true, trans_b: false };
         let product = MatmulPlan::new(gpu, transposed, None, &weights, &rows, &cols)?;
         let padded = (taps != w[1] * w[2] * w[3]).then_some(weights);
-        Ok(Lowering { cols, rows, padded, product })
+        Ok(Lowering { grouping, cols, rows, sample_grads: None, padded, product })
     }
 
-    /// `dw [O, taps] = rows(dy) · cols(x)ᵀ`, one product summing over the whole batch.
+    /// `dw [O, taps] = dy · colsᵀ`: per sample, then summed over the batch, or one product
+    /// over the batch from dy's rows.
     fn weight_gradient(gpu: &Gpu, dy: &[usize], dw: &[usize]) -> Result<Self> {
-        let positions = dy[0] * dy[2] * dy[3];
+        let (batch, positions) = (dy[0], dy[2] * dy[3]);
         let unpadded = dw[1] * dw[2] * dw[3];
-        let taps = padded_taps(unpadded, dw[0], positions);
+        let taps = padded_taps(unpadded, dw[0], batch * positions);
+        let grouping = Grouping::of(gpu, batch, dw[0], positions, 4 * (dw[0] * taps) as u64);
         let target = Shape::new([dw[0], taps]);
-        let (cols, rows) = (Shape::new([taps, positions]), Shape::new([dw[0], positions]));
+        let (cols, rows) = (grouping.matrix(batch, taps, positions), grouping.matrix(batch, dw[0], positions));
+        let sample_grads = (grouping == Grouping::PerSample).then(|| Shape::new([batch, dw[0], taps]));
         let transposed = MatMul { trans_a: false, trans_b: true };
-        let product = MatmulPlan::new(gpu, transposed, None, &rows, &cols, &target)?;
+        let product = MatmulPlan::new(gpu, transposed, None, &rows, &cols, sample_grads.as_ref().unwrap_or(&target))?;
         let padded = (taps != unpadded).then_some(target);
-        Ok(Lowering { cols, rows, padded, product })
+        Ok(Lowering { grouping, cols, rows, sample_grads, padded, product })
     }
 
-    fn scratch_bytes(&self) -> Vec<u64> {
-        let shapes = [Some(&self.cols), Some(&self.rows), self.padded.as_ref()];
-        shapes.into_iter().flatten().map(|s| s.bytes().max(4)).chain(self.product.scratch_bytes()).collect()
+    /// The rows of columns per sample the lowering kernels write (conv.wgsl's SAMPLE_TAPS).
+    fn sample_taps(&self) -> u32 {
+        match self.grouping {
+            Grouping::PerSample => self.cols.dims()[1] as u32,
+            Grouping::Batch => 0,
+        }
+    }
+
+    /// The rows as scratch: over the batch only (per sample, the product reads and writes y
+    /// or dy itself).
+    fn row_scratch(&self) -> Option<&Shape> {
+        (self.grouping == Grouping::Batch).then_some(&self.rows)
+    }
+
+    /// The scratch buffers, in `buffers`' order. The columns of the input (`of_input`: its
+    /// geometry and kernel, for the forward product and the weight gradient) are shared with
+    /// the program's other kernels gathering the same columns of the same value.
+    fn scratch_requests(&self, of_input: Option<(&Conv2d, &[usize])>) -> Vec<ScratchRequest> {
+        let cols_bytes = self.cols.bytes().max(4);
+        let cols = match of_input {
+            Some((c, kernel)) => {
+                let key = format!("conv2d columns {} of {c:?} with a {kernel:?} kernel", self.cols);
+                ScratchRequest::derived(cols_bytes, 0, key)
+            }
+            None => ScratchRequest::own(cols_bytes),
+        };
+        let shapes = [self.row_scratch(), self.sample_grads.as_ref(), self.padded.as_ref()];
+        let rest = shapes.into_iter().flatten().map(|s| s.bytes().max(4)).chain(self.product.scratch_bytes());
+        [cols].into_iter().chain(rest.map(ScratchRequest::own)).collect()
     }
 
     /// The buffers `scratch_bytes` asked for, checked.
@@ -270,13 +351,24 @@ impl Lowering {
             shape.map(|s| crate::fits(given.next(), s.bytes().max(4), what)).transpose()
         };
         let cols = next(Some(&self.cols), "conv2d columns")?;
-        let rows = next(Some(&self.rows), "conv2d output rows")?;
+        let rows = next(self.row_scratch(), "conv2d output rows")?;
+        let sample_grads = next(self.sample_grads.as_ref(), "conv2d per-sample weight gradients")?;
         let padded = next(self.padded.as_ref(), "conv2d padded weights")?;
         let partial = self.product.scratch_bytes().map(|_| given.next());
         let partial = partial.map(|b| b.ok_or_else(|| kiln_core::Error::data("matmul", "no partial sums planned")));
-        match (cols, rows) {
-            (Some(cols), Some(rows)) => Ok(Scratch { cols, rows, padded, partial: partial.transpose()? }),
-            _ => Err(kiln_core::Error::data("conv2d", "its columns and rows were not planned")),
+        let Some(cols) = cols else {
+            return Err(kiln_core::Error::data("conv2d", "its columns were not planned"));
+        };
+        Ok(Scratch { cols, rows, sample_grads, padded, partial: partial.transpose()? })
+    }
+
+    /// The product's side in y or dy (`tensor`, NCHW): the rows scratch over the batch, or the
+    /// tensor itself per sample.
+    fn rows<'a>(&'a self, buffers: &Scratch<'a>, tensor: &'a GpuBuffer) -> Result<B<'a>> {
+        match (self.grouping, buffers.rows) {
+            (Grouping::PerSample, _) => Ok(bound(tensor, &self.rows)),
+            (Grouping::Batch, Some(rows)) => Ok(bound(rows, &self.rows)),
+            (Grouping::Batch, None) => Err(kiln_core::Error::data("conv2d", "its rows were not planned")),
         }
     }
 }
@@ -349,10 +441,17 @@ fn path(gpu: &Gpu, op: ConvOp<'_>, inputs: &[&Shape], output: &Shape) -> Result<
     })
 }
 
-/// The scratch a convolution-family op needs on these shapes.
-pub fn scratch(gpu: &Gpu, op: ConvOp<'_>, inputs: &[&Shape], output: &Shape) -> Result<Vec<u64>> {
+/// The scratch a convolution-family op needs on these shapes: a lowering's columns first.
+pub fn scratch(gpu: &Gpu, op: ConvOp<'_>, inputs: &[&Shape], output: &Shape) -> Result<Vec<ScratchRequest>> {
     Ok(match path(gpu, op, inputs, output)? {
-        Path::Lowered(lowering) => lowering.scratch_bytes(),
+        Path::Lowered(lowering) => {
+            let of_input = match op {
+                ConvOp::Forward(c) => Some((c, &inputs[1].dims()[2..])),
+                ConvOp::BackwardWeight(c) => Some((c, &output.dims()[2..])),
+                ConvOp::BackwardInput(_) | ConvOp::Transpose(_) => None,
+            };
+            lowering.scratch_requests(of_input)
+        }
         Path::Depthwise | Path::Direct => vec![],
     })
 }
@@ -369,14 +468,42 @@ fn padded_taps(taps: usize, outputs: usize, positions: usize) -> usize {
     if outputs.is_multiple_of(4) && positions.is_multiple_of(4) { taps.next_multiple_of(4) } else { taps }
 }
 
-/// `cols [taps, N·H'·W']` of `x` for the output extent `y_hw`: C·kH·kW rows, then zero rows
-/// up to `taps`.
-fn im2col(gpu: &Gpu, c: &Conv2d, x: &B<'_>, kernel: &[usize], y_hw: [usize; 2], cols: &B<'_>) -> Result<Dispatch> {
+/// The columns of `x` for the output extent `y_hw` as `lowering` lays them out: C·kH·kW rows
+/// (per sample or over the batch), then zero rows up to the padded taps.
+fn im2col(
+    gpu: &Gpu,
+    c: &Conv2d,
+    lowering: &Lowering,
+    x: &B<'_>,
+    kernel: &[usize],
+    y_hw: [usize; 2],
+    cols: &B<'_>,
+) -> Result<Dispatch> {
     let xd = x.shape.dims();
     let yd = [xd[0], 1, y_hw[0], y_hw[1]];
     let (entry, n) = fours("conv2d_im2col", "conv2d_im2col_x4", cols.shape.numel(), true);
-    let params = params(c, xd, &yd, kernel, false, n);
+    let mut params = params(c, xd, &yd, kernel, false, n);
+    params.geometry.sample_taps = lowering.sample_taps();
     launch(gpu, entry, params, vec![(1, x.buffer), (3, cols.buffer)], &[x.shape])
+}
+
+/// `im2col`'s dispatch, or none where an earlier kernel of the program already gathered the
+/// same columns (`filled`).
+#[allow(clippy::too_many_arguments)]
+fn columns(
+    gpu: &Gpu,
+    c: &Conv2d,
+    lowering: &Lowering,
+    x: &B<'_>,
+    kernel: &[usize],
+    y_hw: [usize; 2],
+    cols: &B<'_>,
+    filled: bool,
+) -> Result<GpuKernel> {
+    if filled {
+        return Ok(GpuKernel::new(vec![]));
+    }
+    im2col(gpu, c, lowering, x, kernel, y_hw, cols).map(GpuKernel::from)
 }
 
 /// The four-element form of a lowering kernel and the fours it writes, where the `n` elements
@@ -413,7 +540,9 @@ fn flat_weights(w: &[usize]) -> Shape {
 }
 
 /// `y = conv(x, w) + b`, or with `relu` its ReLU; without a bias, w is bound in its place (and
-/// never read there).
+/// never read there). `columns_filled`: an earlier kernel gathered x's columns into the
+/// columns' scratch (see `scratch`).
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     gpu: &Gpu,
     c: &Conv2d,
@@ -422,6 +551,7 @@ pub fn conv2d(
     b: Option<&B<'_>>,
     y: &B<'_>,
     scratch: &[&GpuBuffer],
+    columns_filled: bool,
 ) -> Result<GpuKernel> {
     let (wd, yd) = (w.shape.dims(), y.shape.dims());
     let bias = b.map_or(w.buffer, |b| b.buffer);
@@ -440,15 +570,21 @@ pub fn conv2d(
         Path::Lowered(lowering) => lowering,
     };
     let buffers = lowering.buffers(scratch)?;
-    let (cols, rows) = (bound(buffers.cols, &lowering.cols), bound(buffers.rows, &lowering.rows));
-    let columns = im2col(gpu, c, x, &wd[2..], [yd[2], yd[3]], &cols)?;
+    let (cols, rows) = (bound(buffers.cols, &lowering.cols), lowering.rows(&buffers, y.buffer)?);
+    let columns = columns(gpu, c, &lowering, x, &wd[2..], [yd[2], yd[3]], &cols, columns_filled)?;
     let own = flat_weights(wd);
     let (padding, weights) = weights(gpu, w, &own, buffers.padded.zip(lowering.padded.as_ref()))?;
+    if lowering.grouping == Grouping::PerSample {
+        // The products store y itself, each sum plus its channel's bias.
+        let epilogue = Epilogue { row_bias: b, relu, ..Epilogue::default() };
+        let product = lowering.product.kernel_with(gpu, &weights, &cols, &rows, buffers.partial, epilogue)?;
+        return Ok(padding.then(columns).then(product));
+    }
     let product = lowering.product.kernel(gpu, &weights, &cols, &rows, buffers.partial)?;
     let aligned = (yd[2] * yd[3]).is_multiple_of(4);
     let (entry, n) = fours("conv2d_from_rows", "conv2d_from_rows_x4", y.shape.numel(), aligned);
     let params = with_relu(params(c, x.shape.dims(), yd, &wd[2..], b.is_some(), n), relu);
-    let bindings = vec![(1, buffers.rows), (3, y.buffer), (4, bias)];
+    let bindings = vec![(1, rows.buffer), (3, y.buffer), (4, bias)];
     let back = launch(gpu, entry, params, bindings, &[y.shape])?;
     Ok(padding.then(columns).then(product).then(back))
 }
@@ -466,14 +602,18 @@ fn input_gradient(
 ) -> Result<GpuKernel> {
     let (wd, dyd, dxd) = (w.shape.dims(), dy.shape.dims(), dx.shape.dims());
     let buffers = lowering.buffers(scratch)?;
-    let (cols, rows) = (bound(buffers.cols, &lowering.cols), bound(buffers.rows, &lowering.rows));
-    let gather = to_rows(gpu, c, dy, &rows)?;
+    let (cols, rows) = (bound(buffers.cols, &lowering.cols), lowering.rows(&buffers, dy.buffer)?);
+    let gather = match lowering.grouping {
+        Grouping::PerSample => GpuKernel::new(vec![]),
+        Grouping::Batch => GpuKernel::from(to_rows(gpu, c, dy, &rows)?),
+    };
     // col2im never reads the zero rows that padding the taps adds.
     let own = flat_weights(wd);
     let (padding, weights) = weights(gpu, w, &own, buffers.padded.zip(lowering.padded.as_ref()))?;
     let product = lowering.product.kernel(gpu, &weights, &rows, &cols, buffers.partial)?;
     let (entry, n) = fours("conv2d_col2im", "conv2d_col2im_x4", dx.shape.numel(), true);
-    let params = params(c, dxd, dyd, &wd[2..], b.is_some(), n);
+    let mut params = params(c, dxd, dyd, &wd[2..], b.is_some(), n);
+    params.geometry.sample_taps = lowering.sample_taps();
     let bias = b.map_or(w.buffer, |b| b.buffer);
     let bindings = vec![(1, buffers.cols), (3, dx.buffer), (4, bias)];
     let scatter = launch(gpu, entry, params, bindings, &[dy.shape, w.shape])?;
@@ -526,14 +666,16 @@ pub fn conv_transpose2d(
     }
 }
 
-/// `dw = conv2d_backward_weight(x, dy)`: `rows(dy) [O, N·P] · cols(x)ᵀ`, one product summing
-/// over the whole batch.
+/// `dw = conv2d_backward_weight(x, dy)`: `dy · cols(x)ᵀ`, per sample then summed over the
+/// batch, or one product over the batch from dy's rows. `columns_filled`: an earlier kernel
+/// (the forward convolution) gathered x's columns into the columns' scratch.
 pub fn conv2d_backward_weight(
     gpu: &Gpu,
     c: &Conv2d,
     [x, dy]: [&B<'_>; 2],
     dw: &B<'_>,
     scratch: &[&GpuBuffer],
+    columns_filled: bool,
 ) -> Result<GpuKernel> {
     let (dyd, dwd) = (dy.shape.dims(), dw.shape.dims());
     let lowering = match path(gpu, ConvOp::BackwardWeight(c), &[x.shape, dy.shape], dw.shape)? {
@@ -552,15 +694,25 @@ pub fn conv2d_backward_weight(
         Path::Lowered(lowering) => lowering,
     };
     let buffers = lowering.buffers(scratch)?;
-    let (cols, rows) = (bound(buffers.cols, &lowering.cols), bound(buffers.rows, &lowering.rows));
-    let columns = im2col(gpu, c, x, &dwd[2..], [dyd[2], dyd[3]], &cols)?;
-    let gather = to_rows(gpu, c, dy, &rows)?;
+    let (cols, rows) = (bound(buffers.cols, &lowering.cols), lowering.rows(&buffers, dy.buffer)?);
+    let columns = columns(gpu, c, &lowering, x, &dwd[2..], [dyd[2], dyd[3]], &cols, columns_filled)?;
     let dw2 = flat_weights(dwd);
     // With padded taps, dW [O, taps] goes to scratch, and the padding's columns are dropped.
     let padded = buffers.padded.zip(lowering.padded.as_ref());
     let target = padded.map_or(bound(dw.buffer, &dw2), |(buffer, shape)| bound(buffer, shape));
-    let product = lowering.product.kernel(gpu, &rows, &cols, &target, buffers.partial)?;
-    let steps = GpuKernel::new(vec![columns, gather]).then(product);
+    let steps = match (&lowering.sample_grads, buffers.sample_grads) {
+        (Some(shape), Some(buffer)) => {
+            let sample_grads = bound(buffer, shape);
+            let product = lowering.product.kernel(gpu, &rows, &cols, &sample_grads, buffers.partial)?;
+            let sum = crate::matmul::sum_batches(gpu, &sample_grads, &target)?;
+            columns.then(product).then(sum)
+        }
+        _ => {
+            let gather = to_rows(gpu, c, dy, &rows)?;
+            let product = lowering.product.kernel(gpu, &rows, &cols, &target, buffers.partial)?;
+            columns.then(gather).then(product)
+        }
+    };
     let Some((buffer, shape)) = padded else { return Ok(steps) };
     let unpad = crate::layout::slice(gpu, 1, 0, &bound(buffer, shape), &bound(dw.buffer, &dw2))?;
     Ok(steps.then(unpad))

@@ -16,6 +16,7 @@ pub const ENTRY_POINTS: &[&str] = &[
     "matmul_texels_16x16",
     "matmul_workgroup",
     "matmul_sum_slices",
+    "matmul_sum_slices_x4",
 ];
 /// The entry points of matmul.wgsl with matmul_lanes.wgsl appended (`MATMUL_LANES`).
 pub const LANES_ENTRY_POINTS: [&str; ENTRY_POINTS.len() + 2] = {
@@ -410,11 +411,19 @@ impl MatmulPlan {
         epilogue: Epilogue<'_>,
     ) -> Result<GpuKernel> {
         if let Some(bias) = epilogue.bias
-            && (self.sizes.batch != 1 || bias.shape.numel() != self.sizes.cols as usize)
+            && (self.sizes.batch != 1 || bias.shape.numel() != self.sizes.cols as usize || epilogue.row_bias.is_some())
         {
             return Err(Error::attribute(
                 "linear",
                 format!("a bias of {} for y {}: one value per column of a 2-D product", bias.shape, y.shape),
+            ));
+        }
+        if let Some(bias) = epilogue.row_bias
+            && bias.shape.numel() != self.sizes.rows as usize
+        {
+            return Err(Error::attribute(
+                "conv2d",
+                format!("a bias of {} for y {}: one value per row of each product", bias.shape, y.shape),
             ));
         }
         let (Some(slicing), Some(shape)) = (self.slicing, self.partial_shape()) else {
@@ -430,20 +439,27 @@ impl MatmulPlan {
     }
 }
 
-/// What a product stores for each sum: the sum itself, or plus a bias per column of y, or the
-/// ReLU of either (a fused `linear` op); or the sum where a tensor of y's shape is positive,
-/// else 0 (ReLU's gradient there, a fused `matmul_relu_backward`).
+/// What a product stores for each sum: the sum itself, or plus a bias per column of y (a fused
+/// `linear` op) or per row of each y[b] (a convolution's per-sample products, whose rows are
+/// output channels), or the ReLU of any of these; or the sum where a tensor of y's shape is
+/// positive, else 0 (ReLU's gradient there, a fused `matmul_relu_backward`).
 #[derive(Clone, Copy, Default)]
 pub struct Epilogue<'a> {
     pub bias: Option<&'a B<'a>>,
+    pub row_bias: Option<&'a B<'a>>,
     pub relu: bool,
     pub relu_mask: Option<&'a B<'a>>,
 }
 
 impl<'a> Epilogue<'a> {
-    fn constants(&self) -> [(&'static str, f64); 3] {
+    fn constants(&self) -> [(&'static str, f64); 4] {
         let flag = |on: bool| f64::from(u8::from(on));
-        [("BIAS", flag(self.bias.is_some())), ("RELU", flag(self.relu)), ("RELU_MASK", flag(self.relu_mask.is_some()))]
+        [
+            ("BIAS", flag(self.bias.is_some())),
+            ("ROW_BIAS", flag(self.row_bias.is_some())),
+            ("RELU", flag(self.relu)),
+            ("RELU_MASK", flag(self.relu_mask.is_some())),
+        ]
     }
 
     /// Bindings 4 and 5: the bias and the mask, or where there is none `placeholder`
@@ -452,7 +468,8 @@ impl<'a> Epilogue<'a> {
     where
         'a: 'b,
     {
-        [(4, self.bias.map_or(placeholder, |b| b.buffer)), (5, self.relu_mask.map_or(placeholder, |x| x.buffer))]
+        let bias = self.bias.or(self.row_bias);
+        [(4, bias.map_or(placeholder, |b| b.buffer)), (5, self.relu_mask.map_or(placeholder, |x| x.buffer))]
     }
 }
 
@@ -698,15 +715,37 @@ fn sum_slices(
         Params { m: s.rows, n: s.cols, k: s.batch, steps_per_slice: 0, stride_a: 0, stride_b: 0, stride_y: 0, slices };
     let mut constants = vec![("WORKGROUP_X", 64.0), ("WORKGROUP_Y", 1.0)];
     constants.extend(epilogue.constants());
+    // Four elements an invocation where rows are whole fours (and a bias per row is read in fours).
+    let fours = s.cols.is_multiple_of(4) && (epilogue.row_bias.is_none() || s.rows.is_multiple_of(4));
+    let (entry, per_invocation) = if fours { ("matmul_sum_slices_x4", 4) } else { ("matmul_sum_slices", 1) };
     let launch = Launch {
         shader: MATMUL,
-        entry: "matmul_sum_slices",
+        entry,
         constants,
         params: bytemuck::bytes_of(&params),
         bindings: [(1, partial), (3, y.buffer)].into_iter().chain(epilogue.bindings(partial)).collect(),
-        workgroups: grid_1d(gpu, (s.batch * s.rows * s.cols) as usize),
+        workgroups: grid_1d(gpu, (s.batch * s.rows * s.cols / per_invocation) as usize),
     };
     launch.build(gpu)
+}
+
+/// `y = Σ_b partial[b]` over the planes of `partial [batch, rows, cols]`, in order: the sum of
+/// a convolution's per-sample weight gradients.
+pub(crate) fn sum_batches(gpu: &Gpu, partial: &B<'_>, y: &B<'_>) -> Result<Dispatch> {
+    let d = partial.shape.dims();
+    let (batch, rows, cols) = match d {
+        [batch, rows, cols] if rows * cols == y.shape.numel() => (*batch as u32, *rows as u32, *cols as u32),
+        _ => {
+            let expected = format!("[batch, rows, cols] planes of y's {} elements", y.shape.numel());
+            return Err(Error::attribute(
+                "matmul_sum_slices",
+                format!("{} for y {}: expected {expected}", partial.shape, y.shape),
+            ));
+        }
+    };
+    crate::check_loops(gpu, "matmul_sum_slices", batch as usize + 1, &[partial.shape])?;
+    let sizes = Sizes { rows, cols, inner: 0, batch: 1 };
+    sum_slices(gpu, partial.buffer, batch, sizes, Epilogue::default(), y)
 }
 
 /// Texel copies of A (binding 1) and B (binding 2), or `None` where either is too large for
