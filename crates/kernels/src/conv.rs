@@ -207,6 +207,11 @@ fn depthwise(c: &Conv2d, input_channels: usize) -> bool {
     c.groups > 1 && c.groups == input_channels
 }
 
+/// The largest columns a program keeps from the forward product to the weight gradient:
+/// beyond, holding them through the layers in between costs more memory than gathering them
+/// again costs time.
+const MAX_SHARED_COLUMNS_BYTES: u64 = 64 << 20;
+
 /// How a lowered convolution's products cover the batch.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Grouping {
@@ -329,15 +334,16 @@ impl Lowering {
 
     /// The scratch buffers, in `buffers`' order. The columns of the input (`of_input`: its
     /// geometry and kernel, for the forward product and the weight gradient) are shared with
-    /// the program's other kernels gathering the same columns of the same value.
+    /// the program's other kernels gathering the same columns of the same value, up to
+    /// `MAX_SHARED_COLUMNS_BYTES`.
     fn scratch_requests(&self, of_input: Option<(&Conv2d, &[usize])>) -> Vec<ScratchRequest> {
         let cols_bytes = self.cols.bytes().max(4);
         let cols = match of_input {
-            Some((c, kernel)) => {
+            Some((c, kernel)) if cols_bytes <= MAX_SHARED_COLUMNS_BYTES => {
                 let key = format!("conv2d columns {} of {c:?} with a {kernel:?} kernel", self.cols);
                 ScratchRequest::derived(cols_bytes, 0, key)
             }
-            None => ScratchRequest::own(cols_bytes),
+            Some(_) | None => ScratchRequest::own(cols_bytes),
         };
         let shapes = [self.row_scratch(), self.sample_grads.as_ref(), self.padded.as_ref()];
         let rest = shapes.into_iter().flatten().map(|s| s.bytes().max(4)).chain(self.product.scratch_bytes());
