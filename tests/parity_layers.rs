@@ -251,12 +251,12 @@ fn kernels_run(
 
 #[test]
 fn lowered_convolutions_run_per_sample_or_over_the_batch() {
-    // Samples of 8×8 and 4×4 output positions (whole fours, 16 or more): one product per sample
-    // on y and dy as they are, the weight gradients summed over the batch afterwards. 5×5
-    // (25 positions) and 2×2 (4): one product over the batch, through rows [O, N·P]. 3 input
-    // channels' 27 taps are padded to 28 either way.
+    // Samples of 8×8 and 12×12 output positions (whole fours, 64 or more): one product per
+    // sample on y and dy as they are, the weight gradients summed over the batch afterwards.
+    // 5×5 (25 positions) and 4×4 (16, too few): one product over the batch, through rows
+    // [O, N·P]. 3 input channels' 27 taps are padded to 28 either way.
     let same = Conv2d { padding: [1, 1], ..Conv2d::default() };
-    for (side, c, per_sample) in [(8, 3, true), (4, 8, true), (5, 3, false), (2, 8, false)] {
+    for (side, c, per_sample) in [(8, 3, true), (12, 8, true), (5, 3, false), (4, 8, false)] {
         let inputs = [t(&[4, c, side, side], 1), t(&[8, c, 3, 3], 2), t(&[8], 3)];
         let conv = |g: &mut Graph, x: &[Value]| g.push(Op::Conv2dRelu(same), &[x[0], x[1], x[2]]);
         assert_parity(&format!("conv2d_relu, {side}×{side}"), &inputs, conv);

@@ -223,9 +223,11 @@ enum Grouping {
     Batch,
 }
 
-/// The smallest P (a sample's output positions) products run per sample at: an 8-wide tile of
-/// columns covers fewer positions than that with a quarter or more of its lanes idle.
-const MIN_SAMPLE_POSITIONS: usize = 16;
+/// The smallest P (a sample's output positions) products run per sample at: with fewer, a
+/// sample's product has fewer than 8 tiles of 8 columns side by side, and the subgroup kernels
+/// leave lanes idle (lavapipe: 4×4 maps' forward product took 2.6× as long per sample as over
+/// the batch, 8×8 maps' 0.75×).
+const MIN_SAMPLE_POSITIONS: usize = 64;
 
 impl Grouping {
     /// Per sample where each sample's products are whole fours on every side (O and P; the taps
