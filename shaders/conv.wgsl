@@ -11,8 +11,8 @@
 //                            per weight
 // Without groups, the host lowers each of these to matrix products (matmul.wgsl) with
 // K = C·kH·kW taps and P = H'·W' output positions per sample: one product per sample, reading
-// and writing NCHW tensors as they are (`[N, O, P]`), where P is a multiple of 4; else one
-// product over the whole batch, through rows `[O, N·P]`. The columns are laid out to match:
+// and writing NCHW tensors as they are (`[N, O, P]`), where P is whole fours and long enough
+// (the host decides); else one product over the whole batch, through rows `[O, N·P]`. The columns are laid out to match:
 // per sample, cols[n, (c,i,j), (oh,ow)] (SAMPLE_TAPS rows per sample), or over the batch,
 // cols[(c,i,j), n, (oh,ow)] (SAMPLE_TAPS 0).
 //   conv2d_im2col:       cols[.., (c,i,j), .., (oh,ow)] = x[n, c, ih, iw] (zero in the padding,

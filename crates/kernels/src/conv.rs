@@ -352,7 +352,7 @@ impl Lowering {
         [cols].into_iter().chain(rest.map(ScratchRequest::own)).collect()
     }
 
-    /// The buffers `scratch_bytes` asked for, checked.
+    /// The buffers `scratch_requests` asked for, checked.
     fn buffers<'a>(&self, scratch: &[&'a GpuBuffer]) -> Result<Scratch<'a>> {
         let mut given = scratch.iter().copied();
         let mut next = |shape: Option<&Shape>, what: &str| -> Result<Option<&'a GpuBuffer>> {
