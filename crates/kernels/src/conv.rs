@@ -477,26 +477,8 @@ fn padded_taps(taps: usize, outputs: usize, positions: usize) -> usize {
 }
 
 /// The columns of `x` for the output extent `y_hw` as `lowering` lays them out: C·kH·kW rows
-/// (per sample or over the batch), then zero rows up to the padded taps.
-fn im2col(
-    gpu: &Gpu,
-    c: &Conv2d,
-    lowering: &Lowering,
-    x: &B<'_>,
-    kernel: &[usize],
-    y_hw: [usize; 2],
-    cols: &B<'_>,
-) -> Result<Dispatch> {
-    let xd = x.shape.dims();
-    let yd = [xd[0], 1, y_hw[0], y_hw[1]];
-    let (entry, n) = fours("conv2d_im2col", "conv2d_im2col_x4", cols.shape.numel(), true);
-    let mut params = params(c, xd, &yd, kernel, false, n);
-    params.geometry.sample_taps = lowering.sample_taps();
-    launch(gpu, entry, params, vec![(1, x.buffer), (3, cols.buffer)], &[x.shape])
-}
-
-/// `im2col`'s dispatch, or none where an earlier kernel of the program already gathered the
-/// same columns (`filled`).
+/// (per sample or over the batch), then zero rows up to the padded taps. No dispatch where an
+/// earlier kernel of the program already gathered the same columns (`filled`).
 #[allow(clippy::too_many_arguments)]
 fn columns(
     gpu: &Gpu,
@@ -511,7 +493,12 @@ fn columns(
     if filled {
         return Ok(GpuKernel::new(vec![]));
     }
-    im2col(gpu, c, lowering, x, kernel, y_hw, cols).map(GpuKernel::from)
+    let xd = x.shape.dims();
+    let yd = [xd[0], 1, y_hw[0], y_hw[1]];
+    let (entry, n) = fours("conv2d_im2col", "conv2d_im2col_x4", cols.shape.numel(), true);
+    let mut params = params(c, xd, &yd, kernel, false, n);
+    params.geometry.sample_taps = lowering.sample_taps();
+    launch(gpu, entry, params, vec![(1, x.buffer), (3, cols.buffer)], &[x.shape]).map(GpuKernel::from)
 }
 
 /// The four-element form of a lowering kernel and the fours it writes, where the `n` elements
