@@ -164,8 +164,11 @@ impl MemoryPlan {
             };
             if live[i] && !plan.elided[i] {
                 for request in &scratch[i] {
-                    let source =
-                        request.derived_from.as_ref().map(|(input, key)| (node.inputs[*input].0, key.as_str()));
+                    // A request naming an input the node lacks is planned as the kernel's own.
+                    let source = request
+                        .derived_from
+                        .as_ref()
+                        .and_then(|(input, key)| Some((node.inputs.get(*input)?.0, key.as_str())));
                     let earlier = source.and_then(|source| derived.get(&source).copied());
                     match (source, earlier) {
                         (Some((value, _)), Some(shared)) if !updated_between(value, intervals[shared].start, i) => {

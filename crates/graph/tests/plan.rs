@@ -115,13 +115,15 @@ fn scratch_derived_from_one_value_is_filled_once_and_shared_while_that_value_is_
     scratch[b.0] = vec![columns(0, "cols")];
     scratch[c.0] = vec![columns(0, "cols")];
     scratch[d.0] = vec![columns(0, "other")];
-    scratch[f.0] = vec![columns(0, "cols")];
+    // f also names an input it lacks: that request is its own buffer.
+    scratch[f.0] = vec![columns(0, "cols"), columns(5, "cols")];
     let plan = MemoryPlan::with_scratch(&g, &[f, e], &scratch, &|bytes| bytes);
     assert_eq!(plan.scratch[c.0][0], plan.scratch[a.0][1], "c reads what a gathered: {plan:?}");
     assert_eq!(plan.scratch_filled[a.0], [false, false]);
     assert_eq!(plan.scratch_filled[c.0], [true]);
-    for (node, what) in [(b, "another value"), (d, "another key"), (f, "w after the assignment")] {
+    for (node, what) in [(b, "another value"), (d, "another key")] {
         assert_eq!(plan.scratch_filled[node.0], [false], "{what}");
     }
+    assert_eq!(plan.scratch_filled[f.0], [false, false], "w after the assignment, and no input 5");
     assert_ne!(plan.scratch[b.0][0], plan.scratch[a.0][1], "b must not overwrite a's gather before c reads it");
 }
