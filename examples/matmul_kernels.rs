@@ -3,8 +3,9 @@
 //!
 //! `cargo run --release --example matmul_kernels -- M K N [LAYOUT] [BATCH]`, LAYOUT `00` (the
 //! default), `10` (A transposed), `01` (B transposed) or `11`; BATCH products of one A with
-//! BATCH Bs (a convolution's per-sample products), 1 by default. Each kernel runs four times,
-//! texel copies included; the fastest run is printed.
+//! BATCH Bs (a convolution's per-sample products), 1 by default, also timed with the batch
+//! folded into the columns where the kernel can. Each kernel runs four times, texel copies
+//! included; the fastest run is printed.
 
 use kiln::core::{Backend, Bound, DType, MatMul, Shape};
 use kiln::kernels::{GpuBackend, MatmulKernel, MatmulPlan};
@@ -37,15 +38,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (a_buffer, b_buffer, y_buffer) = (alloc(&a, "a")?, alloc(&b, "b")?, alloc(&y, "y")?);
     let bound = |buffer, shape| Bound { buffer, shape, dtype: DType::F32 };
     let flops = 2.0 * (batch * m * n * k) as f64;
+    let mm = MatMul { trans_a, trans_b };
+    let mut plans = Vec::new();
     for kernel in MatmulKernel::ALL {
-        let mm = MatMul { trans_a, trans_b };
-        let plan = match MatmulPlan::new(gpu, mm, Some(kernel), &a, &b, &y) {
-            Ok(plan) => plan,
-            Err(e) => {
-                println!("{:28} cannot run: {e}", kernel.entry());
-                continue;
-            }
-        };
+        match MatmulPlan::new(gpu, mm, Some(kernel), &a, &b, &y) {
+            Ok(plan) => plans.push(plan),
+            Err(e) => println!("{:28} cannot run: {e}", kernel.entry()),
+        }
+    }
+    // The subgroup kernels with a batch sharing A folded into the columns.
+    let candidates = MatmulPlan::candidates(gpu, mm, &a, &b, &y)?;
+    plans.extend(candidates.into_iter().filter(|plan| plan.choice().ends_with("/folded")));
+    for plan in plans {
         let partial = plan.scratch_bytes().map(|bytes| gpu.alloc(bytes, "partial products")).transpose()?;
         let mut fastest = f64::INFINITY;
         for _ in 0..4 {

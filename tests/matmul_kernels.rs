@@ -273,3 +273,56 @@ fn adapters_without_subgroups_refuse_the_subgroup_kernels_and_compute_with_other
     let error = common::relative_error(got.as_f32().expect("f32"), want.as_f32().expect("f32"));
     assert!(error < 1e-5, "{}: off by {error:.2e}", plan.choice());
 }
+
+/// The subgroup kernels with a batch sharing A run on along the columns (`/folded`): samples of
+/// 7 fours of columns (the two fours of a 32×8 invocation straddle samples) and of 49, grids
+/// overhanging the last sample, every layout; and the forward convolution's epilogue, a bias per
+/// row and its ReLU, on each sample.
+#[test]
+fn subgroup_kernels_fold_a_batch_sharing_a_into_the_columns() {
+    let backend = common::gpu();
+    let gpu = backend.gpu();
+    let lanes = [MatmulKernel::Lanes32x8, MatmulKernel::Lanes32x4];
+    let expected = lanes.iter().filter(|k| available(gpu).contains(k)).count();
+    for (batch, m, k, n) in [(3, 40, 36, 28), (5, 64, 72, 196)] {
+        for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mm = MatMul { trans_a, trans_b };
+            let a = t(&if trans_a { [k, m] } else { [m, k] }, 31);
+            let b = t(&if trans_b { [batch, n, k] } else { [batch, k, n] }, 32);
+            let y = Shape::new([batch, m, n]);
+            let candidates = MatmulPlan::candidates(gpu, mm, &a.shape, &b.shape, &y).expect("candidates");
+            let folded: Vec<_> = candidates.into_iter().filter(|p| p.choice().ends_with("/folded")).collect();
+            assert_eq!(folded.len(), expected, "{mm:?} {batch}×{m}×{k}×{n}");
+            for plan in folded {
+                check_plan(mm, &a, &b, |_, _| plan);
+            }
+        }
+        let mm = MatMul::default();
+        let (a, b, row_bias) = (t(&[m, k], 33), t(&[batch, k, n], 34), t(&[m], 35));
+        let host = [&a, &b].map(Tensor::from_host);
+        let product = kiln::cpu::eval(&kiln::core::Op::MatMul(mm), &host.each_ref()).expect("cpu")[0]
+            .to_host(DType::F32)
+            .expect("f32");
+        let rows = row_bias.as_f32().expect("f32");
+        let want: Vec<f32> =
+            product.as_f32().expect("f32").iter().enumerate().map(|(i, v)| (v + rows[i / n % m]).max(0.0)).collect();
+        let upload = |t: &HostTensor| {
+            let buffer = gpu.alloc(t.shape.bytes(), "operand").expect("alloc");
+            gpu.write(&buffer, &t.to_bytes()).expect("write");
+            buffer
+        };
+        let (ba, bb, bbias) = (upload(&a), upload(&b), upload(&row_bias));
+        let by = gpu.alloc(product.shape.bytes(), "y").expect("alloc");
+        let candidates = MatmulPlan::candidates(gpu, mm, &a.shape, &b.shape, &product.shape).expect("candidates");
+        for plan in candidates.into_iter().filter(|p| p.choice().ends_with("/folded")) {
+            let bias = bound(&bbias, &row_bias.shape);
+            let epilogue = Epilogue { row_bias: Some(&bias), relu: true, ..Epilogue::default() };
+            let (ya, yb, yy) = (bound(&ba, &a.shape), bound(&bb, &b.shape), bound(&by, &product.shape));
+            let kernel = plan.kernel_with(gpu, &ya, &yb, &yy, None, epilogue).expect("kernel");
+            let bytes = backend.run(&[kernel], &[(&by, product.shape.bytes())]).expect("run");
+            let got = HostTensor::from_bytes(product.shape.clone(), DType::F32, &bytes[0]).expect("decode");
+            let error = common::relative_error(got.as_f32().expect("f32"), &want);
+            assert!(error < 1e-5, "{} with a bias per row: off by {error:.2e}", plan.choice());
+        }
+    }
+}

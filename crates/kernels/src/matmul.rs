@@ -261,8 +261,9 @@ impl Sizes {
 }
 
 /// How a product `y = op(a)·op(b)` runs: its kernel, whether K is cut into slices summed by a
-/// second dispatch (their partial products then need a scratch buffer), and how many rows of
-/// invocations a workgroup spans at most.
+/// second dispatch (their partial products then need a scratch buffer), how many rows of
+/// invocations a workgroup spans at most, and whether a batch sharing A runs on along the
+/// columns (`folded`, the subgroup kernels: see matmul_lanes.wgsl's FOLDED_BATCH).
 #[derive(Clone, Copy, Debug)]
 pub struct MatmulPlan {
     m: MatMul,
@@ -270,6 +271,7 @@ pub struct MatmulPlan {
     sizes: Sizes,
     slicing: Option<Slicing>,
     workgroup_rows: u32,
+    folded: bool,
 }
 
 /// The rows of invocations a workgroup spans at most, unless the tuner measured fewer better
@@ -321,7 +323,7 @@ impl MatmulPlan {
             ));
         }
         let slicing = within_budget(gpu, kernel, sizes, slicing, &[a, b])?;
-        Ok(MatmulPlan { m, kernel, sizes, slicing, workgroup_rows: WORKGROUP_ROWS })
+        Ok(MatmulPlan { m, kernel, sizes, slicing, workgroup_rows: WORKGROUP_ROWS, folded: false })
     }
 
     /// Every plan the tuner may time for these shapes: each kernel the shapes allow except the
@@ -363,8 +365,24 @@ impl MatmulPlan {
             {
                 plans.extend([4, 2].map(|rows| MatmulPlan { workgroup_rows: rows, ..whole }));
             }
+            // The subgroup kernels over a batch sharing A: also with the batch along the columns.
+            let folded = whole.map(|whole| MatmulPlan { folded: true, ..whole });
+            plans.extend(folded.filter(|plan| plan.folds(gpu, a)));
         }
         Ok(plans)
+    }
+
+    /// Whether this plan may run its batch on along the columns: a subgroup kernel, a batch
+    /// sharing one A (2-D), and a grid within the adapter's limit.
+    fn folds(&self, gpu: &Gpu, a: &Shape) -> bool {
+        let s = self.sizes;
+        let lanes = matches!(self.kernel, MatmulKernel::Lanes32x8 | MatmulKernel::Lanes32x4);
+        let columns = u64::from(s.batch) * u64::from(s.cols);
+        let workgroups = columns.div_ceil(u64::from(self.kernel.block().0)).div_ceil(u64::from(LANES));
+        lanes
+            && s.batch > 1
+            && a.rank() == 2
+            && workgroups <= u64::from(gpu.limits().max_compute_workgroups_per_dimension)
     }
 
     /// The kernel this plan runs.
@@ -377,12 +395,14 @@ impl MatmulPlan {
         self.slicing.map_or(1, |k| k.slices)
     }
 
-    /// The plan's name in the tuner's cache: its entry point, the slices of K and, where not 8,
-    /// the workgroup's rows (`matmul_texels_16x16/4`, `matmul_texels_16x16/1/rows2`).
+    /// The plan's name in the tuner's cache: its entry point, the slices of K, where not 8 the
+    /// workgroup's rows, and whether the batch is folded into the columns
+    /// (`matmul_texels_16x16/4`, `matmul_texels_16x16/1/rows2`, `matmul_lanes_32x4/1/folded`).
     pub fn choice(&self) -> String {
         let rows =
             if self.workgroup_rows == WORKGROUP_ROWS { String::new() } else { format!("/rows{}", self.workgroup_rows) };
-        format!("{}/{}{rows}", self.kernel.entry(), self.slices())
+        let folded = if self.folded { "/folded" } else { "" };
+        format!("{}/{}{rows}{folded}", self.kernel.entry(), self.slices())
     }
 
     /// The bytes of the partial products of a product split into slices of K.
@@ -642,6 +662,8 @@ fn product(
     let (m, s) = (plan.m, plan.sizes);
     let texels = if plan.kernel.texels() { texel_uploads(gpu, a, b)? } else { None };
     let kernel = if texels.is_some() { plan.kernel } else { plan.kernel.without_texels() };
+    // Folded, the grid's columns run through every sample and gid.z counts the slices alone.
+    let folded = plan.folded && kernel == plan.kernel;
     let params = Params {
         m: s.rows,
         n: s.cols,
@@ -652,9 +674,10 @@ fn product(
         stride_y: s.rows * s.cols,
         slices: slicing.map_or(0, |k| k.slices),
     };
-    let depth = s.batch * slicing.map_or(1, |k| k.slices);
+    let (samples, folded_batch) = if folded { (1, s.batch) } else { (s.batch, 0) };
+    let depth = samples * slicing.map_or(1, |k| k.slices);
     let (block_x, block_y) = kernel.block();
-    let invocations = [s.cols.div_ceil(block_x), s.rows.div_ceil(block_y)];
+    let invocations = [(s.cols * s.batch / samples).div_ceil(block_x), s.rows.div_ceil(block_y)];
     // The shared-memory kernel's workgroup is its tile; the subgroup kernels' one row of whole
     // subgroups; the others' is chosen to fit.
     let [wx, wy] = match kernel {
@@ -679,6 +702,9 @@ fn product(
         ("WORKGROUP_Y", f64::from(wy)),
     ];
     constants.extend(epilogue.constants());
+    if kernel.shader().name == MATMUL_LANES.name {
+        constants.push(("FOLDED_BATCH", f64::from(folded_batch)));
+    }
     let mut bindings = match texels {
         Some(_) => {
             constants.push(("TEXELS_PER_ROW", f64::from(TEXELS_PER_ROW)));
@@ -695,10 +721,14 @@ fn product(
         bindings,
         workgroups,
     };
-    match texels {
-        Some(texels) => launch.build_with_texels(gpu, texels),
-        None => launch.build(gpu),
+    let mut dispatch = match texels {
+        Some(texels) => launch.build_with_texels(gpu, texels)?,
+        None => launch.build(gpu)?,
+    };
+    if folded {
+        dispatch.label = format!("{}/folded", dispatch.label);
     }
+    Ok(dispatch)
 }
 
 /// `y[b] = Σ_s partial[b · slices + s]` over the K-slices of a split product, in order, finished

@@ -23,8 +23,9 @@ pub(crate) const MIN_FLOPS: u64 = 1 << 20;
 
 /// The cache file's format; a file of another version is ignored (and replaced). Raised also
 /// when new kernels join the candidates, so that choices measured without them are measured
-/// again (2: the subgroup matmul kernels).
-const VERSION: u64 = 2;
+/// again (2: the subgroup matmul kernels; 3: those kernels with a batch folded into the
+/// columns).
+const VERSION: u64 = 3;
 
 /// How the tuner works, from `KILN_TUNE`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
