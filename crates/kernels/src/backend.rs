@@ -55,23 +55,23 @@ impl Backend for GpuBackend {
         let gpu = &self.gpu;
         let shapes: Vec<&Shape> = inputs.iter().map(|s| s.shape).collect();
         let out = outputs.first().map(|s| s.shape);
-        let own = |bytes: Vec<u64>| bytes.into_iter().map(ScratchRequest::own).collect::<Vec<_>>();
+        // The convolutions' columns may be shared (see `conv::scratch`); every other buffer is
+        // the kernel's own.
         let conv = |conv: ConvOp<'_>| match out {
             Some(out) => conv::scratch(gpu, conv, &shapes, out),
             None => Ok(vec![]),
         };
-        match op {
+        let bytes: Vec<u64> = match op {
             Op::MatMul(m) | Op::Linear { matmul: m, .. } | Op::MatMulReluBackward(m) => match out {
-                Some(y) => Ok(own(MatmulPlan::new(gpu, *m, None, shapes[0], shapes[1], y)?
-                    .scratch_bytes()
-                    .into_iter()
-                    .collect())),
-                None => Ok(vec![]),
+                Some(y) => {
+                    MatmulPlan::new(gpu, *m, None, shapes[0], shapes[1], y)?.scratch_bytes().into_iter().collect()
+                }
+                None => vec![],
             },
-            Op::Conv2d(c) | Op::Conv2dRelu(c) => conv(ConvOp::Forward(c)),
-            Op::Conv2dBackwardInput { conv: c, .. } => conv(ConvOp::BackwardInput(c)),
-            Op::Conv2dBackwardWeight { conv: c, .. } => conv(ConvOp::BackwardWeight(c)),
-            Op::ConvTranspose2d { conv: c, .. } => conv(ConvOp::Transpose(c)),
+            Op::Conv2d(c) | Op::Conv2dRelu(c) => return conv(ConvOp::Forward(c)),
+            Op::Conv2dBackwardInput { conv: c, .. } => return conv(ConvOp::BackwardInput(c)),
+            Op::Conv2dBackwardWeight { conv: c, .. } => return conv(ConvOp::BackwardWeight(c)),
+            Op::ConvTranspose2d { conv: c, .. } => return conv(ConvOp::Transpose(c)),
             Op::BatchNormStats
             | Op::BatchNorm { .. }
             | Op::BatchNormBackwardReduce { .. }
@@ -80,22 +80,16 @@ impl Backend for GpuBackend {
             | Op::LayerNormStats
             | Op::LayerNorm { .. }
             | Op::LayerNormBackwardInput { .. }
-            | Op::LayerNormBackwardParams { .. } => Ok(own(norm::scratch(norm_op(op)?, shapes[0]))),
-            Op::Sum(r) => Ok(own(reduce::scratch(gpu, "sum", r, shapes[0], out.map_or(1, Shape::numel)))),
-            Op::Max(r) => Ok(own(reduce::scratch(gpu, "max_forward", r, shapes[0], out.map_or(1, Shape::numel)))),
-            Op::MaxBackward(r) => Ok(own(reduce::scratch(gpu, "max_backward", r, shapes[0], shapes[1].numel()))),
-            Op::Softmax { axis } => Ok(own(softmax::scratch(gpu, SoftmaxOp::Softmax, *axis, shapes[0]))),
-            Op::LogSoftmax { axis } => Ok(own(softmax::scratch(gpu, SoftmaxOp::LogSoftmax, *axis, shapes[0]))),
-            Op::SoftmaxBackward { axis } => {
-                Ok(own(softmax::scratch(gpu, SoftmaxOp::SoftmaxBackward, *axis, shapes[0])))
-            }
-            Op::LogSoftmaxBackward { axis } => {
-                Ok(own(softmax::scratch(gpu, SoftmaxOp::LogSoftmaxBackward, *axis, shapes[0])))
-            }
-            Op::CrossEntropyPerSample => Ok(own(loss::scratch(gpu, PerSample::CrossEntropy, shapes[0]))),
-            Op::CrossEntropyPerSampleBackward => {
-                Ok(own(loss::scratch(gpu, PerSample::CrossEntropyBackward, shapes[0])))
-            }
+            | Op::LayerNormBackwardParams { .. } => norm::scratch(norm_op(op)?, shapes[0]),
+            Op::Sum(r) => reduce::scratch(gpu, "sum", r, shapes[0], out.map_or(1, Shape::numel)),
+            Op::Max(r) => reduce::scratch(gpu, "max_forward", r, shapes[0], out.map_or(1, Shape::numel)),
+            Op::MaxBackward(r) => reduce::scratch(gpu, "max_backward", r, shapes[0], shapes[1].numel()),
+            Op::Softmax { axis } => softmax::scratch(gpu, SoftmaxOp::Softmax, *axis, shapes[0]),
+            Op::LogSoftmax { axis } => softmax::scratch(gpu, SoftmaxOp::LogSoftmax, *axis, shapes[0]),
+            Op::SoftmaxBackward { axis } => softmax::scratch(gpu, SoftmaxOp::SoftmaxBackward, *axis, shapes[0]),
+            Op::LogSoftmaxBackward { axis } => softmax::scratch(gpu, SoftmaxOp::LogSoftmaxBackward, *axis, shapes[0]),
+            Op::CrossEntropyPerSample => loss::scratch(gpu, PerSample::CrossEntropy, shapes[0]),
+            Op::CrossEntropyPerSampleBackward => loss::scratch(gpu, PerSample::CrossEntropyBackward, shapes[0]),
             Op::Input
             | Op::Variable
             | Op::Add
@@ -133,8 +127,9 @@ impl Backend for GpuBackend {
             | Op::AdamStep(_)
             | Op::AdagradStep(_)
             | Op::RmspropStep(_)
-            | Op::Assign => Ok(vec![]),
-        }
+            | Op::Assign => vec![],
+        };
+        Ok(bytes.into_iter().map(ScratchRequest::own).collect())
     }
 
     fn prepare(
